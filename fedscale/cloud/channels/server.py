@@ -1,0 +1,186 @@
+"""The aggregator's side of the wire: a gRPC server holding one session per executor.
+
+Each executor keeps one bidirectional ``Session`` stream open. Tasks are queued on the
+session's outbox and written as soon as they exist (no polling); everything the executor
+sends is turned into ``ServerEvent``s on one queue that the aggregator's main loop consumes.
+A session whose peer disconnects, or stays silent longer than ``timeout`` seconds (executors
+heartbeat every ``heartbeat_interval``), is closed and reported as lost.
+"""
+from __future__ import annotations
+
+import hmac
+import itertools
+import queue
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import grpc
+import numpy as np
+
+from fedscale.cloud.channels import job_api_pb2 as pb
+from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
+from fedscale.cloud.channels.tensor_codec import NamedArrays, TensorAssembler, WireError, chunks, headers
+from fedscale.cloud.commons import SECRET_METADATA_KEY
+
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+JOINED, RESULT, FAILURE, TEST, DONE, LOST = "joined", "result", "failure", "test", "done", "lost"
+_CLOSE = object()
+
+
+@dataclass
+class ServerEvent:
+    """Something an executor did: ``kind`` is one of JOINED, RESULT, FAILURE, TEST, DONE, LOST."""
+
+    kind: str
+    session: "ExecutorSession"
+    message: Any = None
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class ExecutorSession:
+    """The aggregator's handle on one connected executor."""
+
+    def __init__(self, index: int, hello: pb.Hello) -> None:
+        self.index = index
+        self.hello = hello
+        self.executor_id = hello.executor_id
+        self.alive = True
+        self.last_seen = time.monotonic()
+        self._outbox: queue.Queue = queue.Queue()
+
+    def send(self, message: pb.ServerMessage, arrays: NamedArrays = ()) -> None:
+        """Queue a message and the chunks of ``arrays``, written back to back on the stream."""
+        self._outbox.put(itertools.chain(
+            (message,), (pb.ServerMessage(chunk=c) for c in chunks(arrays))))
+
+    def send_task(self, task: pb.Task, arrays: NamedArrays = ()) -> None:
+        """Queue ``task`` with ``arrays`` as its tensors."""
+        task.tensors.extend(headers(arrays))
+        self.send(pb.ServerMessage(task=task), arrays)
+
+    def close(self) -> None:
+        self._outbox.put(_CLOSE)
+
+
+class _Servicer(pb_grpc.JobServiceServicer):
+    def __init__(self, server: "AggregatorServer") -> None:
+        self._server = server
+
+    def Session(self, request_iterator: Iterator[pb.ExecutorMessage],
+                context: grpc.ServicerContext) -> Iterable[pb.ServerMessage]:
+        srv = self._server
+        metadata = dict(context.invocation_metadata())
+        if not hmac.compare_digest(metadata.get(SECRET_METADATA_KEY, "").encode(), srv.secret.encode()):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "wrong or missing job secret")
+        try:
+            first = next(request_iterator)
+        except (StopIteration, grpc.RpcError):
+            return
+        if first.WhichOneof("body") != "hello":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be a hello")
+        session = srv._join(first.hello)
+        if session is None:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the job has all the executors it expects")
+        yield pb.ServerMessage(welcome=pb.Welcome(
+            executor_index=session.index, heartbeat_interval=srv.heartbeat_interval, timeout=srv.timeout))
+        reader = threading.Thread(target=srv._read, args=(session, request_iterator),
+                                  name=f"read-{session.executor_id}", daemon=True)
+        reader.start()
+        yield from srv._write(session, context)
+
+
+class AggregatorServer:
+    """Accepts up to ``max_executors`` authenticated executor sessions on ``host:port``."""
+
+    def __init__(self, host: str, port: int, secret: str, max_executors: int,
+                 heartbeat_interval: float = 1.0, timeout: float = 5.0) -> None:
+        self.secret = secret
+        self.max_executors = max_executors
+        self.heartbeat_interval = heartbeat_interval
+        self.timeout = timeout
+        self.events: queue.Queue[ServerEvent] = queue.Queue()
+        self.sessions: list[ExecutorSession] = []
+        self._lock = threading.Lock()
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * max_executors + 4),
+                                 options=GRPC_OPTIONS)
+        pb_grpc.add_JobServiceServicer_to_server(_Servicer(self), self._grpc)
+        self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {host}:{port}")
+        self._grpc.start()
+
+    def _join(self, hello: pb.Hello) -> ExecutorSession | None:
+        with self._lock:
+            if len(self.sessions) >= self.max_executors:
+                return None
+            session = ExecutorSession(len(self.sessions), hello)
+            self.sessions.append(session)
+        self.events.put(ServerEvent(JOINED, session, hello))
+        return session
+
+    def _lose(self, session: ExecutorSession, reason: str) -> None:
+        with self._lock:
+            if not session.alive:
+                return
+            session.alive = False
+        session.close()
+        self.events.put(ServerEvent(LOST, session, reason))
+
+    def _read(self, session: ExecutorSession, request_iterator: Iterator[pb.ExecutorMessage]) -> None:
+        pending: tuple[str, Any, TensorAssembler] | None = None
+        reason = "the executor closed its connection"
+        try:
+            for msg in request_iterator:
+                session.last_seen = time.monotonic()
+                kind = msg.WhichOneof("body")
+                if kind == "chunk":
+                    if pending is None:
+                        raise WireError("tensor chunk without a header")
+                    pending[2].add(msg.chunk)
+                elif kind == "result":
+                    pending = (RESULT, msg.result, TensorAssembler(msg.result.tensors))
+                elif kind in ("failure", "test", "done"):
+                    self.events.put(ServerEvent({"failure": FAILURE, "test": TEST, "done": DONE}[kind],
+                                                session, getattr(msg, kind)))
+                if pending is not None and pending[2].complete:
+                    self.events.put(ServerEvent(pending[0], session, pending[1], pending[2].arrays()))
+                    pending = None
+        except grpc.RpcError:
+            reason = "the executor's connection broke"
+        except WireError as err:
+            reason = f"the executor sent malformed data: {err}"
+        self._lose(session, reason)
+
+    def _write(self, session: ExecutorSession, context: grpc.ServicerContext) -> Iterator[pb.ServerMessage]:
+        while session.alive and context.is_active():
+            try:
+                item = session._outbox.get(timeout=self.heartbeat_interval)
+            except queue.Empty:
+                item = iter((pb.ServerMessage(ping=pb.Ping()),))
+            if item is _CLOSE:
+                return
+            if time.monotonic() - session.last_seen > self.timeout:
+                self._lose(session, f"no message from the executor for {self.timeout:g} s")
+                return
+            yield from item
+        self._lose(session, "the executor's stream ended")
+
+    def live_sessions(self) -> list[ExecutorSession]:
+        with self._lock:
+            return [s for s in self.sessions if s.alive]
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Close every session and stop serving."""
+        for session in list(self.sessions):
+            session.close()
+        self._grpc.stop(grace).wait(grace + 1.0)

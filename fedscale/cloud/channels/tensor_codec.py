@@ -1,0 +1,102 @@
+"""Tensors on the wire as raw little-endian bytes plus dtype and shape, in bounded chunks.
+
+A message that carries tensors lists their ``TensorHeader``s; the bytes follow as
+``TensorChunk`` messages in header order. Chunks keep every gRPC message far below its 4 MB
+default whatever the model's size, and nothing is ever pickled: the receiver allocates exactly
+the bytes the headers announce (within a cap) and reinterprets them as the announced dtype.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from fedscale.cloud.channels import job_api_pb2 as pb
+
+CHUNK_BYTES = 1 << 20
+MAX_PAYLOAD_BYTES = 16 << 30
+ALLOWED_DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                            "uint8", "bool"})
+
+NamedArrays = Sequence[tuple[str, np.ndarray]]
+
+
+class WireError(ValueError):
+    """A peer sent tensor data that does not match what it announced."""
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    return array
+
+
+def headers(arrays: NamedArrays) -> list[pb.TensorHeader]:
+    """The wire headers describing ``arrays`` (name, dtype, shape)."""
+    out = []
+    for name, array in arrays:
+        if array.dtype.name not in ALLOWED_DTYPES:
+            raise WireError(f"tensor {name!r}: dtype {array.dtype.name} cannot be sent")
+        out.append(pb.TensorHeader(name=name, dtype=array.dtype.name, shape=list(array.shape)))
+    return out
+
+
+def chunks(arrays: NamedArrays, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.TensorChunk]:
+    """The raw bytes of ``arrays`` as chunk messages, one tensor after another."""
+    for index, (_, array) in enumerate(arrays):
+        view = memoryview(_little_endian(array).reshape(-1).view(np.uint8))
+        for start in range(0, len(view), chunk_bytes):
+            yield pb.TensorChunk(tensor=index, data=bytes(view[start:start + chunk_bytes]))
+
+
+def _nbytes(header: pb.TensorHeader) -> int:
+    if header.dtype not in ALLOWED_DTYPES:
+        raise WireError(f"tensor {header.name!r}: dtype {header.dtype!r} is not accepted")
+    if any(d < 0 for d in header.shape):
+        raise WireError(f"tensor {header.name!r}: negative dimension in {list(header.shape)}")
+    return int(np.prod(header.shape, dtype=np.int64)) * np.dtype(header.dtype).itemsize
+
+
+class TensorAssembler:
+    """Rebuilds the tensors announced by ``tensor_headers`` from the chunks that follow them."""
+
+    def __init__(self, tensor_headers: Sequence[pb.TensorHeader]) -> None:
+        self._headers = list(tensor_headers)
+        sizes = [_nbytes(h) for h in self._headers]
+        if sum(sizes) > MAX_PAYLOAD_BYTES:
+            raise WireError(f"payload of {sum(sizes)} bytes exceeds the {MAX_PAYLOAD_BYTES} byte cap")
+        self._buffers = [bytearray(n) for n in sizes]
+        self._filled = [0] * len(sizes)
+        self._current = 0
+        self._skip_empty()
+
+    def _skip_empty(self) -> None:
+        while self._current < len(self._buffers) and \
+                self._filled[self._current] == len(self._buffers[self._current]):
+            self._current += 1
+
+    @property
+    def complete(self) -> bool:
+        return self._current == len(self._buffers)
+
+    def add(self, chunk: pb.TensorChunk) -> None:
+        """Append one chunk; it must continue the tensor currently being filled."""
+        if self.complete:
+            raise WireError("received a tensor chunk nobody announced")
+        if chunk.tensor != self._current:
+            raise WireError(f"chunk for tensor {chunk.tensor} while tensor {self._current} is incomplete")
+        buffer, start = self._buffers[self._current], self._filled[self._current]
+        end = start + len(chunk.data)
+        if end > len(buffer):
+            raise WireError(f"tensor {self._headers[self._current].name!r} received more bytes than announced")
+        buffer[start:end] = chunk.data
+        self._filled[self._current] = end
+        self._skip_empty()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The finished tensors by name (writable numpy arrays sharing the received buffers)."""
+        if not self.complete:
+            raise WireError("tensor payload is incomplete")
+        return {h.name: np.frombuffer(buf, dtype=np.dtype(h.dtype).newbyteorder("<")).reshape(tuple(h.shape))
+                for h, buf in zip(self._headers, self._buffers)}

@@ -1,0 +1,31 @@
+"""Stable public names: event-log tags, the secret's metadata key and environment variable.
+
+The sweep, the report and users' notebooks match on these strings: add new ones, never rename.
+"""
+
+JOB_BEGIN = "JOB_BEGIN"
+EXECUTOR_JOINED = "EXECUTOR_JOINED"
+EXECUTOR_LOST = "EXECUTOR_LOST"
+ROUND_BEGIN = "ROUND_BEGIN"
+ROUND_END = "ROUND_END"
+TEST_RESULT = "TEST_RESULT"
+CLIENT_FAILED = "CLIENT_FAILED"
+JOB_END = "JOB_END"
+
+EVENT_TAGS = (JOB_BEGIN, EXECUTOR_JOINED, EXECUTOR_LOST, ROUND_BEGIN, ROUND_END, TEST_RESULT,
+              CLIENT_FAILED, JOB_END)
+
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_STOPPED = "stopped"
+
+SECRET_METADATA_KEY = "x-fedscale-secret"
+SECRET_ENV = "FEDSCALE_JOB_SECRET"
+
+AGGREGATOR_LOG = "aggregator.jsonl"
+JOB_FILE = "job.json"
+
+
+def executor_log_name(executor_id: str) -> str:
+    """File name of an executor's event log inside the run folder."""
+    return f"{executor_id}.jsonl"

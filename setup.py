@@ -1,0 +1,29 @@
+"""Installs the fedscale package and its ``fedscale`` command.
+
+Every dependency is pinned: an unpinned torch would pull a multi-GB CUDA build, and the
+generated gRPC stubs must match the grpcio they were generated for.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="fedscale",
+    version="0.1.0",
+    description="A federated-learning systems simulator: real gRPC rounds, virtual time, robust aggregation.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["fedscale", "fedscale.*"]),
+    package_data={"fedscale": ["jobs/*.yml"]},
+    install_requires=[
+        "torch==2.13.0",
+        "numpy==2.4.6",
+        "grpcio==1.85.3",
+        "protobuf==7.36.2",
+        "pyyaml==6.0.3",
+        "scikit-learn==1.9.1",
+        "pillow==13.0.0",
+    ],
+    extras_require={
+        "dev": ["grpcio-tools==1.85.1"],
+        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1"],
+    },
+    entry_points={"console_scripts": ["fedscale=fedscale.cli:main"]},
+)

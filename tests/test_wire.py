@@ -1,0 +1,116 @@
+"""The wire: a real gRPC server on 127.0.0.1 and real executor connections."""
+import filecmp
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedscale.cloud.channels import job_api_pb2 as pb
+from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
+from fedscale.cloud.channels.server import JOINED, LOST, RESULT, AggregatorServer
+from fedscale.cloud.channels.tensor_codec import TensorAssembler, WireError, chunks, headers
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "s3cret-for-tests"
+
+
+def hello(name="executor-1"):
+    return pb.Hello(executor_id=name, client_sample_counts=[3, 4], test_samples=10)
+
+
+@pytest.fixture
+def server():
+    srv = AggregatorServer("127.0.0.1", 0, SECRET, max_executors=2, heartbeat_interval=0.2, timeout=1.0)
+    yield srv
+    srv.stop(0)
+
+
+def next_event(srv, kind, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = srv.events.get(timeout=deadline - time.monotonic())
+        if event.kind == kind:
+            return event
+    raise AssertionError(f"no {kind} event")
+
+
+def test_committed_stubs_match_the_proto(tmp_path):
+    pytest.importorskip("grpc_tools")
+    subprocess.run([sys.executable, str(ROOT / "protos" / "generate.py"), str(tmp_path)], check=True)
+    for name in ("job_api_pb2.py", "job_api_pb2_grpc.py"):
+        generated = tmp_path / "fedscale/cloud/channels" / name
+        assert filecmp.cmp(generated, ROOT / "fedscale/cloud/channels" / name, shallow=False), \
+            f"{name} is stale: run python protos/generate.py"
+
+
+def test_codec_round_trip_keeps_dtype_shape_and_bytes():
+    arrays = [("w", np.arange(12, dtype=np.float32).reshape(3, 4)),
+              ("empty", np.zeros((0, 5), dtype=np.float64)),
+              ("big_endian", np.arange(5, dtype=">i8")),
+              ("flags", np.array([True, False]))]
+    asm = TensorAssembler(headers(arrays))
+    for c in chunks(arrays, chunk_bytes=7):
+        asm.add(c)
+    out = asm.arrays()
+    for name, a in arrays:
+        assert out[name].shape == a.shape and out[name].dtype.name == a.dtype.name
+        np.testing.assert_array_equal(out[name], a)
+
+
+def test_codec_rejects_inconsistent_data():
+    arrays = [("w", np.ones(4, dtype=np.float32))]
+    asm = TensorAssembler(headers(arrays))
+    with pytest.raises(WireError):
+        asm.add(pb.TensorChunk(tensor=0, data=b"x" * 17))
+    with pytest.raises(WireError):
+        TensorAssembler([pb.TensorHeader(name="x", dtype="object", shape=[1])])
+    with pytest.raises(WireError):
+        TensorAssembler([pb.TensorHeader(name="x", dtype="float64", shape=[1 << 40])])
+
+
+def test_task_and_result_round_trip_a_300mb_tensor(server):
+    conn = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello())
+    session = next_event(server, JOINED).session
+    model = np.random.default_rng(0).standard_normal(75_000_000, dtype=np.float32)  # 300 MB
+    session.send_task(pb.Task(task_id=1, kind=pb.TRAIN, round=1, client_ids=[0]), [("model", model)])
+    task, tensors = conn.next_task()
+    assert task.task_id == 1 and list(task.client_ids) == [0]
+    np.testing.assert_array_equal(tensors["model"], model)
+    conn.send_result(pb.ClientResult(task_id=1, client_id=0, num_samples=3), [("update", tensors["model"])])
+    event = next_event(server, RESULT, timeout=60)
+    assert event.message.client_id == 0
+    np.testing.assert_array_equal(event.tensors["update"], model)
+    conn.close()
+
+
+def test_wrong_secret_is_refused(server):
+    with pytest.raises(Unauthenticated):
+        AggregatorConnection(f"127.0.0.1:{server.port}", "wrong", hello())
+    assert server.sessions == []
+
+
+def test_silent_executor_is_declared_lost(server):
+    conn = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello())
+    session = next_event(server, JOINED).session
+    conn._closed.set()  # stops its heartbeats, as a hung process would
+    started = time.monotonic()
+    event = next_event(server, LOST, timeout=10)
+    assert event.session is session and not session.alive
+    assert time.monotonic() - started < 5
+
+
+def test_executor_learns_when_the_aggregator_goes_away(server):
+    conn = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello())
+    next_event(server, JOINED)
+    server.stop(0)
+    with pytest.raises(AggregatorLost):
+        conn.next_task()
+    conn.close()
+
+
+def test_no_aggregator_is_a_clear_error():
+    with pytest.raises(AggregatorLost, match="no aggregator answered"):
+        AggregatorConnection("127.0.0.1:1", SECRET, hello(), connect_timeout=0.5)
