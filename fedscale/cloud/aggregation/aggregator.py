@@ -1,0 +1,315 @@
+"""The aggregator process: owns the model, the fleet and the virtual clock, and runs the rounds.
+
+Started by a launcher as ``python -m fedscale.cloud.aggregation.aggregator --run-dir DIR`` with
+the job secret in the environment. It serves the executors' sessions, waits for all of them,
+then for each round: selects participants, splits them across the live executors, sends each
+executor the global model with its clients, collects the updates as they stream in, applies
+the server update, and every ``eval_interval`` rounds has the executors evaluate shards of the
+test set and saves a checkpoint. This module orchestrates; selection, time and aggregation math
+live in their own modules.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fedscale.cloud import commons
+from fedscale.cloud.aggregation.optimizers import FedAvg, weighted_mean
+from fedscale.cloud.channels import job_api_pb2 as pb
+from fedscale.cloud.channels.server import (DONE, FAILURE, JOINED, LOST, RESULT, TEST, AggregatorServer,
+                                            ExecutorSession, ServerEvent)
+from fedscale.cloud.client_manager import ClientManager
+from fedscale.cloud.config_parser import JobSpec
+from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.model_vector import ModelVector
+from fedscale.dataloaders.models import build_model
+
+EXIT_FAILED = 1
+EXIT_STOPPED = 130
+
+
+class JobFailed(RuntimeError):
+    """The job cannot go on (no executor left, executors disagree, ...)."""
+
+
+class JobStopped(Exception):
+    """The job was asked to stop (SIGTERM / SIGINT)."""
+
+
+@dataclass
+class RoundOutcome:
+    """What one round produced: per-client results of the clients that reported."""
+
+    results: dict[int, tuple[pb.ClientResult, torch.Tensor]] = field(default_factory=dict)
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+def split_evenly(items: list[int], parts: int) -> list[list[int]]:
+    """``items`` cut into ``parts`` contiguous blocks whose sizes differ by at most one."""
+    bounds = np.linspace(0, len(items), parts + 1).round().astype(int)
+    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
+
+
+class Aggregator:
+    """Runs one job's rounds against the executors connected to ``server``."""
+
+    def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog) -> None:
+        self.job = job
+        self.conf = job.conf
+        self.run_dir = run_dir
+        self.server = server
+        self.log = log
+        self._task_ids = itertools.count(1)
+        self.clients: ClientManager | None = None
+        self.model: torch.Tensor | None = None
+        self.optimizer = FedAvg()
+        self.last_test: dict[str, Any] = {}
+        self.rounds_completed = 0
+
+    # -- events ------------------------------------------------------------------------------
+    def _next_event(self, timeout: float) -> ServerEvent | None:
+        try:
+            event = self.server.events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if event.kind == LOST:
+            self.log.emit(commons.EXECUTOR_LOST, executor=event.session.executor_id, reason=event.message)
+        elif event.kind == JOINED and self.clients is not None:
+            self._check_hello(event.session.hello)
+        return event
+
+    def _check_hello(self, hello: pb.Hello) -> None:
+        counts = np.asarray(hello.client_sample_counts, dtype=np.int64)
+        if self.clients is not None and not np.array_equal(counts, self.clients.sample_counts):
+            raise JobFailed(f"{hello.executor_id} holds a different client partition than the others")
+
+    def _live(self) -> list[ExecutorSession]:
+        live = self.server.live_sessions()
+        if not live:
+            raise JobFailed("every executor was lost")
+        return live
+
+    # -- set-up ------------------------------------------------------------------------------
+    def wait_for_executors(self) -> None:
+        """Block until every expected executor has joined, then build the fleet and the model."""
+        expected = self.job.num_executors
+        deadline = time.monotonic() + self.conf.connection_timeout
+        while len(self.server.sessions) < expected:
+            if time.monotonic() > deadline:
+                raise JobFailed(f"only {len(self.server.sessions)} of {expected} executors joined within "
+                                f"connection_timeout={self.conf.connection_timeout} s")
+            event = self._next_event(timeout=0.5)
+            if event is not None and event.kind == JOINED:
+                self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id,
+                              index=event.session.index)
+        first = self.server.sessions[0].hello
+        self.clients = ClientManager(np.asarray(first.client_sample_counts), self.conf.seed)
+        for session in self.server.sessions[1:]:
+            self._check_hello(session.hello)
+        if self.conf.num_participants > len(self.clients.eligible):
+            raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but the data set "
+                            f"has only {len(self.clients.eligible)} clients with data")
+        torch.manual_seed(self.conf.seed)
+        net = build_model(self.conf.model, tuple(first.input_shape), first.num_classes)
+        self.model = ModelVector(net).snapshot()
+        self.test_samples = first.test_samples
+
+    # -- rounds ------------------------------------------------------------------------------
+    def run_round(self, round_index: int) -> None:
+        conf = self.conf
+        self.log.round = round_index
+        started = time.perf_counter()
+        participants = self.clients.select_participants(conf.num_participants, self.log.virtual_time)
+        durations = self.clients.get_completion_time(participants, conf.batch_size, conf.local_steps,
+                                                     4 * self.model.numel())
+        live = self._live()
+        plan = {s.executor_id: block for s, block in zip(live, split_evenly(participants, len(live)))}
+        self.log.emit(commons.ROUND_BEGIN, clients=participants, num_clients=self.clients.num_clients,
+                      assignment=plan, predicted_durations=durations.tolist())
+        outcome = self._train(round_index, live, participants)
+        aggregated = sorted(outcome.results)
+        if aggregated:
+            updates = torch.stack([outcome.results[c][1] for c in aggregated])
+            samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
+            self.model = self.optimizer.step(self.model, weighted_mean(updates, samples).to(self.model.dtype))
+            losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
+            train_loss = float(np.average(losses, weights=samples.numpy()))
+        else:
+            train_loss = float("nan")
+        done = [participants.index(c) for c in aggregated]
+        duration = float(durations[done].max()) if done else float(durations.max())
+        self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
+                      failures=sorted(outcome.failures), stragglers=[], train_loss=train_loss,
+                      round_duration=duration, wall_seconds=time.perf_counter() - started,
+                      compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
+        self.log.virtual_time += duration
+
+    def _train(self, round_index: int, live: list[ExecutorSession], participants: list[int]) -> RoundOutcome:
+        conf = self.conf
+        outcome = RoundOutcome()
+        owner: dict[int, ExecutorSession] = {}
+        task_ids = set()
+        model_arrays = [("model", self.model.numpy())]
+        for session, block in zip(live, split_evenly(participants, len(live))):
+            if not block:
+                continue
+            task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index, client_ids=block,
+                           train=pb.TrainConfig(local_steps=conf.local_steps, batch_size=conf.batch_size,
+                                                learning_rate=conf.learning_rate))
+            task_ids.add(task.task_id)
+            session.send_task(task, model_arrays)
+            owner.update({c: session for c in block})
+        while owner:
+            event = self._next_event(timeout=self.server.timeout)
+            if event is None:
+                self._live()
+                continue
+            message = event.message
+            if event.kind == RESULT and message.task_id in task_ids and message.client_id in owner:
+                del owner[message.client_id]
+                update = torch.from_numpy(event.tensors["update"])
+                if update.numel() != self.model.numel():
+                    self._fail_client(outcome, message.client_id, event.session,
+                                      f"update has {update.numel()} values, the model {self.model.numel()}")
+                else:
+                    outcome.results[message.client_id] = (message, update)
+            elif event.kind == FAILURE and message.task_id in task_ids and message.client_id in owner:
+                del owner[message.client_id]
+                self._fail_client(outcome, message.client_id, event.session, message.reason)
+            elif event.kind == LOST:
+                for client_id in [c for c, s in owner.items() if s is event.session]:
+                    del owner[client_id]
+                    self._fail_client(outcome, client_id, event.session, f"executor lost: {event.message}")
+        return outcome
+
+    def _fail_client(self, outcome: RoundOutcome, client_id: int, session: ExecutorSession, reason: str) -> None:
+        outcome.failures[client_id] = reason
+        self.log.emit(commons.CLIENT_FAILED, client=client_id, executor=session.executor_id, reason=reason)
+
+    # -- testing -----------------------------------------------------------------------------
+    def test(self, round_index: int) -> None:
+        """Evaluate the global model on the test set, sharded over the live executors."""
+        live = self._live()
+        count = len(live)
+        todo = list(range(count))
+        running: dict[int, tuple[ExecutorSession, int]] = {}
+        results: dict[int, pb.TestResult] = {}
+        model_arrays = [("model", self.model.numpy())]
+        while todo or running:
+            live = self._live()
+            while todo:
+                shard = todo.pop()
+                session = live[shard % len(live)]
+                task_id = next(self._task_ids)
+                session.send_task(pb.Task(task_id=task_id, kind=pb.TEST, round=round_index,
+                                          shard_index=shard, shard_count=count), model_arrays)
+                running[task_id] = (session, shard)
+            event = self._next_event(timeout=self.server.timeout)
+            if event is None:
+                continue
+            if event.kind == TEST and event.message.task_id in running:
+                _, shard = running.pop(event.message.task_id)
+                results[shard] = event.message
+            elif event.kind == LOST:
+                for task_id, (session, shard) in list(running.items()):
+                    if session is event.session:
+                        del running[task_id]
+                        todo.append(shard)
+        shards = [results[s] for s in sorted(results)]
+        samples = sum(r.num_samples for r in shards)
+        self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,
+                          "loss": sum(r.loss_sum for r in shards) / samples, "num_samples": samples}
+        self.log.emit(commons.TEST_RESULT, **self.last_test)
+        if self.conf.save_checkpoint:
+            self.save_checkpoint(round_index)
+
+    def save_checkpoint(self, round_index: int) -> None:
+        """Write the global model and the round state under ``run_dir/checkpoint`` atomically."""
+        folder = self.run_dir / "checkpoint"
+        folder.mkdir(exist_ok=True)
+        with open(folder / "model.npz.tmp", "wb") as f:
+            np.savez(f, model=self.model.numpy())
+        os.replace(folder / "model.npz.tmp", folder / "model.npz")
+        state = {"round": round_index, "virtual_time": self.log.virtual_time, "test": self.last_test,
+                 "selection_rng": self.clients.rng.bit_generator.state}
+        (folder / "state.json.tmp").write_text(json.dumps(state))
+        os.replace(folder / "state.json.tmp", folder / "state.json")
+
+    # -- the job -----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.wait_for_executors()
+        for round_index in range(1, self.conf.rounds + 1):
+            self.run_round(round_index)
+            self.rounds_completed = round_index
+            if round_index % self.conf.eval_interval == 0 or round_index == self.conf.rounds:
+                self.test(round_index)
+
+    def shutdown_executors(self) -> None:
+        for session in self.server.live_sessions():
+            session.send_task(pb.Task(task_id=next(self._task_ids), kind=pb.SHUTDOWN, round=self.log.round))
+            session.close()
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise JobStopped(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A fedscale aggregator process.")
+    parser.add_argument("--run-dir", required=True)
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
+    conf = job.conf
+    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name)
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGINT, _raise_stopped)
+    started = time.time()
+    server = None
+    status, reason, code = commons.STATUS_COMPLETED, "", 0
+    aggregator = None
+    try:
+        server = AggregatorServer(job.ps_ip, job.ps_port, os.environ.get(commons.SECRET_ENV, ""),
+                                  max_executors=job.num_executors, heartbeat_interval=conf.heartbeat_interval,
+                                  timeout=conf.executor_timeout)
+        log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
+                 num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict())
+        aggregator = Aggregator(job, run_dir, server, log)
+        aggregator.run()
+    except JobStopped as err:
+        status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED
+    except (JobFailed, OSError) as err:
+        status, reason, code = commons.STATUS_FAILED, str(err), EXIT_FAILED
+    except Exception as err:  # a bug: keep the traceback in the .out file, end the job cleanly
+        traceback.print_exc()
+        status, reason, code = commons.STATUS_FAILED, f"internal error: {type(err).__name__}: {err}", EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if aggregator is not None:
+            aggregator.shutdown_executors()
+        if server is not None:
+            server.stop(grace=1.0)
+    log.emit(commons.JOB_END, status=status, reason=reason,
+             rounds_completed=aggregator.rounds_completed if aggregator else 0,
+             wall_seconds=time.time() - started, test=aggregator.last_test if aggregator else {})
+    if reason:
+        print(f"aggregator: {reason}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

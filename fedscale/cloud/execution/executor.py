@@ -1,0 +1,149 @@
+"""An executor process: holds the clients' data, trains the clients it is sent, evaluates shards.
+
+Started by a launcher as ``python -m fedscale.cloud.execution.executor --run-dir DIR
+--executor-id ID --address HOST:PORT`` with the job secret in the environment. It loads the
+resolved job (``DIR/job.json``) and the federated data set, opens one session to the
+aggregator, then serves tasks until told to shut down or until the aggregator is gone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedscale.cloud import commons
+from fedscale.cloud.channels import job_api_pb2 as pb
+from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
+from fedscale.cloud.config_parser import JobConf, JobSpec
+from fedscale.cloud.execution.torch_client import TorchClient
+from fedscale.cloud.logger.events import EventLog
+from fedscale.dataloaders.dataset import ArrayDataset
+from fedscale.dataloaders.federated import FederatedData, load_federated_data
+from fedscale.dataloaders.models import build_model
+
+EXIT_AGGREGATOR_LOST = 3
+EXIT_REFUSED = 4
+EXIT_BAD_DATA = 2
+
+
+def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
+    """The trainer for this job's clients, on one model object reused for every client."""
+    torch.manual_seed(conf.seed)
+    model = build_model(conf.model, tuple(data.train.input_shape), data.train.num_classes)
+    return TorchClient(model, data.train, data.client_indices, conf.seed)
+
+
+def test_shard(num_samples: int, index: int, count: int) -> slice:
+    """Contiguous shard ``index`` of ``count`` near-equal shards of ``num_samples`` samples."""
+    bounds = np.linspace(0, num_samples, count + 1).round().astype(int)
+    return slice(int(bounds[index]), int(bounds[index + 1]))
+
+
+class Executor:
+    """Serves one aggregator session with a trainer over this job's data."""
+
+    def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog) -> None:
+        self.job = job
+        self.conf = job.conf
+        self.executor_id = executor_id
+        self.address = address
+        self.secret = secret
+        self.log = log
+        torch.set_num_threads(self.conf.torch_threads)
+        self.data = load_federated_data(self.conf)
+        self.trainer = get_client_trainer(self.conf, self.data)
+
+    def _hello(self) -> pb.Hello:
+        return pb.Hello(executor_id=self.executor_id,
+                        client_sample_counts=self.data.client_sample_counts.tolist(),
+                        test_samples=len(self.data.test),
+                        input_shape=list(self.data.train.input_shape),
+                        num_classes=self.data.train.num_classes)
+
+    def serve(self) -> None:
+        """Register, then run tasks until SHUTDOWN (returns) or the aggregator is lost (raises)."""
+        conn = AggregatorConnection(self.address, self.secret, self._hello(),
+                                    connect_timeout=float(self.conf.connection_timeout),
+                                    on_lost=self._abandon)
+        self.log.emit(commons.EXECUTOR_JOINED, executor=self.executor_id, index=conn.welcome.executor_index)
+        try:
+            while True:
+                task, tensors = conn.next_task()
+                self.log.round = task.round
+                if task.kind == pb.SHUTDOWN:
+                    return
+                vector = torch.from_numpy(tensors["model"])
+                if task.kind == pb.TRAIN:
+                    self._train(conn, task, vector)
+                elif task.kind == pb.TEST:
+                    self._test(conn, task, vector)
+        finally:
+            conn.close()
+
+    def _train(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
+        cfg = task.train
+        for client_id in task.client_ids:
+            if not 0 <= client_id < self.data.num_clients:
+                conn.send(pb.ExecutorMessage(failure=pb.ClientFailure(
+                    task_id=task.task_id, client_id=client_id, reason="unknown client id")))
+                continue
+            try:
+                out = self.trainer.train(vector, client_id, task.round, cfg.local_steps, cfg.batch_size,
+                                         cfg.learning_rate)
+            except (RuntimeError, ValueError) as err:
+                conn.send(pb.ExecutorMessage(failure=pb.ClientFailure(
+                    task_id=task.task_id, client_id=client_id, reason=f"training failed: {err}")))
+                continue
+            conn.send_result(pb.ClientResult(task_id=task.task_id, client_id=client_id,
+                                             num_samples=out.num_samples, train_loss=out.train_loss,
+                                             compute_seconds=out.compute_seconds),
+                             [("update", out.update.numpy())])
+        conn.send(pb.ExecutorMessage(done=pb.TaskDone(task_id=task.task_id)))
+
+    def _test(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
+        shard = test_shard(len(self.data.test), task.shard_index, task.shard_count)
+        test = self.data.test
+        out = self.trainer.test(vector, ArrayDataset(test.x[shard], test.y[shard], test.num_classes),
+                                self.conf.test_bsz)
+        conn.send(pb.ExecutorMessage(test=pb.TestResult(
+            task_id=task.task_id, loss_sum=out.loss_sum, correct=out.correct, num_samples=out.num_samples)))
+
+    def _abandon(self, reason: str) -> None:
+        """The aggregator fell silent while this process may be busy: leave at once."""
+        self.log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=reason)
+        print(f"{self.executor_id}: {reason}; exiting", file=sys.stderr, flush=True)
+        os._exit(EXIT_AGGREGATOR_LOST)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A fedscale executor process.")
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--executor-id", required=True)
+    parser.add_argument("--address", required=True, help="the aggregator's host:port")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
+    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.job_name)
+    started = time.time()
+    try:
+        Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log).serve()
+    except (AggregatorLost, Unauthenticated) as err:
+        log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
+        print(f"{args.executor_id}: {err}", file=sys.stderr)
+        return EXIT_REFUSED if isinstance(err, Unauthenticated) else EXIT_AGGREGATOR_LOST
+    except ValueError as err:
+        log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
+        print(f"{args.executor_id}: {err}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, wall_seconds=time.time() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

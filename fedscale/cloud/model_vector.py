@@ -1,0 +1,43 @@
+"""A model whose floating-point state lives in one contiguous vector.
+
+Every parameter and floating buffer of the module is re-pointed to a slice of a single flat
+tensor, so the whole model is read, loaded, sent and averaged as one vector with no per-layer
+Python work: loading the global model before a client trains is one ``copy_``, and the
+client's update is one subtraction. Both ends of the wire build the same architecture, so the
+vector's layout is the same everywhere; ``size`` guards against a mismatch.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ModelVector:
+    """Binds the floating state of ``model`` to one flat float32 tensor (``self.vector``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+        self.size = sum(t.numel() for t in tensors)
+        self.vector = torch.empty(self.size, dtype=torch.float32)
+        offset = 0
+        for t in tensors:
+            view = self.vector[offset:offset + t.numel()].view_as(t)
+            view.copy_(t.detach())
+            t.data = view
+            offset += t.numel()
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.vector.element_size()
+
+    def load_(self, flat: torch.Tensor) -> None:
+        """Overwrite the model's state with ``flat`` (same layout)."""
+        if flat.numel() != self.size:
+            raise ValueError(f"model vector has {flat.numel()} values, this model needs {self.size}")
+        with torch.no_grad():
+            self.vector.copy_(flat)
+
+    def snapshot(self) -> torch.Tensor:
+        """A copy of the current state."""
+        return self.vector.detach().clone()

@@ -1,0 +1,64 @@
+"""Shows a running job's progress from its aggregator's event log.
+
+On a terminal: one line redrawn in place, with a bar. Otherwise (a pipe, a CI log): one plain
+line per finished round. Either way: round r/R, virtual time, last test accuracy.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from fedscale.cloud import commons
+
+BAR_WIDTH = 24
+
+
+class Progress:
+    def __init__(self, total_rounds: int, stream: TextIO = sys.stdout, tty: bool | None = None) -> None:
+        self.total = total_rounds
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.accuracy: float | None = None
+        self._drawn = False
+
+    def status_line(self, event: dict[str, Any]) -> str:
+        acc = "-" if self.accuracy is None else f"{self.accuracy:.4f}"
+        return (f"round {event['round']}/{self.total}  virtual_time {event['virtual_time']:.1f} s  "
+                f"test_accuracy {acc}")
+
+    def _bar(self, done: int) -> str:
+        filled = BAR_WIDTH * done // max(self.total, 1)
+        return "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]"
+
+    def _note(self, text: str) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        tag = event.get("tag")
+        if tag == commons.TEST_RESULT:
+            self.accuracy = event["accuracy"]
+            if not self.tty:
+                self._note(f"test  round {event['round']}/{self.total}  accuracy {event['accuracy']:.4f}  "
+                           f"loss {event['loss']:.4f}")
+        elif tag == commons.ROUND_END:
+            line = self.status_line(event)
+            if self.tty:
+                self.stream.write("\r" + self._bar(event["round"]) + " " + line + "\x1b[K")
+                self.stream.flush()
+                self._drawn = True
+            else:
+                self._note(line)
+        elif tag == commons.EXECUTOR_LOST:
+            self._note(f"warning: executor {event['executor']} lost: {event['reason']}")
+        elif tag == commons.JOB_END:
+            self.finish()
+
+    def finish(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False

@@ -1,0 +1,160 @@
+"""Submitting a job: validate, lay out the run folder, launch, follow, clean up, report.
+
+Everything that can be checked is checked before a process starts. The driver then owns the
+job until it ends: it shows progress from the aggregator's event log, fails fast if an
+executor dies before the job is under way, and on Ctrl-C / SIGTERM / ``stop`` ends every
+process of the job within a few seconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from fedscale.cloud import commons
+from fedscale.cloud.config_parser import ConfigError, JobSpec, inactive_keys
+from fedscale.cloud.logger.events import EventTail
+from fedscale.deploy import registry
+from fedscale.deploy.local import LocalLauncher, is_local_host, last_line, signal_group
+from fedscale.deploy.progress import Progress
+
+POLL_SECONDS = 0.1
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class JobResult:
+    status: str
+    run_dir: Path
+    reason: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {commons.STATUS_COMPLETED: 0, commons.STATUS_STOPPED: 130}.get(self.status, 1)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def check_deployable(job: JobSpec) -> None:
+    """Refuse what this launcher cannot run, before anything starts."""
+    remote = [w.host for w in job.workers if not is_local_host(w.host)]
+    if remote:
+        raise ConfigError(f"{job.source}: worker_ips: host {remote[0]!r} is remote; only local hosts "
+                          f"(localhost, 127.0.0.1) can be launched in this version")
+    if not is_local_host(job.ps_ip):
+        raise ConfigError(f"{job.source}: ps_ip: {job.ps_ip!r} is not this machine; the local launcher "
+                          f"runs the aggregator here (use 127.0.0.1)")
+    record = registry.lookup(job.conf.job_name)
+    if record is not None:
+        raise ConfigError(f"{job.source}: job_conf.job_name: a job named {job.conf.job_name!r} is already "
+                          f"running (driver pid {record['driver_pid']}); stop it or choose another name")
+
+
+def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
+    """Create ``<log_root>/logs/<job_name>/<time_stamp>/`` and fix the job's time_stamp."""
+    stamp = job.conf.time_stamp or time.strftime("%Y%m%d_%H%M%S")
+    base = Path(job.log_root) / "logs" / job.conf.job_name
+    run_dir, n = base / stamp, 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True)
+            break
+        except FileExistsError:
+            n += 1
+            run_dir = base / f"{stamp}_{n}"
+    job = dataclasses.replace(job, conf=job.conf.replace(time_stamp=run_dir.name))
+    (run_dir / commons.JOB_FILE).write_text(json.dumps(job.to_dict(), indent=1))
+    return job, run_dir
+
+
+def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> JobResult:
+    """Run ``job`` to its end on this machine; return how it ended."""
+    check_deployable(job)
+    for key in inactive_keys(job.conf):
+        print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
+              file=err)
+    if job.setup_commands:
+        print("note: setup_commands are not run for local executors; they use this Python environment",
+              file=err)
+    job, run_dir = make_run_dir(job)
+    name = job.conf.job_name
+    launcher = LocalLauncher(run_dir, secrets.token_hex(32))
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum, frame):
+        raise _Interrupted(signal.Signals(signum).name)
+
+    for s in previous:
+        signal.signal(s, interrupt)
+    print(f"job {name}: run folder {run_dir}", file=out, flush=True)
+    try:
+        launcher.start_aggregator()
+        registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))
+        return _follow(job, run_dir, launcher, Progress(job.conf.rounds, out))
+    except _Interrupted as signame:
+        launcher.terminate()
+        return JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        launcher.terminate()
+        registry.unregister(name, os.getpid())
+
+
+def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Progress) -> JobResult:
+    tail = EventTail(run_dir / commons.AGGREGATOR_LOG)
+    aggregator = launcher.aggregator
+    started, under_way, end = time.monotonic(), False, None
+    while True:
+        for event in tail.poll():
+            progress.on_event(event)
+            tag = event["tag"]
+            if tag == commons.JOB_BEGIN:
+                for i in range(job.num_executors):
+                    launcher.start_executor(f"executor-{i + 1}", event["address"])
+            elif tag == commons.ROUND_BEGIN:
+                under_way = True
+            elif tag == commons.JOB_END:
+                end = event
+        if end is not None or aggregator.poll() is not None:
+            break
+        if not launcher.executors and time.monotonic() - started > START_TIMEOUT:
+            return JobResult(commons.STATUS_FAILED, run_dir, "the aggregator did not start within "
+                             f"{START_TIMEOUT:g} s: {last_line(run_dir / 'aggregator.out')}")
+        if not under_way:
+            for executor_id, proc in launcher.executors.items():
+                if proc.poll() is not None:
+                    reason = last_line(run_dir / f"{executor_id}.out") or f"exit code {proc.returncode}"
+                    return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
+        time.sleep(POLL_SECONDS)
+    progress.finish()
+    aggregator.wait(timeout=30)
+    for event in tail.poll():
+        end = event if event["tag"] == commons.JOB_END else end
+    launcher.wait_all(timeout=5.0)
+    if end is None:
+        reason = last_line(run_dir / "aggregator.out") or f"exit code {aggregator.returncode}"
+        return JobResult(commons.STATUS_FAILED, run_dir, f"the aggregator died: {reason}")
+    return JobResult(end["status"], run_dir, end.get("reason", ""))
+
+
+def stop(job_name: str, timeout: float = 5.0) -> bool:
+    """Stop a running job: ask its driver, then make sure its process group is gone."""
+    record = registry.lookup(job_name)
+    if record is None:
+        return False
+    os.kill(record["driver_pid"], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while registry.pid_alive(record["driver_pid"]) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    signal_group(record["pgid"], signal.SIGKILL)
+    return True
