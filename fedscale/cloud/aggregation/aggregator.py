@@ -151,11 +151,11 @@ class Aggregator:
             train_loss = float("nan")
         done = [participants.index(c) for c in aggregated]
         duration = float(durations[done].max()) if done else float(durations.max())
+        self.log.virtual_time += duration
         self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
                       failures=sorted(outcome.failures), stragglers=[], train_loss=train_loss,
                       round_duration=duration, wall_seconds=time.perf_counter() - started,
                       compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
-        self.log.virtual_time += duration
 
     def _train(self, round_index: int, live: list[ExecutorSession], participants: list[int]) -> RoundOutcome:
         conf = self.conf

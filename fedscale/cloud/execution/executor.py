@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
         print(f"{args.executor_id}: {err}", file=sys.stderr)
         return EXIT_BAD_DATA
-    log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, wall_seconds=time.time() - started)
+    log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
     return 0
 
 

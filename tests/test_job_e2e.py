@@ -1,0 +1,223 @@
+"""Whole jobs with real processes and real gRPC on 127.0.0.1, driven through the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fedscale.cloud import commons
+from fedscale.deploy.local import LocalLauncher
+from fedscale.dataloaders.femnist import write_femnist_fixture
+from tests.jobs import (driver_env, events, job_pids, pid_of, run_dirs, run_driver, start_driver,
+                        wait_for_event, wait_for_run_dir, wait_until_gone, write_job)
+
+COMMON_KEYS = {"tag", "job", "round", "virtual_time", "wall_time"}
+EVENT_KEYS = {
+    commons.JOB_BEGIN: {"address", "num_executors", "config"},
+    commons.ROUND_BEGIN: {"clients", "assignment", "predicted_durations"},
+    commons.ROUND_END: {"aggregated", "clients", "failures", "stragglers", "train_loss", "round_duration",
+                        "wall_seconds"},
+    commons.TEST_RESULT: {"accuracy", "loss", "num_samples"},
+    commons.CLIENT_FAILED: {"client", "executor", "reason"},
+    commons.JOB_END: {"status", "reason"},
+}
+
+
+def check_log_lines(path):
+    log = events(path)
+    for event in log:
+        assert COMMON_KEYS <= set(event), event
+        assert EVENT_KEYS.get(event["tag"], set()) <= set(event), event
+    return log
+
+
+def test_small_job_runs_end_to_end(tmp_path):
+    job = write_job(tmp_path)
+    done = run_driver(tmp_path, "submit", str(job))
+    assert done.returncode == 0, done.stderr
+    run_dir = run_dirs(tmp_path)[-1]
+    assert done.stdout.strip().splitlines()[-1] == str(run_dir)
+    log = check_log_lines(run_dir / commons.AGGREGATOR_LOG)
+    tags = [e["tag"] for e in log]
+    assert tags[0] == commons.JOB_BEGIN and tags[-1] == commons.JOB_END
+    assert tags.count(commons.ROUND_BEGIN) == tags.count(commons.ROUND_END) == 4
+    assert [e["round"] for e in log if e["tag"] == commons.TEST_RESULT] == [2, 4]
+    ends = [e for e in log if e["tag"] == commons.ROUND_END]
+    assert all(e["aggregated"] == 6 and not e["failures"] for e in ends)
+    assert all(a["virtual_time"] < b["virtual_time"] for a, b in zip(ends, ends[1:]))
+    begin = next(e for e in log if e["tag"] == commons.ROUND_BEGIN)
+    assert sorted(sum(begin["assignment"].values(), [])) == begin["clients"]
+    assert set(begin["assignment"]) == {"executor-1", "executor-2"}
+    assert log[-1]["status"] == commons.STATUS_COMPLETED and log[-1]["rounds_completed"] == 4
+    assert log[-1]["test"]["accuracy"] > 0.5
+    for executor in ("executor-1", "executor-2"):
+        check_log_lines(run_dir / f"{executor}.jsonl")
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    assert state["round"] == 4 and state["test"] == log[-1]["test"]
+    assert np.load(run_dir / "checkpoint" / "model.npz")["model"].ndim == 1
+    assert not job_pids(run_dir)
+
+
+def test_same_seed_same_choices_and_metrics(tmp_path):
+    """Same file and seed: same clients and metrics; the executor count changes nothing but sharding."""
+    def run(folder, executors, seed=233):
+        folder.mkdir()
+        done = run_driver(folder, "submit", str(write_job(folder, executors=executors, seed=seed)))
+        assert done.returncode == 0, done.stderr
+        log = events(run_dirs(folder)[-1] / commons.AGGREGATOR_LOG)
+        picks = [e["clients"] for e in log if e["tag"] == commons.ROUND_BEGIN]
+        losses = [e["train_loss"] for e in log if e["tag"] == commons.ROUND_END]
+        tests = [(e["accuracy"], e["loss"]) for e in log if e["tag"] == commons.TEST_RESULT]
+        return picks, losses, tests
+
+    first, again, one_executor = run(tmp_path / "a", 2), run(tmp_path / "b", 2), run(tmp_path / "c", 1)
+    assert first == again
+    assert one_executor[:2] == first[:2]
+    assert [a for a, _ in one_executor[2]] == [a for a, _ in first[2]]
+    np.testing.assert_allclose([l for _, l in one_executor[2]], [l for _, l in first[2]], rtol=1e-6)
+    assert run(tmp_path / "d", 2, seed=7)[0] != first[0]
+
+
+def test_default_job_is_the_quickstart_file():
+    from fedscale.cli import DEFAULT_JOB
+    from fedscale.cloud.config_parser import load_job
+    from tests.jobs import ROOT
+    shipped, default = load_job(str(ROOT / "benchmark/configs/quickstart.yml")), load_job(str(DEFAULT_JOB))
+    assert dict(shipped.to_dict(), source="") == dict(default.to_dict(), source="")
+
+
+def test_femnist_layout_job(tmp_path):
+    data_dir = write_femnist_fixture(str(tmp_path / "femnist"), num_clients=12, samples_per_client=8, seed=1)
+    job = write_job(tmp_path, executors=1, data_set="femnist", data_dir=data_dir, model="cnn",
+                    num_participants=4, rounds=2)
+    done = run_driver(tmp_path, "submit", str(job))
+    assert done.returncode == 0, done.stderr
+    log = events(run_dirs(tmp_path)[-1] / commons.AGGREGATOR_LOG)
+    assert next(e for e in log if e["tag"] == commons.ROUND_BEGIN)["num_clients"] == 12
+    assert log[-1]["status"] == commons.STATUS_COMPLETED
+
+
+SLOW = dict(local_steps=300, batch_size=32, rounds=40, num_participants=10, eval_interval=100)
+
+
+def test_ctrl_c_ends_every_process(tmp_path):
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, **SLOW)))
+    run_dir = wait_for_run_dir(tmp_path)
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
+    assert len(job_pids(run_dir)) == 3
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=10) == 130
+    wait_until_gone(run_dir, timeout=5)
+    assert events(run_dir / commons.AGGREGATOR_LOG)[-1]["status"] == commons.STATUS_STOPPED
+    assert "stopped" in driver.stderr.read()
+
+
+def test_stop_command_ends_the_job(tmp_path):
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, **SLOW)))
+    run_dir = wait_for_run_dir(tmp_path)
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
+    assert "small" in run_driver(tmp_path, "status").stdout
+    stopped = run_driver(tmp_path, "stop", "small", timeout=30)
+    assert stopped.returncode == 0, stopped.stderr
+    assert driver.wait(timeout=10) == 130
+    wait_until_gone(run_dir, timeout=5)
+    assert run_driver(tmp_path, "stop", "small").returncode == 1
+    assert "no running jobs" in run_driver(tmp_path, "status").stdout
+
+
+def test_executor_killed_mid_round(tmp_path):
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, **dict(SLOW, rounds=5))))
+    run_dir = wait_for_run_dir(tmp_path)
+    log_path = run_dir / commons.AGGREGATOR_LOG
+    wait_for_event(log_path, commons.ROUND_BEGIN, round=2)
+    os.kill(pid_of(run_dir, "executor-2"), signal.SIGKILL)
+    killed_at = time.time()
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 0, err
+    log = events(log_path)
+    lost = next(e for e in log if e["tag"] == commons.EXECUTOR_LOST)
+    assert lost["executor"] == "executor-2" and lost["wall_time"] - killed_at < 3.0 + 1.0
+    failed = [e for e in log if e["tag"] == commons.CLIENT_FAILED]
+    assert failed and {e["executor"] for e in failed} == {"executor-2"} and {e["round"] for e in failed} == {2}
+    round2 = next(e for e in log if e["tag"] == commons.ROUND_END and e["round"] == 2)
+    assert round2["aggregated"] + len(round2["failures"]) == 10 and round2["aggregated"] > 0
+    later = [e for e in log if e["tag"] == commons.ROUND_BEGIN and e["round"] > 2]
+    assert later and all(set(e["assignment"]) == {"executor-1"} for e in later)
+    assert all(e["aggregated"] == 10 for e in log if e["tag"] == commons.ROUND_END and e["round"] > 2)
+    assert log[-1]["status"] == commons.STATUS_COMPLETED
+
+
+def test_executors_exit_when_the_aggregator_dies(tmp_path):
+    from fedscale.cloud.config_parser import load_job
+    from fedscale.deploy.submit import make_run_dir
+    job, run_dir = make_run_dir(load_job(str(write_job(tmp_path, **SLOW))))
+    launcher = LocalLauncher(run_dir, "secret")
+    aggregator = launcher.start_aggregator()
+    begin = wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.JOB_BEGIN)
+    for i in (1, 2):
+        launcher.start_executor(f"executor-{i}", begin["address"])
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
+    aggregator.kill()
+    try:
+        assert wait_until_gone(run_dir, timeout=3.0 + 5.0) < 3.0 + 5.0
+    finally:
+        launcher.terminate(grace=1)
+
+
+def test_wrong_secret_is_refused(tmp_path):
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, executors=1, **SLOW)))
+    run_dir = wait_for_run_dir(tmp_path)
+    begin = wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.JOB_BEGIN)
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=1)
+    intruder = subprocess.run(
+        [sys.executable, "-m", "fedscale.cloud.execution.executor", "--run-dir", str(run_dir),
+         "--executor-id", "intruder", "--address", begin["address"]],
+        env=dict(driver_env(tmp_path), **{commons.SECRET_ENV: "not-the-secret"}),
+        capture_output=True, text=True, timeout=60)
+    assert intruder.returncode == 4
+    assert "refused the job secret" in intruder.stderr
+    assert not any(e.get("executor") == "intruder" for e in events(run_dir / commons.AGGREGATOR_LOG))
+    driver.send_signal(signal.SIGINT)
+    driver.wait(timeout=10)
+
+
+@pytest.mark.parametrize("conf, expected", [
+    ({"learning_rat": 0.1}, "did you mean 'learning_rate'"),
+    ({"rounds": "many"}, "job_conf.rounds"),
+    ({"num_participants": 50}, "num_participants"),
+    ({"data_set": "cifar10"}, "data_set"),
+    ({"data_map_file": "/nonexistent/map.csv"}, "data_map_file"),
+])
+def test_config_errors_stop_before_any_process(tmp_path, conf, expected):
+    done = run_driver(tmp_path, "submit", str(write_job(tmp_path, **conf)))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stderr
+    assert "job.yml" in lines[0]
+    assert not (tmp_path / "logs").exists()
+
+
+def test_missing_job_file_and_remote_host_are_one_line_errors(tmp_path):
+    done = run_driver(tmp_path, "submit", str(tmp_path / "nope.yml"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "nope.yml" in done.stderr
+    job = write_job(tmp_path)
+    job.write_text(job.read_text().replace("127.0.0.1:[2]", "10.0.0.9:[2]"))
+    done = run_driver(tmp_path, "submit", str(job))
+    assert done.returncode == 2 and "worker_ips" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()
+
+
+def test_bad_data_fails_the_job_with_the_reason(tmp_path):
+    data_dir = write_femnist_fixture(str(tmp_path / "femnist"), num_clients=4, samples_per_client=4, seed=1)
+    next((tmp_path / "femnist" / "data").rglob("*.png")).write_bytes(b"not an image")
+    done = run_driver(tmp_path, "submit", str(write_job(tmp_path, executors=1, data_set="femnist",
+                                                        data_dir=data_dir, num_participants=2)))
+    assert done.returncode == 1
+    assert "executor-1 exited" in done.stderr and ".png" in done.stderr
+    assert not job_pids(run_dirs(tmp_path)[-1])
