@@ -10,7 +10,7 @@ import pytest
 
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
-from fedscale.cloud.channels.server import JOINED, LOST, RESULT, AggregatorServer
+from fedscale.cloud.channels.server import JOINED, LOST, RESULTS, AggregatorServer
 from fedscale.cloud.channels.tensor_codec import TensorAssembler, WireError, chunks, headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,10 +79,13 @@ def test_task_and_result_round_trip_a_300mb_tensor(server):
     task, tensors = conn.next_task()
     assert task.task_id == 1 and list(task.client_ids) == [0]
     np.testing.assert_array_equal(tensors["model"], model)
-    conn.send_result(pb.ClientResult(task_id=1, client_id=0, num_samples=3), [("update", tensors["model"])])
-    event = next_event(server, RESULT, timeout=60)
-    assert event.message.client_id == 0
-    np.testing.assert_array_equal(event.tensors["update"], model)
+    updates = [("updates", tensors["model"][None])]
+    batch = pb.TaskResults(task_id=1, results=[pb.ClientResult(client_id=0, num_samples=3)], final=True,
+                           tensors=headers(updates))
+    conn.send(pb.ExecutorMessage(results=batch), updates)
+    event = next_event(server, RESULTS, timeout=60)
+    assert event.message.results[0].client_id == 0 and event.message.final
+    np.testing.assert_array_equal(event.tensors["updates"][0], model)
     conn.close()
 
 

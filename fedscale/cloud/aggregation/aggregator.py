@@ -29,8 +29,8 @@ import torch
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.optimizers import FedAvg, weighted_mean
 from fedscale.cloud.channels import job_api_pb2 as pb
-from fedscale.cloud.channels.server import (DONE, FAILURE, JOINED, LOST, RESULT, TEST, AggregatorServer,
-                                            ExecutorSession, ServerEvent)
+from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
+                                            ServerEvent)
 from fedscale.cloud.client_manager import ClientManager
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
@@ -177,23 +177,31 @@ class Aggregator:
             if event is None:
                 self._live()
                 continue
-            message = event.message
-            if event.kind == RESULT and message.task_id in task_ids and message.client_id in owner:
-                del owner[message.client_id]
-                update = torch.from_numpy(event.tensors["update"])
-                if update.numel() != self.model.numel():
-                    self._fail_client(outcome, message.client_id, event.session,
-                                      f"update has {update.numel()} values, the model {self.model.numel()}")
-                else:
-                    outcome.results[message.client_id] = (message, update)
-            elif event.kind == FAILURE and message.task_id in task_ids and message.client_id in owner:
-                del owner[message.client_id]
-                self._fail_client(outcome, message.client_id, event.session, message.reason)
+            if event.kind == RESULTS and event.message.task_id in task_ids:
+                self._collect(outcome, owner, event)
             elif event.kind == LOST:
                 for client_id in [c for c, s in owner.items() if s is event.session]:
                     del owner[client_id]
                     self._fail_client(outcome, client_id, event.session, f"executor lost: {event.message}")
         return outcome
+
+    def _collect(self, outcome: RoundOutcome, owner: dict[int, ExecutorSession], event: ServerEvent) -> None:
+        """Record a batch of results and failures from the executor that owns those clients."""
+        batch: pb.TaskResults = event.message
+        updates = event.tensors.get("updates")
+        if batch.results and (updates is None or updates.shape != (len(batch.results), self.model.numel())):
+            shape = None if updates is None else updates.shape
+            reason = f"updates of shape {shape}, expected ({len(batch.results)}, {self.model.numel()})"
+            for result in batch.results:
+                if owner.pop(result.client_id, None) is not None:
+                    self._fail_client(outcome, result.client_id, event.session, reason)
+            return
+        for row, result in enumerate(batch.results):
+            if owner.pop(result.client_id, None) is not None:
+                outcome.results[result.client_id] = (result, torch.from_numpy(updates[row]))
+        for failure in batch.failures:
+            if owner.pop(failure.client_id, None) is not None:
+                self._fail_client(outcome, failure.client_id, event.session, failure.reason)
 
     def _fail_client(self, outcome: RoundOutcome, client_id: int, session: ExecutorSession, reason: str) -> None:
         outcome.failures[client_id] = reason
@@ -275,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
     conf = job.conf
     log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name)
+    torch.set_num_threads(conf.torch_threads)
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGINT, _raise_stopped)
     started = time.time()

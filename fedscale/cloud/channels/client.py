@@ -19,7 +19,7 @@ import numpy as np
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.server import GRPC_OPTIONS
-from fedscale.cloud.channels.tensor_codec import NamedArrays, TensorAssembler, WireError, chunks, headers
+from fedscale.cloud.channels.tensor_codec import NamedArrays, TensorAssembler, WireError, chunks
 from fedscale.cloud.commons import SECRET_METADATA_KEY
 
 class AggregatorLost(RuntimeError):
@@ -122,11 +122,6 @@ class AggregatorConnection:
     def send(self, message: pb.ExecutorMessage, arrays: NamedArrays = ()) -> None:
         """Queue ``message`` followed by the chunks of ``arrays``, sent back to back."""
         self._outbox.put(_with_chunks(message, arrays))
-
-    def send_result(self, result: pb.ClientResult, arrays: NamedArrays) -> None:
-        """Send one client's result with its update tensors."""
-        result.tensors.extend(headers(arrays))
-        self.send(pb.ExecutorMessage(result=result), arrays)
 
     def close(self) -> None:
         """End the session: send what is queued, half-close, wait briefly for the server to finish."""

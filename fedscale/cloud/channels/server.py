@@ -33,13 +33,13 @@ GRPC_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
-JOINED, RESULT, FAILURE, TEST, DONE, LOST = "joined", "result", "failure", "test", "done", "lost"
+JOINED, RESULTS, TEST, LOST = "joined", "results", "test", "lost"
 _CLOSE = object()
 
 
 @dataclass
 class ServerEvent:
-    """Something an executor did: ``kind`` is one of JOINED, RESULT, FAILURE, TEST, DONE, LOST."""
+    """Something an executor did: ``kind`` is one of JOINED, RESULTS, TEST, LOST."""
 
     kind: str
     session: "ExecutorSession"
@@ -137,7 +137,7 @@ class AggregatorServer:
         self.events.put(ServerEvent(LOST, session, reason))
 
     def _read(self, session: ExecutorSession, request_iterator: Iterator[pb.ExecutorMessage]) -> None:
-        pending: tuple[str, Any, TensorAssembler] | None = None
+        pending: tuple[pb.TaskResults, TensorAssembler] | None = None
         reason = "the executor closed its connection"
         try:
             for msg in request_iterator:
@@ -146,14 +146,13 @@ class AggregatorServer:
                 if kind == "chunk":
                     if pending is None:
                         raise WireError("tensor chunk without a header")
-                    pending[2].add(msg.chunk)
-                elif kind == "result":
-                    pending = (RESULT, msg.result, TensorAssembler(msg.result.tensors))
-                elif kind in ("failure", "test", "done"):
-                    self.events.put(ServerEvent({"failure": FAILURE, "test": TEST, "done": DONE}[kind],
-                                                session, getattr(msg, kind)))
-                if pending is not None and pending[2].complete:
-                    self.events.put(ServerEvent(pending[0], session, pending[1], pending[2].arrays()))
+                    pending[1].add(msg.chunk)
+                elif kind == "results":
+                    pending = (msg.results, TensorAssembler(msg.results.tensors))
+                elif kind == "test":
+                    self.events.put(ServerEvent(TEST, session, msg.test))
+                if pending is not None and pending[1].complete:
+                    self.events.put(ServerEvent(RESULTS, session, pending[0], pending[1].arrays()))
                     pending = None
         except grpc.RpcError:
             reason = "the executor's connection broke"

@@ -20,6 +20,7 @@ import torch
 from fedscale.cloud import commons
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
+from fedscale.cloud.channels.tensor_codec import headers
 from fedscale.cloud.config_parser import JobConf, JobSpec
 from fedscale.cloud.execution.torch_client import TorchClient
 from fedscale.cloud.logger.events import EventLog
@@ -30,6 +31,7 @@ from fedscale.dataloaders.models import build_model
 EXIT_AGGREGATOR_LOST = 3
 EXIT_REFUSED = 4
 EXIT_BAD_DATA = 2
+RESULT_BUFFER_BYTES = 64 << 20
 
 
 def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
@@ -87,24 +89,40 @@ class Executor:
             conn.close()
 
     def _train(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
+        """Train the task's clients back to back, then send their results in one batch.
+
+        Results wait until the task's training is done (or until ``RESULT_BUFFER_BYTES`` of
+        updates are held): sending from gRPC's thread while this one trains makes the two
+        contend for the interpreter, and one batch costs a few messages instead of a few per
+        client.
+        """
         cfg = task.train
+        batch = pb.TaskResults(task_id=task.task_id)
+        updates: list[torch.Tensor] = []
         for client_id in task.client_ids:
             if not 0 <= client_id < self.data.num_clients:
-                conn.send(pb.ExecutorMessage(failure=pb.ClientFailure(
-                    task_id=task.task_id, client_id=client_id, reason="unknown client id")))
+                batch.failures.add(client_id=client_id, reason="unknown client id")
                 continue
             try:
                 out = self.trainer.train(vector, client_id, task.round, cfg.local_steps, cfg.batch_size,
                                          cfg.learning_rate)
             except (RuntimeError, ValueError) as err:
-                conn.send(pb.ExecutorMessage(failure=pb.ClientFailure(
-                    task_id=task.task_id, client_id=client_id, reason=f"training failed: {err}")))
+                batch.failures.add(client_id=client_id, reason=f"training failed: {err}")
                 continue
-            conn.send_result(pb.ClientResult(task_id=task.task_id, client_id=client_id,
-                                             num_samples=out.num_samples, train_loss=out.train_loss,
-                                             compute_seconds=out.compute_seconds),
-                             [("update", out.update.numpy())])
-        conn.send(pb.ExecutorMessage(done=pb.TaskDone(task_id=task.task_id)))
+            batch.results.add(client_id=client_id, num_samples=out.num_samples, train_loss=out.train_loss,
+                              compute_seconds=out.compute_seconds)
+            updates.append(out.update)
+            if len(updates) * out.update.nbytes >= RESULT_BUFFER_BYTES:
+                self._send_results(conn, batch, updates)
+                batch, updates = pb.TaskResults(task_id=task.task_id), []
+        batch.final = True
+        self._send_results(conn, batch, updates)
+
+    @staticmethod
+    def _send_results(conn: AggregatorConnection, batch: pb.TaskResults, updates: list[torch.Tensor]) -> None:
+        arrays = [("updates", torch.stack(updates).numpy())] if updates else []
+        batch.tensors.extend(headers(arrays))
+        conn.send(pb.ExecutorMessage(results=batch), arrays)
 
     def _test(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
         shard = test_shard(len(self.data.test), task.shard_index, task.shard_count)
