@@ -153,6 +153,24 @@ def test_executor_killed_mid_round(tmp_path):
     assert log[-1]["status"] == commons.STATUS_COMPLETED
 
 
+def test_executor_that_stops_answering_is_dropped(tmp_path):
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, **dict(SLOW, rounds=4))))
+    run_dir = wait_for_run_dir(tmp_path)
+    log_path = run_dir / commons.AGGREGATOR_LOG
+    wait_for_event(log_path, commons.ROUND_BEGIN, round=2)
+    os.kill(pid_of(run_dir, "executor-1"), signal.SIGSTOP)
+    stopped_at = time.time()
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 0, err
+    log = events(log_path)
+    lost = next(e for e in log if e["tag"] == commons.EXECUTOR_LOST)
+    assert lost["executor"] == "executor-1" and "no message" in lost["reason"]
+    assert 3.0 - 0.5 < lost["wall_time"] - stopped_at < 3.0 + 2.0
+    assert {e["executor"] for e in log if e["tag"] == commons.CLIENT_FAILED} == {"executor-1"}
+    assert log[-1]["status"] == commons.STATUS_COMPLETED
+    wait_until_gone(run_dir, timeout=5)
+
+
 def test_executors_exit_when_the_aggregator_dies(tmp_path):
     from fedscale.cloud.config_parser import load_job
     from fedscale.deploy.submit import make_run_dir

@@ -77,7 +77,7 @@ class LocalLauncher:
 
     def terminate(self, grace: float = 3.0) -> None:
         """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds."""
-        if self.pgid is None:
+        if self.pgid is None or all(p.poll() is not None for p in self.processes()):
             return
         signal_group(self.pgid, signal.SIGTERM)
         if not self.wait_all(grace):

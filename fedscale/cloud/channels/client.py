@@ -19,7 +19,7 @@ import numpy as np
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.server import GRPC_OPTIONS
-from fedscale.cloud.channels.tensor_codec import NamedArrays, TensorAssembler, WireError, chunks
+from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, chunks
 from fedscale.cloud.commons import SECRET_METADATA_KEY
 
 class AggregatorLost(RuntimeError):
@@ -76,20 +76,18 @@ class AggregatorConnection:
 
     def _read(self) -> None:
         reason = "the aggregator closed the session"
-        pending: tuple[pb.Task, TensorAssembler] | None = None
+        payload = PayloadReader()
         try:
             for msg in self._call:
                 self.last_seen = time.monotonic()
                 kind = msg.WhichOneof("body")
                 if kind == "task":
-                    pending = (msg.task, TensorAssembler(msg.task.tensors))
+                    payload.start(msg.task, msg.task.tensors)
                 elif kind == "chunk":
-                    if pending is None:
-                        raise WireError("tensor chunk without a task")
-                    pending[1].add(msg.chunk)
-                if pending is not None and pending[1].complete:
-                    self._tasks.put((pending[0], pending[1].arrays()))
-                    pending = None
+                    payload.add(msg.chunk)
+                done = payload.take()
+                if done is not None:
+                    self._tasks.put(done)
         except grpc.RpcError as err:
             reason = f"the aggregator's connection broke ({err.code().name})"
         except WireError as err:

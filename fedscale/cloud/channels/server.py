@@ -22,7 +22,7 @@ import numpy as np
 
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
-from fedscale.cloud.channels.tensor_codec import NamedArrays, TensorAssembler, WireError, chunks, headers
+from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, chunks, headers
 from fedscale.cloud.commons import SECRET_METADATA_KEY
 
 GRPC_OPTIONS = [
@@ -137,23 +137,21 @@ class AggregatorServer:
         self.events.put(ServerEvent(LOST, session, reason))
 
     def _read(self, session: ExecutorSession, request_iterator: Iterator[pb.ExecutorMessage]) -> None:
-        pending: tuple[pb.TaskResults, TensorAssembler] | None = None
+        payload = PayloadReader()
         reason = "the executor closed its connection"
         try:
             for msg in request_iterator:
                 session.last_seen = time.monotonic()
                 kind = msg.WhichOneof("body")
                 if kind == "chunk":
-                    if pending is None:
-                        raise WireError("tensor chunk without a header")
-                    pending[1].add(msg.chunk)
+                    payload.add(msg.chunk)
                 elif kind == "results":
-                    pending = (msg.results, TensorAssembler(msg.results.tensors))
+                    payload.start(msg.results, msg.results.tensors)
                 elif kind == "test":
                     self.events.put(ServerEvent(TEST, session, msg.test))
-                if pending is not None and pending[1].complete:
-                    self.events.put(ServerEvent(RESULTS, session, pending[0], pending[1].arrays()))
-                    pending = None
+                done = payload.take()
+                if done is not None:
+                    self.events.put(ServerEvent(RESULTS, session, *done))
         except grpc.RpcError:
             reason = "the executor's connection broke"
         except WireError as err:

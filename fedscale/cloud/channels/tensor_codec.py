@@ -7,7 +7,7 @@ the bytes the headers announce (within a cap) and reinterprets them as the annou
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -100,3 +100,32 @@ class TensorAssembler:
             raise WireError("tensor payload is incomplete")
         return {h.name: np.frombuffer(buf, dtype=np.dtype(h.dtype).newbyteorder("<")).reshape(tuple(h.shape))
                 for h, buf in zip(self._headers, self._buffers)}
+
+
+class PayloadReader:
+    """Pairs each message that announces tensors with the chunks that follow it on a stream.
+
+    ``start`` a message with its headers, ``add`` the chunks; ``take`` returns the message and
+    its tensors once complete (at once for a message without tensors), else None.
+    """
+
+    def __init__(self) -> None:
+        self._message: Any = None
+        self._assembler: TensorAssembler | None = None
+
+    def start(self, message: Any, tensor_headers: Sequence[pb.TensorHeader]) -> None:
+        if self._assembler is not None:
+            raise WireError("a new message arrived before the previous one's tensors were complete")
+        self._message, self._assembler = message, TensorAssembler(tensor_headers)
+
+    def add(self, chunk: pb.TensorChunk) -> None:
+        if self._assembler is None:
+            raise WireError("tensor chunk without a header")
+        self._assembler.add(chunk)
+
+    def take(self) -> tuple[Any, dict[str, np.ndarray]] | None:
+        if self._assembler is None or not self._assembler.complete:
+            return None
+        done = (self._message, self._assembler.arrays())
+        self._message, self._assembler = None, None
+        return done
