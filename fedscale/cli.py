@@ -15,6 +15,7 @@ from fedscale.deploy.submit import stop, submit
 
 DEFAULT_JOB = Path(__file__).resolve().parent / "jobs" / "quickstart.yml"
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -229,6 +229,9 @@ def test_missing_job_file_and_remote_host_are_one_line_errors(tmp_path):
     done = run_driver(tmp_path, "submit", str(job))
     assert done.returncode == 2 and "worker_ips" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "logs").exists()
+    (tmp_path / "file").write_text("")
+    done = run_driver(tmp_path, "submit", str(write_job(tmp_path, log_path=str(tmp_path / "file" / "x"))))
+    assert done.returncode == 2 and "log_path" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_bad_data_fails_the_job_with_the_reason(tmp_path):

@@ -71,6 +71,10 @@ def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
         except FileExistsError:
             n += 1
             run_dir = base / f"{stamp}_{n}"
+        except OSError as err:
+            key = "job_conf.log_path" if job.conf.log_path else "exp_path"
+            raise ConfigError(f"{job.source}: {key}: cannot create the run folder {run_dir} "
+                              f"({err.strerror})") from None
     job = dataclasses.replace(job, conf=job.conf.replace(time_stamp=run_dir.name))
     (run_dir / commons.JOB_FILE).write_text(json.dumps(job.to_dict(), indent=1))
     return job, run_dir
@@ -96,14 +100,16 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     for s in previous:
         signal.signal(s, interrupt)
     print(f"job {name}: run folder {run_dir}", file=out, flush=True)
+    progress = Progress(job.conf.rounds, out)
     try:
         launcher.start_aggregator()
         registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))
-        return _follow(job, run_dir, launcher, Progress(job.conf.rounds, out))
+        return _follow(job, run_dir, launcher, progress)
     except _Interrupted as signame:
         launcher.terminate()
         return JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
     finally:
+        progress.finish()
         for s, handler in previous.items():
             signal.signal(s, handler)
         launcher.terminate()
@@ -114,7 +120,8 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
     tail = EventTail(run_dir / commons.AGGREGATOR_LOG)
     aggregator = launcher.aggregator
     started, under_way, end = time.monotonic(), False, None
-    while True:
+    while end is None:
+        exited = aggregator.poll() is not None
         for event in tail.poll():
             progress.on_event(event)
             tag = event["tag"]
@@ -125,7 +132,7 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
                 under_way = True
             elif tag == commons.JOB_END:
                 end = event
-        if end is not None or aggregator.poll() is not None:
+        if exited:
             break
         if not launcher.executors and time.monotonic() - started > START_TIMEOUT:
             return JobResult(commons.STATUS_FAILED, run_dir, "the aggregator did not start within "
@@ -136,11 +143,7 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
                     reason = last_line(run_dir / f"{executor_id}.out") or f"exit code {proc.returncode}"
                     return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
         time.sleep(POLL_SECONDS)
-    progress.finish()
-    aggregator.wait(timeout=30)
-    for event in tail.poll():
-        end = event if event["tag"] == commons.JOB_END else end
-    launcher.wait_all(timeout=5.0)
+    launcher.wait_all(timeout=10.0)
     if end is None:
         reason = last_line(run_dir / "aggregator.out") or f"exit code {aggregator.returncode}"
         return JobResult(commons.STATUS_FAILED, run_dir, f"the aggregator died: {reason}")

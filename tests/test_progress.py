@@ -1,0 +1,34 @@
+"""The driver's progress display, on a terminal and in a pipe."""
+import io
+
+from fedscale.cloud import commons
+from fedscale.deploy.progress import Progress
+
+
+def feed(progress):
+    progress.on_event({"tag": commons.ROUND_END, "round": 1, "virtual_time": 4.0})
+    progress.on_event({"tag": commons.TEST_RESULT, "round": 2, "virtual_time": 8.0, "accuracy": 0.5, "loss": 1.2})
+    progress.on_event({"tag": commons.ROUND_END, "round": 2, "virtual_time": 8.0})
+    progress.on_event({"tag": commons.EXECUTOR_LOST, "executor": "executor-2", "reason": "gone"})
+    progress.on_event({"tag": commons.JOB_END, "round": 2, "virtual_time": 8.0})
+
+
+def test_terminal_redraws_one_line_with_a_bar():
+    out = io.StringIO()
+    feed(Progress(4, out, tty=True))
+    text = out.getvalue()
+    assert text.startswith("\r[######------------------] round 1/4  virtual_time 4.0 s  test_accuracy -")
+    assert "\r[############------------] round 2/4  virtual_time 8.0 s  test_accuracy 0.5000" in text
+    assert "\nwarning: executor executor-2 lost: gone\n" in text
+    assert text.endswith("\n")
+
+
+def test_pipe_gets_plain_lines():
+    out = io.StringIO()
+    feed(Progress(4, out, tty=False))
+    assert out.getvalue().splitlines() == [
+        "round 1/4  virtual_time 4.0 s  test_accuracy -",
+        "test  round 2/4  accuracy 0.5000  loss 1.2000",
+        "round 2/4  virtual_time 8.0 s  test_accuracy 0.5000",
+        "warning: executor executor-2 lost: gone",
+    ]
