@@ -32,3 +32,4 @@ def test_pipe_gets_plain_lines():
         "round 2/4  virtual_time 8.0 s  test_accuracy 0.5000",
         "warning: executor executor-2 lost: gone",
     ]
+

@@ -296,7 +296,7 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
             ge=1, active=True),
     KeySpec("executor_configs", str, "127.0.0.1:[1]",
             "FedScale's internal copy of worker_ips, written by its launcher."),
-    KeySpec("torch_threads", int, 1, "Torch threads in each executor process.", ge=1, active=True),
+    KeySpec("torch_threads", int, 1, "Torch threads in each executor process and in the aggregator.", ge=1, active=True),
     KeySpec("use_cuda", bool, True, "Train on a GPU."),
     KeySpec("cuda_device", str, None, "GPU to train on, e.g. 'cuda:0'."),
     KeySpec("backend", str, "gloo", "torch.distributed backend of FedScale's earlier transport."),
