@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%fedscale/cloud/channels/job_api.proto\x12\x08\x66\x65\x64scale\":\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"+\n\x0bTensorChunk\x12\x0e\n\x06tensor\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"M\n\x0bTrainConfig\x12\x13\n\x0blocal_steps\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\"\xd5\x01\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fedscale.TaskKind\x12\r\n\x05round\x18\x03 \x01(\x05\x12\x12\n\nclient_ids\x18\x04 \x03(\x03\x12$\n\x05train\x18\x05 \x01(\x0b\x32\x15.fedscale.TrainConfig\x12\x13\n\x0bshard_index\x18\x06 \x01(\x05\x12\x13\n\x0bshard_count\x18\x07 \x01(\x05\x12\'\n\x07tensors\x18\x08 \x03(\x0b\x32\x16.fedscale.TensorHeader\"\x06\n\x04Ping\"N\n\x07Welcome\x12\x16\n\x0e\x65xecutor_index\x18\x01 \x01(\x05\x12\x1a\n\x12heartbeat_interval\x18\x02 \x01(\x01\x12\x0f\n\x07timeout\x18\x03 \x01(\x01\"\xa5\x01\n\rServerMessage\x12$\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.fedscale.WelcomeH\x00\x12\x1e\n\x04task\x18\x02 \x01(\x0b\x32\x0e.fedscale.TaskH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12\x1e\n\x04ping\x18\x04 \x01(\x0b\x32\x0e.fedscale.PingH\x00\x42\x06\n\x04\x62ody\"z\n\x05Hello\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63lient_sample_counts\x18\x02 \x03(\x03\x12\x14\n\x0ctest_samples\x18\x03 \x01(\x03\x12\x13\n\x0binput_shape\x18\x04 \x03(\x03\x12\x13\n\x0bnum_classes\x18\x05 \x01(\x05\"c\n\x0c\x43lientResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x03\x12\x12\n\ntrain_loss\x18\x03 \x01(\x01\x12\x17\n\x0f\x63ompute_seconds\x18\x04 \x01(\x01\"2\n\rClientFailure\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xaa\x01\n\x0bTaskResults\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\'\n\x07results\x18\x02 \x03(\x0b\x32\x16.fedscale.ClientResult\x12)\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x17.fedscale.ClientFailure\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\x12\'\n\x07tensors\x18\x05 \x03(\x0b\x32\x16.fedscale.TensorHeader\"U\n\nTestResult\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\"\x0b\n\tHeartbeat\"\xdd\x01\n\x0f\x45xecutorMessage\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.fedscale.HelloH\x00\x12(\n\x07results\x18\x02 \x01(\x0b\x32\x15.fedscale.TaskResultsH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12$\n\x04test\x18\x04 \x01(\x0b\x32\x14.fedscale.TestResultH\x00\x12(\n\theartbeat\x18\x05 \x01(\x0b\x32\x13.fedscale.HeartbeatH\x00\x42\x06\n\x04\x62ody*C\n\x08TaskKind\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\t\n\x05TRAIN\x10\x01\x12\x08\n\x04TEST\x10\x02\x12\x0c\n\x08SHUTDOWN\x10\x03\x32O\n\nJobService\x12\x41\n\x07Session\x12\x19.fedscale.ExecutorMessage\x1a\x17.fedscale.ServerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%fedscale/cloud/channels/job_api.proto\x12\x08\x66\x65\x64scale\":\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"+\n\x0bTensorChunk\x12\x0e\n\x06tensor\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"M\n\x0bTrainConfig\x12\x13\n\x0blocal_steps\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\"\x8f\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fedscale.TaskKind\x12\r\n\x05round\x18\x03 \x01(\x05\x12\x12\n\nclient_ids\x18\x04 \x03(\x03\x12$\n\x05train\x18\x05 \x01(\x0b\x32\x15.fedscale.TrainConfig\x12\x13\n\x0bshard_index\x18\x06 \x01(\x05\x12\x13\n\x0bshard_count\x18\x07 \x01(\x05\x12\'\n\x07tensors\x18\x08 \x03(\x0b\x32\x16.fedscale.TensorHeader\x12\x1a\n\x12\x63lient_local_steps\x18\t \x03(\x05\x12\x1c\n\x14\x63lient_keep_fraction\x18\n \x03(\x01\"\x06\n\x04Ping\"N\n\x07Welcome\x12\x16\n\x0e\x65xecutor_index\x18\x01 \x01(\x05\x12\x1a\n\x12heartbeat_interval\x18\x02 \x01(\x01\x12\x0f\n\x07timeout\x18\x03 \x01(\x01\"\xa5\x01\n\rServerMessage\x12$\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.fedscale.WelcomeH\x00\x12\x1e\n\x04task\x18\x02 \x01(\x0b\x32\x0e.fedscale.TaskH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12\x1e\n\x04ping\x18\x04 \x01(\x0b\x32\x0e.fedscale.PingH\x00\x42\x06\n\x04\x62ody\"z\n\x05Hello\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63lient_sample_counts\x18\x02 \x03(\x03\x12\x14\n\x0ctest_samples\x18\x03 \x01(\x03\x12\x13\n\x0binput_shape\x18\x04 \x03(\x03\x12\x13\n\x0bnum_classes\x18\x05 \x01(\x05\"\xb5\x01\n\x0c\x43lientResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x03\x12\x12\n\ntrain_loss\x18\x03 \x01(\x01\x12\x17\n\x0f\x63ompute_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07utility\x18\x05 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x06 \x01(\x05\x12\x13\n\x0bupdate_norm\x18\x07 \x01(\x01\x12\x15\n\rkeep_fraction\x18\x08 \x01(\x01\"2\n\rClientFailure\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xaa\x01\n\x0bTaskResults\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\'\n\x07results\x18\x02 \x03(\x0b\x32\x16.fedscale.ClientResult\x12)\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x17.fedscale.ClientFailure\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\x12\'\n\x07tensors\x18\x05 \x03(\x0b\x32\x16.fedscale.TensorHeader\"U\n\nTestResult\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\"\x0b\n\tHeartbeat\"\xdd\x01\n\x0f\x45xecutorMessage\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.fedscale.HelloH\x00\x12(\n\x07results\x18\x02 \x01(\x0b\x32\x15.fedscale.TaskResultsH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12$\n\x04test\x18\x04 \x01(\x0b\x32\x14.fedscale.TestResultH\x00\x12(\n\theartbeat\x18\x05 \x01(\x0b\x32\x13.fedscale.HeartbeatH\x00\x42\x06\n\x04\x62ody*C\n\x08TaskKind\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\t\n\x05TRAIN\x10\x01\x12\x08\n\x04TEST\x10\x02\x12\x0c\n\x08SHUTDOWN\x10\x03\x32O\n\nJobService\x12\x41\n\x07Session\x12\x19.fedscale.ExecutorMessage\x1a\x17.fedscale.ServerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedscale.cloud.channels.job_api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKKIND']._serialized_start=1481
-  _globals['_TASKKIND']._serialized_end=1548
+  _globals['_TASKKIND']._serialized_start=1622
+  _globals['_TASKKIND']._serialized_end=1689
   _globals['_TENSORHEADER']._serialized_start=51
   _globals['_TENSORHEADER']._serialized_end=109
   _globals['_TENSORCHUNK']._serialized_start=111
@@ -40,27 +40,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAINCONFIG']._serialized_start=156
   _globals['_TRAINCONFIG']._serialized_end=233
   _globals['_TASK']._serialized_start=236
-  _globals['_TASK']._serialized_end=449
-  _globals['_PING']._serialized_start=451
-  _globals['_PING']._serialized_end=457
-  _globals['_WELCOME']._serialized_start=459
-  _globals['_WELCOME']._serialized_end=537
-  _globals['_SERVERMESSAGE']._serialized_start=540
-  _globals['_SERVERMESSAGE']._serialized_end=705
-  _globals['_HELLO']._serialized_start=707
-  _globals['_HELLO']._serialized_end=829
-  _globals['_CLIENTRESULT']._serialized_start=831
-  _globals['_CLIENTRESULT']._serialized_end=930
-  _globals['_CLIENTFAILURE']._serialized_start=932
-  _globals['_CLIENTFAILURE']._serialized_end=982
-  _globals['_TASKRESULTS']._serialized_start=985
-  _globals['_TASKRESULTS']._serialized_end=1155
-  _globals['_TESTRESULT']._serialized_start=1157
-  _globals['_TESTRESULT']._serialized_end=1242
-  _globals['_HEARTBEAT']._serialized_start=1244
-  _globals['_HEARTBEAT']._serialized_end=1255
-  _globals['_EXECUTORMESSAGE']._serialized_start=1258
-  _globals['_EXECUTORMESSAGE']._serialized_end=1479
-  _globals['_JOBSERVICE']._serialized_start=1550
-  _globals['_JOBSERVICE']._serialized_end=1629
+  _globals['_TASK']._serialized_end=507
+  _globals['_PING']._serialized_start=509
+  _globals['_PING']._serialized_end=515
+  _globals['_WELCOME']._serialized_start=517
+  _globals['_WELCOME']._serialized_end=595
+  _globals['_SERVERMESSAGE']._serialized_start=598
+  _globals['_SERVERMESSAGE']._serialized_end=763
+  _globals['_HELLO']._serialized_start=765
+  _globals['_HELLO']._serialized_end=887
+  _globals['_CLIENTRESULT']._serialized_start=890
+  _globals['_CLIENTRESULT']._serialized_end=1071
+  _globals['_CLIENTFAILURE']._serialized_start=1073
+  _globals['_CLIENTFAILURE']._serialized_end=1123
+  _globals['_TASKRESULTS']._serialized_start=1126
+  _globals['_TASKRESULTS']._serialized_end=1296
+  _globals['_TESTRESULT']._serialized_start=1298
+  _globals['_TESTRESULT']._serialized_end=1383
+  _globals['_HEARTBEAT']._serialized_start=1385
+  _globals['_HEARTBEAT']._serialized_end=1396
+  _globals['_EXECUTORMESSAGE']._serialized_start=1399
+  _globals['_EXECUTORMESSAGE']._serialized_end=1620
+  _globals['_JOBSERVICE']._serialized_start=1691
+  _globals['_JOBSERVICE']._serialized_end=1770
 # @@protoc_insertion_point(module_scope)

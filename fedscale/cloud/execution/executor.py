@@ -97,20 +97,25 @@ class Executor:
         client.
         """
         cfg = task.train
+        count = len(task.client_ids)
+        steps = list(task.client_local_steps) or [cfg.local_steps] * count
+        keep = list(task.client_keep_fraction) or [1.0] * count
         batch = pb.TaskResults(task_id=task.task_id)
         updates: list[torch.Tensor] = []
-        for client_id in task.client_ids:
+        for client_id, client_steps, client_keep in zip(task.client_ids, steps, keep):
             if not 0 <= client_id < self.data.num_clients:
                 batch.failures.add(client_id=client_id, reason="unknown client id")
                 continue
             try:
-                out = self.trainer.train(vector, client_id, task.round, cfg.local_steps, cfg.batch_size,
-                                         cfg.learning_rate)
+                out = self.trainer.train(vector, client_id, task.round, client_steps, cfg.batch_size,
+                                         cfg.learning_rate, client_keep)
             except (RuntimeError, ValueError) as err:
                 batch.failures.add(client_id=client_id, reason=f"training failed: {err}")
                 continue
             batch.results.add(client_id=client_id, num_samples=out.num_samples, train_loss=out.train_loss,
-                              compute_seconds=out.compute_seconds)
+                              compute_seconds=out.compute_seconds, utility=out.utility,
+                              local_steps=out.local_steps, update_norm=out.update_norm,
+                              keep_fraction=out.keep_fraction)
             updates.append(out.update)
             if len(updates) * out.update.nbytes >= RESULT_BUFFER_BYTES:
                 self._send_results(conn, batch, updates)

@@ -9,6 +9,7 @@ or in which order.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedscale.cloud.execution.compression import topk_sparsify
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.dataset import ArrayDataset
 
@@ -29,6 +31,10 @@ class ClientUpdate:
     num_samples: int
     train_loss: float
     compute_seconds: float
+    utility: float
+    local_steps: int
+    update_norm: float
+    keep_fraction: float
 
 
 @dataclass
@@ -65,11 +71,16 @@ class TorchClient:
         self.train_data = train
         self.client_indices = [torch.as_tensor(ix, dtype=torch.long) for ix in client_indices]
         self.seed = seed
-        self.loss_fn = nn.CrossEntropyLoss()
+        self.loss_fn = nn.CrossEntropyLoss(reduction="none")
 
-    def train(self, global_vector: torch.Tensor, client_id: int, round_index: int,
-              local_steps: int, batch_size: int, learning_rate: float) -> ClientUpdate:
-        """Run the client's local SGD from ``global_vector`` and return its update."""
+    def train(self, global_vector: torch.Tensor, client_id: int, round_index: int, local_steps: int,
+              batch_size: int, learning_rate: float, keep_fraction: float = 1.0) -> ClientUpdate:
+        """Run the client's local SGD from ``global_vector`` and return its (compressed) update.
+
+        Also measures Oort's statistical utility (Lai et al., OSDI 2021, Sec. 4.2):
+        ``|B| * sqrt(mean over trained samples of loss^2)``, with ``|B|`` the distinct samples
+        trained.
+        """
         started = time.perf_counter()
         self.weights.load_(global_vector)
         indices = self.client_indices[client_id]
@@ -78,15 +89,22 @@ class TorchClient:
         optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
         self.model.train()
         total_loss = torch.zeros(())
+        total_squared = torch.zeros(())
         for step_indices in positions:
             optimizer.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.model(self.train_data.x[step_indices]), self.train_data.y[step_indices])
+            losses = self.loss_fn(self.model(self.train_data.x[step_indices]), self.train_data.y[step_indices])
+            loss = losses.mean()
             loss.backward()
             optimizer.step()
             total_loss += loss.detach()
+            total_squared += losses.detach().square().sum()
         update = self.weights.vector - global_vector
-        return ClientUpdate(client_id, update, len(indices), float(total_loss) / local_steps,
-                            time.perf_counter() - started)
+        norm = float(update.norm())
+        distinct = min(len(indices), positions.numel())
+        utility = distinct * math.sqrt(float(total_squared) / positions.numel())
+        return ClientUpdate(client_id, topk_sparsify(update, keep_fraction), len(indices),
+                            float(total_loss) / local_steps, time.perf_counter() - started, utility,
+                            local_steps, norm, keep_fraction)
 
     @torch.no_grad()
     def test(self, global_vector: torch.Tensor, data: ArrayDataset, batch_size: int) -> TestOutcome:

@@ -1,0 +1,66 @@
+"""Local training on one reused model: determinism, utility, compression."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fedscale.cloud.execution.compression import topk_sparsify
+from fedscale.cloud.execution.torch_client import TorchClient, batch_positions, client_seed
+from fedscale.dataloaders.dataset import ArrayDataset
+from fedscale.dataloaders.models import build_model
+
+
+def make_client(seed=0):
+    g = torch.Generator().manual_seed(0)
+    data = ArrayDataset(torch.randn(60, 1, 4, 4, generator=g), torch.randint(0, 3, (60,), generator=g), 3)
+    torch.manual_seed(seed)
+    model = build_model("mlp", (1, 4, 4), 3)
+    client = TorchClient(model, data, [np.arange(0, 20), np.arange(20, 27), np.arange(27, 60)], seed=5)
+    return client, data, client.weights.snapshot()
+
+
+def test_topk_keeps_the_largest_magnitudes():
+    x = torch.tensor([0.1, -3.0, 2.0, -0.5, 0.0])
+    assert torch.equal(topk_sparsify(x, 0.4), torch.tensor([0.0, -3.0, 2.0, 0.0, 0.0]))
+    assert torch.equal(topk_sparsify(x, 0.3), torch.tensor([0.0, -3.0, 2.0, 0.0, 0.0]))  # ceil(1.5) = 2
+    assert topk_sparsify(x, 1.0) is x
+    with pytest.raises(ValueError):
+        topk_sparsify(x, 0.0)
+
+
+def test_batches_cover_each_epoch_without_replacement():
+    positions = batch_positions(7, local_steps=3, batch_size=5, generator=torch.Generator().manual_seed(1))
+    assert positions.shape == (3, 5)
+    assert sorted(positions.flatten()[:7].tolist()) == list(range(7))
+
+
+def test_update_does_not_depend_on_training_order():
+    client, _, start = make_client()
+    a = [client.train(start, c, 3, 4, 8, 0.1).update for c in (0, 1, 2)]
+    b = [client.train(start, c, 3, 4, 8, 0.1).update for c in (2, 1, 0)][::-1]
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert not torch.equal(a[0], client.train(start, 0, 4, 4, 8, 0.1).update)
+
+
+def test_utility_is_oorts_statistical_utility():
+    client, data, start = make_client()
+    out = client.train(start, 1, 1, local_steps=3, batch_size=5, learning_rate=0.0)
+    assert torch.count_nonzero(out.update) == 0
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(client.model(data.x[20:27]), data.y[20:27], reduction="none")
+    generator = torch.Generator().manual_seed(client_seed(5, 1, 1))
+    trained = batch_positions(7, 3, 5, generator).flatten()
+    expected = 7 * math.sqrt(float(losses[trained].square().mean()))
+    assert out.utility == pytest.approx(expected, rel=1e-5)
+    assert out.local_steps == 3 and out.num_samples == 7
+
+
+def test_keep_fraction_sparsifies_but_norm_is_of_the_dense_update():
+    client, _, start = make_client()
+    dense = client.train(start, 2, 1, 5, 8, 0.1)
+    sparse = client.train(start, 2, 1, 5, 8, 0.1, keep_fraction=0.1)
+    assert sparse.update_norm == pytest.approx(dense.update_norm)
+    assert torch.count_nonzero(sparse.update) == math.ceil(0.1 * dense.update.numel())
+    assert sparse.keep_fraction == 0.1
