@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="A federated-learning systems simulator: real gRPC rounds, virtual time, robust aggregation.",
     python_requires=">=3.10",
-    packages=find_packages(include=["fedscale", "fedscale.*"]),
+    packages=find_packages(include=["fedscale", "fedscale.*", "thirdparty", "thirdparty.*"]),
     package_data={"fedscale": ["jobs/*.yml"]},
     install_requires=[
         "torch==2.13.0",

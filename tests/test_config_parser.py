@@ -61,6 +61,7 @@ job_conf:
     - data_set: femnist
     - data_dir: $FEDSCALE_HOME/benchmark/dataset/data/femnist
     - data_map_file: $FEDSCALE_HOME/benchmark/dataset/data/femnist/client_data_mapping/train.csv
+    - device_conf_file: $FEDSCALE_HOME/benchmark/dataset/data/device_info/client_device_capacity
     - device_avail_file: $FEDSCALE_HOME/benchmark/dataset/data/device_info/client_behave_trace
     - model: cnn
     - model_zoo: fedscale-torch-zoo
@@ -97,6 +98,10 @@ def fedscale_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     mapping = home / "benchmark/dataset/data/femnist/client_data_mapping"
     mapping.mkdir(parents=True)
     (mapping / "train.csv").write_text("client_id,sample_path,label_name,label_id\n")
+    device_info = home / "benchmark/dataset/data/device_info"
+    device_info.mkdir(parents=True)
+    for name in ("client_device_capacity", "client_behave_trace"):
+        (device_info / name).write_bytes(b"")
     monkeypatch.setenv("FEDSCALE_HOME", str(home))
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     return home
@@ -114,7 +119,7 @@ def test_fedscale_job_file_is_accepted_and_typed(tmp_path: Path, fedscale_home: 
     assert job.log_root == conf.log_path == str(fedscale_home / "benchmark")
     assert conf.data_dir == str(fedscale_home / "benchmark/dataset/data/femnist")
     assert conf.data_map_file.endswith("client_data_mapping/train.csv") and os.path.isabs(conf.data_map_file)
-    assert conf.device_avail_file == "$FEDSCALE_HOME/benchmark/dataset/data/device_info/client_behave_trace"
+    assert conf.device_avail_file == str(fedscale_home / "benchmark/dataset/data/device_info/client_behave_trace")
     assert conf.use_cuda is False and conf.save_checkpoint is False and conf["spec-augment"] is True
     assert conf.filter_more == 10**15 and isinstance(conf.filter_more, int)
     assert conf.learning_rate == 4e-5 and conf.yogi_eta == 3e-3
@@ -124,7 +129,7 @@ def test_fedscale_job_file_is_accepted_and_typed(tmp_path: Path, fedscale_home: 
     assert conf["noise-dir"] is None and conf.cuda_device == "0"
     assert conf.rounds == 1000 and conf.model == "cnn" and conf.gradient_policy == "fed-yogi"
     assert set(inactive_keys(conf)) == {
-        "cuda_device", "use_cuda", "device_avail_file", "filter_less", "filter_more", "model_zoo", "input_shape",
+        "cuda_device", "use_cuda", "model_zoo", "input_shape",
         "gradient_policy", "yogi_eta", "train-manifest", "sample-rate", "spec-augment", "noise-dir",
     }
 
@@ -246,7 +251,7 @@ def test_values_are_converted(key: str, raw: object, typed: object) -> None:
         ("rounds", 1.5, "expected an integer >= 1, got 1.5"),
         ("rounds", True, "expected an integer >= 1, got true"),
         ("rounds", None, "expected an integer >= 1, got null"),
-        ("filter_more", "1e400", "expected an integer, got '1e400'"),
+        ("filter_more", "1e400", "expected an integer >= 1, got '1e400'"),
         ("use_cuda", "maybe", "expected a boolean (true/false), got 'maybe'"),
         ("use_cuda", 2, "expected a boolean (true/false), got 2"),
         ("job_name", "my job", "expected a name made of letters, digits, '_', '.' and '-', got 'my job'"),

@@ -190,7 +190,7 @@ class KeySpec:
     """One job key: its type, default, help text and constraints.
 
     ``type`` is one of int, float, bool, str or tuple (a list of integers). A default of
-    None makes the key nullable. ``ge``/``gt``/``le`` bound numbers, ``choices`` lists the
+    None makes the key nullable. ``ge``/``gt``/``le``/``lt`` bound numbers, ``choices`` lists the
     allowed values, ``check`` is any other rule. ``path`` keys have ``~`` and ``$VARS``
     expanded and are made absolute. ``active`` is False for keys accepted only so FedScale
     job files load; they have no effect yet.
@@ -204,6 +204,7 @@ class KeySpec:
     ge: float | None = None
     gt: float | None = None
     le: float | None = None
+    lt: float | None = None
     check: Check | None = None
     aliases: tuple[str, ...] = ()
     active: bool = False
@@ -216,14 +217,14 @@ class KeySpec:
             return "one of " + ", ".join(map(repr, self.choices))
         if self.check:
             return self.check.expects
-        limits = ((">=", self.ge), (">", self.gt), ("<=", self.le))
+        limits = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
         bounds = [f"{op} {limit}" for op, limit in limits if limit is not None]
         return " ".join([_NOUNS[self.type], " and ".join(bounds)]).strip()
 
     @property
     def constrained(self) -> bool:
         """Whether a value of the right type can still be rejected."""
-        return any(rule is not None for rule in (self.choices, self.ge, self.gt, self.le, self.check))
+        return any(rule is not None for rule in (self.choices, self.ge, self.gt, self.le, self.lt, self.check))
 
     def parse(self, value: Any, where: str) -> Any:
         """Convert a raw (YAML or JSON) value to this key's type and check its constraints.
@@ -251,6 +252,7 @@ class KeySpec:
             and (self.ge is None or value >= self.ge)
             and (self.gt is None or value > self.gt)
             and (self.le is None or value <= self.le)
+            and (self.lt is None or value < self.lt)
             and (self.check is None or self.check.test(value))
         )
 
@@ -320,13 +322,28 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
     KeySpec("num_clients", int, 100, "Clients the training set is split into when no data_map_file is given.",
             ge=1, active=True),
     KeySpec("task", str, "cv", "Kind of task in FedScale: cv, nlp, speech, rl, detection, ..."),
-    KeySpec("device_conf_file", str, "/tmp/client.cfg",
-            "Client device capacities (FedScale's client_device_capacity)."),
-    KeySpec("device_avail_file", str, None, "Client availability traces (FedScale's client_behave_trace)."),
-    KeySpec("clock_factor", float, 1.0, "Multiplier on simulated computation time."),
-    KeySpec("sample_mode", str, "random", "Client selection strategy, e.g. random or oort."),
-    KeySpec("filter_less", int, 32, "Clients with fewer training samples than this are left out."),
-    KeySpec("filter_more", int, 10**15, "Clients with more training samples than this are left out."),
+    # Device fleet and virtual time
+    KeySpec("clients_file", str, "",
+            "Device fleet (.npz or .json of this tool); empty: the small generated fleet that ships with it.",
+            path=True, active=True),
+    KeySpec("device_conf_file", str, "",
+            "Client device capacities in FedScale's client_device_capacity pickle; overrides clients_file.",
+            path=True, active=True),
+    KeySpec("device_avail_file", str, "",
+            "Client availability in FedScale's client_behave_trace pickle, with device_conf_file.",
+            path=True, active=True),
+    KeySpec("clock_factor", float, 1.0, "Multiplier on simulated computation time.", gt=0, active=True),
+    KeySpec("augmentation_factor", float, 3.0,
+            "Simulated compute per training sample, in units of the device's per-sample inference latency "
+            "(forward plus backward).", gt=0, active=True),
+    KeySpec("reduction_factor", float, 0.5, "Uplink bandwidth as a fraction of the downlink.", gt=0,
+            active=True),
+    KeySpec("sample_mode", str, "random", "Client selection policy.",
+            choices=("random", "oort", "pyramidfl"), active=True),
+    KeySpec("filter_less", int, 1, "Clients with fewer training samples than this never take part.", ge=0,
+            active=True),
+    KeySpec("filter_more", int, 10**15, "Clients with more training samples than this never take part.", ge=1,
+            active=True),
     KeySpec("train_uniform", bool, False, "Give every client the same number of training samples."),
     KeySpec("conf_path", str, "~/dataset/", "Folder of FedScale's auxiliary configuration files."),
     KeySpec("test_ratio", float, 1.0, "Fraction of the test set used when testing."),
@@ -366,25 +383,52 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
     KeySpec("weight_decay", float, 0.0, "Weight decay of the local optimiser."),
     KeySpec("adam_epsilon", float, 1e-8, "Epsilon of the Adam optimiser."),
     # Client selection (Oort)
-    KeySpec("overcommitment", float, 1.3, "Clients selected per round, as a multiple of those aggregated."),
+    KeySpec("overcommitment", float, 1.3,
+            "Clients selected per round, as a multiple of those aggregated; the fastest are kept.", ge=1,
+            active=True),
     KeySpec("round_threshold", float, 30.0,
-            "Oort: percentile of client durations that sets the preferred round length."),
+            "Oort: initial preferred round duration T: a percentile of the clients' durations (t_mode "
+            "percentile) or seconds (t_mode absolute).", gt=0, active=True),
+    KeySpec("t_mode", str, "percentile", "Oort: unit of round_threshold and pacer_delta.",
+            choices=("percentile", "absolute"), active=True),
     KeySpec("round_penalty", float, 2.0,
-            "Oort: exponent penalising clients slower than the preferred round length."),
-    KeySpec("clip_bound", float, 0.9, "Oort: percentile at which client utilities are clipped."),
+            "Oort: exponent alpha penalising clients slower than the preferred round duration.", ge=0,
+            active=True),
+    KeySpec("clip_bound", float, 0.95, "Oort: quantile at which outlier client utilities are clipped.",
+            gt=0, le=1, active=True),
     KeySpec("blacklist_rounds", int, -1,
-            "Oort: exclude a client once picked more than this many times (-1: never)."),
-    KeySpec("blacklist_max_len", float, 0.3, "Oort: largest fraction of the clients that may be excluded."),
+            "Oort: exclude a client once picked more than this many times (-1: never).", active=True),
+    KeySpec("blacklist_max_len", float, 0.3, "Oort: largest fraction of the clients that may be excluded.",
+            ge=0, le=1, active=True),
     KeySpec("loss_decay", float, 0.2, "Oort: weight of past losses in a client's utility."),
-    KeySpec("exploration_min", float, 0.3, "Oort: floor of the exploration fraction."),
-    KeySpec("exploration_factor", float, 0.9, "Oort: initial fraction of picks spent on unexplored clients."),
-    KeySpec("exploration_decay", float, 0.98, "Oort: per-round decay of the exploration fraction."),
+    KeySpec("exploration_min", float, 0.2, "Oort: floor of the exploration fraction.", ge=0, le=1,
+            active=True),
+    KeySpec("exploration_factor", float, 0.9, "Oort: initial fraction of picks spent on unexplored clients.",
+            ge=0, le=1, active=True),
+    KeySpec("exploration_decay", float, 0.98, "Oort: per-round decay of the exploration fraction.",
+            gt=0, le=1, active=True),
     KeySpec("exploration_alpha", float, 0.3, "Oort: weight of the staleness bonus in a client's score."),
-    KeySpec("cut_off_util", float, 0.05,
-            "Oort: fraction of the top utility below which clients are not exploited."),
-    KeySpec("sample_window", float, 5.0, "Oort: unexplored candidates considered, as a multiple of those picked."),
-    KeySpec("pacer_delta", float, 5.0, "Oort: step by which the pacer moves round_threshold."),
-    KeySpec("pacer_step", int, 20, "Oort: rounds between pacer decisions."),
+    KeySpec("cut_off_util", float, 0.95,
+            "Oort: clients with utility at least this fraction of the exploitation boundary's are admitted.",
+            gt=0, le=1, active=True),
+    KeySpec("sample_window", float, 5.0, "Oort: unexplored candidates considered, as a multiple of those picked.",
+            ge=1, active=True),
+    KeySpec("pacer_delta", float, 5.0, "Oort: step by which the pacer moves the preferred round duration.",
+            ge=0, active=True),
+    KeySpec("pacer_step", int, 20, "Oort: rounds between pacer decisions.", ge=1, active=True),
+    KeySpec("pacer_mode", str, "paper",
+            "Oort: relax when the window's utility falls (paper) or on a plateau, tightening on a swing "
+            "(fedscale).", choices=("paper", "fedscale"), active=True),
+    # Client selection (PyramidFL)
+    KeySpec("dropout_low", float, 0.1, "PyramidFL: upload dropout of the highest-utility participant.",
+            ge=0, lt=1, active=True),
+    KeySpec("dropout_high", float, 0.6, "PyramidFL: upload dropout of the lowest-utility participant.",
+            ge=0, lt=1, active=True),
+    KeySpec("adaptive_epoch_beta", float, 1.0,
+            "PyramidFL: share of a participant's idle time filled with extra local steps.", ge=0, le=1,
+            active=True),
+    KeySpec("max_extra_factor", float, 10.0,
+            "PyramidFL: cap on extra local steps, as a multiple of local_steps.", ge=0, active=True),
     # Asynchronous FL, privacy, attacks
     KeySpec("max_concurrency", int, 10, "Asynchronous FL: clients training at the same time."),
     KeySpec("max_staleness", int, 5, "Asynchronous FL: largest staleness, in rounds, of an accepted update."),
@@ -480,9 +524,17 @@ def _check_relations(values: Mapping[str, Any]) -> None:
             raise ConfigError("required when data_set is 'femnist': the folder of FedScale's FEMNIST files",
                               "job_conf.data_dir")
         _require_existing("data_dir", values["data_dir"], directory=True)
-    if values["data_map_file"]:
-        _require_existing("data_map_file", values["data_map_file"], directory=False)
-    elif values["data_set"] == "digits" and values["num_participants"] > values["num_clients"]:
+    for key in ("data_map_file", "clients_file", "device_conf_file", "device_avail_file"):
+        if values[key]:
+            _require_existing(key, values[key], directory=False)
+    if values["device_avail_file"] and not values["device_conf_file"]:
+        raise ConfigError("needs device_conf_file (FedScale's device capacities) as well",
+                          "job_conf.device_avail_file")
+    if values["dropout_low"] > values["dropout_high"]:
+        raise ConfigError(f"expected at most dropout_high ({values['dropout_high']}), got {values['dropout_low']}",
+                          "job_conf.dropout_low")
+    if not values["data_map_file"] and values["data_set"] == "digits" and \
+            values["num_participants"] > values["num_clients"]:
         raise ConfigError(f"expected at most num_clients ({values['num_clients']}), "
                           f"got {values['num_participants']}", "job_conf.num_participants")
 

@@ -1,0 +1,151 @@
+"""PyramidFL selector: Oort's picks, then dropout by rank and extra steps in idle time (Li et al., MobiCom 2022)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fedscale.cloud.config_parser import KEYS
+from thirdparty.oort.oort import OortConfig, OortSelector
+from thirdparty.pyramidfl.pyramidfl import PyramidFLConfig, PyramidFLSelector
+
+
+def make(num_samples, seed: int = 0, **knobs) -> PyramidFLSelector:
+    selector = PyramidFLSelector(PyramidFLConfig(**knobs), seed)
+    selector.register_clients(np.arange(len(num_samples)), np.asarray(num_samples), np.full(len(num_samples), 10.0))
+    return selector
+
+
+def ran(selector: PyramidFLSelector, norms: dict[int, float]) -> None:
+    for client, norm in norms.items():
+        selector.register_feedback(client, 1.0, 1, 30.0, True, gradient_norm=norm, steps=10, t_comp=5.0, t_comm=5.0)
+
+
+def round_times(t_comp, t_comm, steps, dropout, base_steps: int) -> np.ndarray:
+    return np.asarray(t_comp) * np.asarray(steps) / base_steps + (1 - np.asarray(dropout)) * np.asarray(t_comm)
+
+
+# Client 0 never ran and holds 1000 samples, so it ranks first; clients 1, 2, 3 ran with update
+# norms 5, 3, 1. With dropout 0.1..0.4 over K = 4 ranks: P = 0, 0.2, 0.3, 0.4 (client 0 explores).
+# t' = [5 + 5, 10 + 0.8 * 20, 4 + 0.7 * 10, 20 + 0.6 * 10] = [10, 26, 11, 26], T_r = 26.
+# Client 2's iteration costs 4 / 10 = 0.4 s; its 15 idle seconds fit floor(15 / 0.4) = 37 more.
+T_COMP, T_COMM = np.array([5.0, 10.0, 4.0, 20.0]), np.array([5.0, 20.0, 10.0, 10.0])
+
+
+@pytest.mark.parametrize("knobs, steps", [
+    ({}, [10, 10, 47, 10]),
+    ({"adaptive_epoch_beta": 0.5}, [10, 10, 28, 10]),
+    ({"max_extra_factor": 2.0}, [10, 10, 30, 10]),
+])
+def test_overrides_on_hand_computed_round(knobs: dict, steps: list[int]) -> None:
+    selector = make([1000, 10, 10, 10], dropout_low=0.1, dropout_high=0.4, **knobs)
+    ran(selector, {1: 5.0, 2: 3.0, 3: 1.0})
+    local_steps, dropout = selector.client_overrides(np.arange(4), T_COMP, T_COMM, 10)
+    assert local_steps.tolist() == steps and local_steps.dtype.kind == "i"
+    assert dropout == pytest.approx([0.0, 0.2, 0.3, 0.4])
+    assert round_times(T_COMP, T_COMM, local_steps, dropout, 10).max() == pytest.approx(26.0)
+
+
+def test_overrides_follow_the_client_not_its_position() -> None:
+    selector = make([1000, 10, 10, 10], dropout_low=0.1, dropout_high=0.4)
+    ran(selector, {1: 5.0, 2: 3.0, 3: 1.0})
+    order = np.array([3, 2, 0, 1])
+    local_steps, dropout = selector.client_overrides(order, T_COMP[order], T_COMM[order], 10)
+    assert local_steps.tolist() == [10, 47, 10, 10]
+    assert dropout == pytest.approx([0.4, 0.3, 0.0, 0.2])
+
+
+def test_dropout_spans_low_to_high_by_update_norm() -> None:
+    selector = make([10] * 6)
+    ran(selector, {c: float(6 - c) for c in range(6)})
+    _, dropout = selector.client_overrides(np.arange(6), np.ones(6), np.ones(6), 5)
+    assert dropout == pytest.approx(np.linspace(0.1, 0.6, 6))
+    _, alone = selector.client_overrides(np.array([4]), np.ones(1), np.ones(1), 5)
+    assert alone == pytest.approx([0.1])
+
+
+def test_exploration_clients_are_untouched() -> None:
+    selector = make([50, 400, 20])
+    local_steps, dropout = selector.client_overrides(np.arange(3), np.array([1.0, 2.0, 9.0]), np.ones(3), 20)
+    assert local_steps.tolist() == [20, 20, 20] and dropout.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.999, 0.5, 0.0])
+def test_extra_steps_never_lengthen_the_round(beta: float) -> None:
+    rng = np.random.default_rng(int(beta * 1000))
+    for trial in range(50):
+        k = int(rng.integers(1, 40))
+        selector = make(rng.integers(1, 500, k), adaptive_epoch_beta=beta)
+        ran(selector, {c: float(rng.gamma(2.0)) for c in range(k) if rng.random() < 0.7})
+        t_comp, t_comm = rng.lognormal(2.0, 1.0, k), rng.lognormal(2.0, 1.0, k)
+        base = int(rng.integers(1, 30))
+        local_steps, dropout = selector.client_overrides(np.arange(k), t_comp, t_comm, base)
+        assert np.all(local_steps >= base) and np.all(local_steps <= base + 10 * base)
+        with_dropout = t_comp + (1 - dropout) * t_comm
+        after = round_times(t_comp, t_comm, local_steps, dropout, base)
+        assert after.max() <= with_dropout.max() * (1 + 1e-12)
+        assert after.max() <= (t_comp + t_comm).max() * (1 + 1e-12)
+
+
+def test_gradient_norm_feedback_reranks_clients() -> None:
+    selector = make([10, 10])
+    ran(selector, {0: 1.0, 1: 2.0})
+    assert selector.client_overrides(np.arange(2), np.ones(2), np.ones(2), 5)[1] == pytest.approx([0.6, 0.1])
+    selector.register_feedback(0, 1.0, 2, 30.0, True, gradient_norm=9.0)
+    selector.register_feedback(1, 1.0, 2, 30.0, False)
+    assert selector.client_overrides(np.arange(2), np.ones(2), np.ones(2), 5)[1] == pytest.approx([0.1, 0.6])
+
+
+def test_selection_is_oorts() -> None:
+    knobs = {f.name: getattr(PyramidFLConfig(), f.name) for f in dataclasses.fields(OortConfig)}
+    oort, pyramid = OortSelector(OortConfig(**knobs), 5), PyramidFLSelector(PyramidFLConfig(), 5)
+    rng = np.random.default_rng(9)
+    durations = rng.lognormal(3.0, 1.0, 400)
+    for selector in (oort, pyramid):
+        selector.register_clients(np.arange(400), rng.integers(1, 100, 400), durations)
+    for r in range(1, 8):
+        online = np.flatnonzero(rng.random(400) < 0.6)
+        picks = oort.select_participants(30, 0.0, online)
+        assert pyramid.select_participants(30, 0.0, online) == picks
+        for client in picks:
+            for selector in (oort, pyramid):
+                selector.register_feedback(client, float(client % 11), r, float(durations[client]), True,
+                                           gradient_norm=float(client % 5))
+
+
+def test_defaults_are_the_released_runs() -> None:
+    config = PyramidFLConfig()
+    assert (config.dropout_low, config.dropout_high, config.adaptive_epoch_beta, config.max_extra_factor) == \
+        (0.1, 0.6, 1.0, 10.0)
+    assert config.exploration_factor == OortConfig().exploration_factor
+    with pytest.raises(TypeError):
+        PyramidFLSelector(OortConfig(), 0)
+
+
+@pytest.mark.parametrize("field, knobs", [
+    ("dropout_low", {"dropout_low": -0.1}), ("dropout_high", {"dropout_high": 1.0}),
+    ("dropout_high", {"dropout_low": 0.5, "dropout_high": 0.4}), ("adaptive_epoch_beta", {"adaptive_epoch_beta": -1.0}),
+    ("max_extra_factor", {"max_extra_factor": float("inf")}), ("pacer_step", {"pacer_step": 0}),
+])
+def test_bad_config_values_name_the_field(field: str, knobs: dict) -> None:
+    with pytest.raises(ValueError, match=rf"PyramidFLConfig\.{field} = "):
+        PyramidFLConfig(**knobs)
+
+
+def test_overrides_reject_bad_inputs() -> None:
+    selector = make([10, 10])
+    with pytest.raises(ValueError, match="not registered"):
+        selector.client_overrides(np.array([0, 5]), np.ones(2), np.ones(2), 5)
+    with pytest.raises(ValueError, match="shape"):
+        selector.client_overrides(np.arange(2), np.ones(3), np.ones(2), 5)
+    with pytest.raises(ValueError, match="base_steps"):
+        selector.client_overrides(np.arange(2), np.ones(2), np.ones(2), 0)
+    steps, dropout = selector.client_overrides(np.array([], dtype=np.int64), np.ones(0), np.ones(0), 5)
+    assert steps.size == dropout.size == 0
+
+
+def test_every_knob_is_a_job_key_with_the_same_default() -> None:
+    for field in dataclasses.fields(PyramidFLConfig):
+        assert field.name in KEYS, field.name
+        assert KEYS[field.name].default == field.default, field.name

@@ -1,0 +1,1 @@
+"""Client-selection policies from published systems, re-implemented on numpy arrays."""

@@ -1,0 +1,127 @@
+"""PyramidFL: Oort's selection, then per-participant upload dropout and extra local steps.
+
+Li, Zeng, Zhang, Cao, "PyramidFL: A Fine-grained Client Selection Framework for Efficient
+Federated Learning", MobiCom 2022 (artifact: liecn/PyramidFL, commit dd1d143a). The abstract
+states the idea: choose clients by utility from the server's global view, as Oort does, then
+exploit the data and system heterogeneity *among the chosen* so each spends the round usefully.
+Once the aggregator knows which K clients will run, those with the most useful updates upload
+more of them, those with less upload less (dropout shortens their communication), and clients
+that would otherwise wait for the round's slowest run extra local iterations in that idle time.
+
+The rules below follow the authors' artifact (``training/param_server.py``,
+``prune_client_tasks``), which produced the paper's Figs. 10-13: (1) rank the participants by
+gradient utility ``||update|| * samples trained / 100``, clients that never ran by their data
+size; (2) upload dropout linear in rank between ``dropout_low`` and ``dropout_high``; (3)
+each client's time with dropout, ``t' = t_comp + (1 - P) t_comm``, sets the round's length
+``max t'``; (4) idle time before it is filled with extra local iterations, scaled by beta and
+capped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from thirdparty.oort.oort import OortConfig, OortSelector, as_ids
+
+
+@dataclass(frozen=True)
+class PyramidFLConfig(OortConfig):
+    """Oort's knobs plus PyramidFL's, with the defaults of the released runs (artifact configs and logs).
+
+    ``dropout_low``/``dropout_high``: upload dropout of the highest- and lowest-ranked
+    participant. ``adaptive_epoch_beta``: share of a participant's idle time filled with extra
+    iterations (1 in the paper's runs; at most 1 keeps the round from lengthening).
+    ``max_extra_factor``: extra iterations are capped at this multiple of the base steps.
+    """
+
+    dropout_low: float = 0.1
+    dropout_high: float = 0.6
+    adaptive_epoch_beta: float = 1.0
+    max_extra_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require_number("dropout_low", 0, 1, below=True)
+        self._require_number("dropout_high", self.dropout_low, 1, below=True)
+        self._require_number("adaptive_epoch_beta", 0)
+        self._require_number("max_extra_factor", 0)
+
+
+class PyramidFLSelector(OortSelector):
+    """Oort's selector plus ``client_overrides``: per-participant local steps and upload dropout.
+
+    Adds the fleet array ``gradient_norm``: the last update norm each client reported (NaN
+    until it has run), fed back as ``register_feedback(..., gradient_norm=...)``.
+    """
+
+    _FLEET_ARRAYS = OortSelector._FLEET_ARRAYS + (("gradient_norm", np.float64, np.nan),)
+
+    gradient_norm: np.ndarray
+    config: PyramidFLConfig
+
+    def __init__(self, config: PyramidFLConfig, seed: int) -> None:
+        if not isinstance(config, PyramidFLConfig):
+            raise TypeError(f"PyramidFLSelector needs a PyramidFLConfig, got {type(config).__name__}")
+        super().__init__(config, seed)
+
+    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
+                          success: bool, **extra: Any) -> None:
+        """Oort's feedback, plus the update norm ``extra["gradient_norm"]`` if reported and finite.
+
+        The norm ranks the client the next time it runs (artifact step 2: gradient utility).
+        Other extras (``steps``, ``t_comp``, ``t_comm``) are not kept: the split times that
+        matter are those of the round being planned, which ``client_overrides`` receives.
+        """
+        super().register_feedback(client_id, reward, time_stamp, duration, success, **extra)
+        norm = extra.get("gradient_norm")
+        if norm is not None and math.isfinite(norm):
+            self.gradient_norm[int(client_id)] = norm
+
+    def client_overrides(self, client_ids: np.ndarray, t_comp: np.ndarray, t_comm: np.ndarray,
+                         base_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """(local steps, upload dropout fraction) for each of the K clients that will run this round.
+
+        ``t_comp``/``t_comm`` are each client's compute and communication seconds at
+        ``base_steps`` = I iterations. Following the artifact's ``prune_client_tasks``:
+
+        1. Rank the K clients by last update norm, largest first; a client that never reported
+           one ranks by its data size (the artifact's prior). Ties keep the input order.
+        2. Dropout ``P_i = dropout_low + rank_i (dropout_high - dropout_low) / (K - 1)``, linear
+           from the best rank to the worst (``dropout_low`` when K = 1).
+        3. Round time with dropout ``t'_i = t_comp_i + (1 - P_i) t_comm_i``; ``T_r = max_i t'_i``.
+        4. Extra iterations fill the idle time: ``extra_i = min(floor(max_extra_factor x I),
+           floor(beta (T_r - t'_i) / (t_comp_i / I)))``; steps ``I + extra_i``. Since each extra
+           iteration costs ``t_comp_i / I``, with beta <= 1 no client runs past ``T_r``.
+
+        Clients that never ran (exploration) keep P = 0 and I steps.
+        """
+        ids = self._check_registered(as_ids(client_ids, "client_ids"))
+        comp = np.asarray(t_comp, dtype=np.float64)
+        comm = np.asarray(t_comm, dtype=np.float64)
+        if comp.shape != ids.shape or comm.shape != ids.shape:
+            raise ValueError(f"client_ids, t_comp and t_comm differ in shape: {ids.shape}, {comp.shape}, {comm.shape}")
+        if not (np.all(np.isfinite(comp) & (comp >= 0)) and np.all(np.isfinite(comm) & (comm >= 0))):
+            raise ValueError("t_comp and t_comm must be finite and non-negative")
+        if isinstance(base_steps, bool) or not isinstance(base_steps, (int, np.integer)) or base_steps < 1:
+            raise ValueError(f"base_steps must be a positive integer, got {base_steps!r}")
+        count = len(ids)
+        if count == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        norms = self.gradient_norm[ids]
+        ran = np.isfinite(norms)
+        rank = np.empty(count, dtype=np.int64)
+        rank[np.argsort(-np.where(ran, norms, self.num_samples[ids]), kind="stable")] = np.arange(count)
+        low, high = self.config.dropout_low, self.config.dropout_high
+        spacing = (high - low) / (count - 1) if count > 1 else 0.0
+        dropout = np.where(ran, low + rank * spacing, 0.0)
+        with_dropout = comp + (1.0 - dropout) * comm
+        idle = with_dropout.max() - with_dropout
+        cap = math.floor(self.config.max_extra_factor * base_steps)
+        fits = np.full(count, float(cap))
+        busy = comp > 0
+        fits[busy] = np.floor(self.config.adaptive_epoch_beta * idle[busy] / (comp[busy] / base_steps))
+        extra = np.where(ran, np.minimum(fits, cap), 0).astype(np.int64)
+        return base_steps + extra, dropout
