@@ -21,9 +21,18 @@ SMALL_JOB = {
 }
 
 
+def write_uniform_fleet(folder: Path, num_devices: int = 50) -> Path:
+    """A fleet of always-available devices whose speeds differ slightly (distinct finish times)."""
+    devices = [{"id": i + 1, "computation": 20.0 + i, "communication": 10_000.0} for i in range(num_devices)]
+    path = folder / "fleet.json"
+    path.write_text(json.dumps(devices))
+    return path
+
+
 def write_job(folder: Path, executors: int = 2, name: str = "job.yml", **conf: Any) -> Path:
-    """A job file in ``folder`` writing its logs there: SMALL_JOB updated with ``conf``."""
-    settings = dict(SMALL_JOB, **conf)
+    """A job file in ``folder`` writing its logs there: SMALL_JOB on an always-available fleet,
+    updated with ``conf``."""
+    settings = dict(SMALL_JOB, clients_file=str(write_uniform_fleet(folder)), **conf)
     job = {"ps_ip": "127.0.0.1", "ps_port": 0, "worker_ips": [f"127.0.0.1:[{executors}]"],
            "exp_path": str(folder), "job_conf": [{k: v} for k, v in settings.items()]}
     path = folder / name

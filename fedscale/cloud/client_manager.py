@@ -1,39 +1,186 @@
-"""The client fleet as the aggregator sees it: who exists, how much data each holds, who is picked.
+"""The client fleet as the aggregator sees it: devices, availability, selection and round plans.
 
-Until device traces are configured every client is the same reference device and always
-online, and participants are drawn uniformly at random without replacement from the clients
-that hold at least one sample. The draw uses the job's seed, so a job picks the same clients
-every time it runs.
+Each data client is bound to a device of the fleet (client ``i`` to device row
+``i mod fleet size``, as FedScale maps its clients onto its device table), which gives it a
+compute speed, bandwidth traces and availability intervals. Clients outside the
+``filter_less``..``filter_more`` sample-count bounds never take part. The selector
+(``sample_mode``) is called only through ``register_clients`` / ``select_participants`` /
+``register_feedback`` (and, for selectors that shape each client's work, ``client_overrides``).
+
+``plan_round`` is the non-adaptive round of FedScale/Oort (Lai et al., OSDI 2021, Sec. 5):
+over-commit ``overcommitment x K`` online candidates, simulate each one's download, compute
+and upload at the current virtual time, keep the K fastest that stay online until they finish;
+the round lasts as long as the K-th. Stragglers and clients that drop offline are reported
+back to the selector as unsuccessful.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
 import numpy as np
 
-REFERENCE_COMPUTE_SECONDS_PER_SAMPLE = 0.02
-REFERENCE_BANDWIDTH_BYTES_PER_SECOND = 10e6 / 8
+from fedscale.cloud.internal.client_metadata import Fleet
+from fedscale.cloud.internal.traces import default_fleet_path, load_clients, load_fedscale
+from fedscale.cloud.random_selector import RandomSelector
+
+SAMPLE_MODES = ("random", "oort", "pyramidfl")
+
+
+class Selector(Protocol):
+    def register_clients(self, client_ids: np.ndarray, num_samples: np.ndarray, durations: np.ndarray) -> None: ...
+    def select_participants(self, num: int, cur_time: float, online_ids: np.ndarray) -> list[int]: ...
+    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
+                          success: bool, **extra: Any) -> None: ...
+    def details(self) -> dict[str, Any]: ...
+
+
+def load_fleet(conf: Any) -> Fleet:
+    """The job's device fleet: FedScale's pickles if ``device_conf_file`` is set, else
+    ``clients_file`` (our .npz/.json), else the small fleet that ships with the project."""
+    if conf.device_conf_file:
+        return load_fedscale(conf.device_conf_file, conf.device_avail_file or None)
+    return load_clients(conf.clients_file or default_fleet_path())
+
+
+def make_selector(conf: Any) -> Selector:
+    """The selector named by ``sample_mode``, configured from the job's keys."""
+    if conf.sample_mode == "random":
+        return RandomSelector(conf.seed)
+    from thirdparty.oort.oort import OortConfig, OortSelector
+    from thirdparty.pyramidfl.pyramidfl import PyramidFLConfig, PyramidFLSelector
+    config_type, selector_type = {"oort": (OortConfig, OortSelector),
+                                  "pyramidfl": (PyramidFLConfig, PyramidFLSelector)}[conf.sample_mode]
+    fields = config_type.__dataclass_fields__
+    return selector_type(config_type(**{name: conf[name] for name in fields}), conf.seed)
+
+
+@dataclass
+class RoundPlan:
+    """Who trains this round, how much, and how long the round lasts in virtual time."""
+
+    round_index: int
+    start_time: float
+    participants: np.ndarray                  # client ids dispatched, fastest first
+    local_steps: np.ndarray                   # per participant
+    keep_fraction: np.ndarray                 # per participant: fraction of the update uploaded
+    t_dl: np.ndarray
+    t_comp: np.ndarray
+    t_ul: np.ndarray
+    stragglers: np.ndarray                    # candidates that finished too late to be kept
+    straggler_durations: np.ndarray
+    offline: np.ndarray                       # candidates that went offline before finishing
+    num_online: int
+    duration: float                           # the K-th finish; if none finishes, the last candidate's
+    selector: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def totals(self) -> np.ndarray:
+        return self.t_dl + self.t_comp + self.t_ul
+
+    def log_fields(self) -> dict[str, Any]:
+        """The plan as ROUND_BEGIN fields."""
+        return {"clients": self.participants.tolist(), "num_online": self.num_online,
+                "predicted_durations": self.totals.tolist(), "t_download": self.t_dl.tolist(),
+                "t_compute": self.t_comp.tolist(), "t_upload": self.t_ul.tolist(),
+                "local_steps": self.local_steps.tolist(), "keep_fraction": self.keep_fraction.tolist(),
+                "stragglers": self.stragglers.tolist(), "offline": self.offline.tolist(),
+                "planned_duration": self.duration, "selector": self.selector}
 
 
 class ClientManager:
-    """Registered clients (ids ``0..n-1``) with their sample counts, and the selection policy."""
+    """Registered clients, their devices, the online set at a virtual time, and the selector."""
 
-    def __init__(self, sample_counts: np.ndarray, seed: int) -> None:
+    def __init__(self, sample_counts: np.ndarray, fleet: Fleet, conf: Any, model_bytes: int,
+                 selector: Selector) -> None:
+        self.conf = conf
+        self.fleet = fleet
+        self.selector = selector
+        self.model_bytes = model_bytes
         self.sample_counts = np.asarray(sample_counts, dtype=np.int64)
-        self.eligible = np.flatnonzero(self.sample_counts > 0)
-        self.rng = np.random.default_rng(seed)
+        self.device = np.arange(len(self.sample_counts)) % fleet.num_clients
+        keep = (self.sample_counts >= max(conf.filter_less, 1)) & (self.sample_counts <= conf.filter_more)
+        self.eligible = np.flatnonzero(keep)
+        profiled = self.completion_times(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
+        selector.register_clients(self.eligible, self.sample_counts[self.eligible], sum(profiled))
 
     @property
     def num_clients(self) -> int:
         return len(self.sample_counts)
 
-    def select_participants(self, num: int, cur_time: float) -> list[int]:
-        """``num`` distinct eligible clients, uniformly at random, in ascending id order."""
-        if num > len(self.eligible):
-            raise ValueError(f"num_participants={num} but only {len(self.eligible)} clients hold data")
-        return sorted(int(c) for c in self.rng.choice(self.eligible, size=num, replace=False))
+    def online(self, cur_time: float) -> np.ndarray:
+        """Eligible clients whose device is available at ``cur_time``."""
+        return self.eligible[self.fleet.is_active(self.device[self.eligible], cur_time)]
 
-    def get_completion_time(self, client_ids: list[int], batch_size: int, local_steps: int,
-                            model_bytes: int) -> np.ndarray:
-        """Virtual seconds each client needs to download, train and upload on the reference device."""
-        compute = local_steps * batch_size * REFERENCE_COMPUTE_SECONDS_PER_SAMPLE
-        transfer = 2 * model_bytes / REFERENCE_BANDWIDTH_BYTES_PER_SECOND
-        return np.full(len(client_ids), compute + transfer)
+    def next_online_time(self, cur_time: float) -> float:
+        """Earliest time >= ``cur_time`` at which some eligible client is available."""
+        return float(self.fleet.next_online(self.device[self.eligible], cur_time).min())
+
+    def select_participants(self, num: int, cur_time: float) -> list[int]:
+        return self.selector.select_participants(num, cur_time, self.online(cur_time))
+
+    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
+                          success: bool, **kwargs: Any) -> None:
+        self.selector.register_feedback(client_id, reward, time_stamp, duration, success, **kwargs)
+
+    def completion_times(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
+                         keep_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(download, compute, upload) seconds of each client's round starting at ``cur_time``."""
+        conf = self.conf
+        upload = self.model_bytes * (1.0 if keep_fraction is None else keep_fraction)
+        return self.fleet.round_times(self.device[client_ids], cur_time, conf.batch_size, local_steps,
+                                      self.model_bytes, upload_bytes=upload,
+                                      reduction_factor=conf.reduction_factor,
+                                      augmentation_factor=conf.augmentation_factor,
+                                      clock_factor=conf.clock_factor)
+
+    def plan_round(self, round_index: int, cur_time: float) -> RoundPlan:
+        """Over-commit, simulate, keep the K fastest that stay online (the non-adaptive path)."""
+        conf = self.conf
+        online = self.online(cur_time)
+        wanted = math.ceil(conf.overcommitment * conf.num_participants)
+        candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
+        steps = np.full(len(candidates), conf.local_steps)
+        t_dl, t_comp, t_ul = self.completion_times(candidates, cur_time, steps)
+        finish = cur_time + t_dl + t_comp + t_ul
+        stays = self.fleet.stays_active(self.device[candidates], cur_time, finish)
+        order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
+        kept = order[:min(conf.num_participants, int(stays.sum()))]
+        keep_fraction = np.ones(len(kept))
+        if hasattr(self.selector, "client_overrides") and len(kept):
+            steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept],
+                                                              t_dl[kept] + t_ul[kept], conf.local_steps)
+            steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
+            k_dl, k_comp, k_ul = self.completion_times(candidates[kept], cur_time, steps[kept], keep_fraction)
+            t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul
+        totals = t_dl + t_comp + t_ul
+        late = order[len(kept):][stays[order[len(kept):]]]
+        return RoundPlan(
+            round_index=round_index, start_time=cur_time, participants=candidates[kept],
+            local_steps=steps[kept], keep_fraction=keep_fraction, t_dl=t_dl[kept], t_comp=t_comp[kept],
+            t_ul=t_ul[kept], stragglers=candidates[late], straggler_durations=totals[late],
+            offline=np.sort(candidates[~stays]), num_online=len(online),
+            duration=float(totals[kept].max() if len(kept) else totals.max(initial=0.0)),
+            selector=self.selector.details())
+
+    def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
+        """Feed the round's outcome back to the selector.
+
+        Aggregated clients report their measured utility and simulated duration, and PyramidFL's
+        gradient utility ``||update|| * samples trained / 100`` (its authors' scaling); stragglers get
+        the round's mean utility and their own simulated duration, unsuccessful (as FedScale does
+        for clients cut by over-commitment). Clients that went offline, or whose executor
+        failed, taught the selector nothing about themselves and get no feedback.
+        """
+        r = plan.round_index
+        mean_utility = float(np.mean([res.utility for res in results.values()])) if results else 0.0
+        for i, client in enumerate(plan.participants.tolist()):
+            if client in results:
+                res = results[client]
+                trained = min(res.num_samples, res.local_steps * self.conf.batch_size)
+                self.register_feedback(client, res.utility, r, float(plan.totals[i]), True,
+                                       gradient_norm=res.update_norm * trained / 100, steps=res.local_steps,
+                                       t_comp=float(plan.t_comp[i]), t_comm=float(plan.t_dl[i] + plan.t_ul[i]))
+        for client, duration in zip(plan.stragglers.tolist(), plan.straggler_durations.tolist()):
+            self.register_feedback(client, mean_utility, r, duration, False)

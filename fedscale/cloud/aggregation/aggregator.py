@@ -31,7 +31,7 @@ from fedscale.cloud.aggregation.optimizers import FedAvg, weighted_mean
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
                                             ServerEvent)
-from fedscale.cloud.client_manager import ClientManager
+from fedscale.cloud.client_manager import ClientManager, RoundPlan, load_fleet, make_selector
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
@@ -78,6 +78,7 @@ class Aggregator:
         self.optimizer = FedAvg()
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
+        self.fleet = load_fleet(self.conf)
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -116,30 +117,41 @@ class Aggregator:
                 self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id,
                               index=event.session.index)
         first = self.server.sessions[0].hello
-        self.clients = ClientManager(np.asarray(first.client_sample_counts), self.conf.seed)
-        for session in self.server.sessions[1:]:
-            self._check_hello(session.hello)
-        if self.conf.num_participants > len(self.clients.eligible):
-            raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but the data set "
-                            f"has only {len(self.clients.eligible)} clients with data")
         torch.manual_seed(self.conf.seed)
         net = build_model(self.conf.model, tuple(first.input_shape), first.num_classes)
         self.model = ModelVector(net).snapshot()
-        self.test_samples = first.test_samples
+        self.clients = ClientManager(np.asarray(first.client_sample_counts), self.fleet, self.conf,
+                                     self.model.numel() * self.model.element_size(), make_selector(self.conf))
+        for session in self.server.sessions[1:]:
+            self._check_hello(session.hello)
+        if self.conf.num_participants > len(self.clients.eligible):
+            raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but only "
+                            f"{len(self.clients.eligible)} clients hold between filter_less={self.conf.filter_less} "
+                            f"and filter_more={self.conf.filter_more} samples")
 
     # -- rounds ------------------------------------------------------------------------------
     def run_round(self, round_index: int) -> None:
-        conf = self.conf
+        """Plan the round on the virtual clock, train the planned clients, aggregate, log.
+
+        A round starts when some eligible client is online: with nobody online the clock first
+        jumps to the next time someone is (``idle_seconds`` in ROUND_BEGIN).
+        """
         self.log.round = round_index
         started = time.perf_counter()
-        participants = self.clients.select_participants(conf.num_participants, self.log.virtual_time)
-        durations = self.clients.get_completion_time(participants, conf.batch_size, conf.local_steps,
-                                                     4 * self.model.numel())
+        waiting_from = self.log.virtual_time
+        self.log.virtual_time = self.clients.next_online_time(waiting_from)
+        if not np.isfinite(self.log.virtual_time):
+            raise JobFailed("no eligible client is ever online in the device traces")
+        plan = self.clients.plan_round(round_index, self.log.virtual_time)
         live = self._live()
-        plan = {s.executor_id: block for s, block in zip(live, split_evenly(participants, len(live)))}
-        self.log.emit(commons.ROUND_BEGIN, clients=participants, num_clients=self.clients.num_clients,
-                      assignment=plan, predicted_durations=durations.tolist())
-        outcome = self._train(round_index, live, participants)
+        blocks = split_evenly(list(range(len(plan.participants))), len(live))
+        assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
+        self.log.emit(commons.ROUND_BEGIN, num_clients=self.clients.num_clients, assignment=assignment,
+                      idle_seconds=self.log.virtual_time - waiting_from, **plan.log_fields())
+        for client in plan.offline.tolist():
+            self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
+                          reason="the device went offline before finishing")
+        outcome = self._train(round_index, live, blocks, plan)
         aggregated = sorted(outcome.results)
         if aggregated:
             updates = torch.stack([outcome.results[c][1] for c in aggregated])
@@ -149,29 +161,34 @@ class Aggregator:
             train_loss = float(np.average(losses, weights=samples.numpy()))
         else:
             train_loss = float("nan")
-        done = [participants.index(c) for c in aggregated]
-        duration = float(durations[done].max()) if done else float(durations.max())
-        self.log.virtual_time += duration
+        self.clients.finish_round(plan, {c: r for c, (r, _) in outcome.results.items()})
+        self.log.virtual_time += plan.duration
         self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
-                      failures=sorted(outcome.failures), stragglers=[], train_loss=train_loss,
-                      round_duration=duration, wall_seconds=time.perf_counter() - started,
+                      failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
+                      stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
+                      train_loss=train_loss, round_duration=plan.duration,
+                      wall_seconds=time.perf_counter() - started,
                       compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
 
-    def _train(self, round_index: int, live: list[ExecutorSession], participants: list[int]) -> RoundOutcome:
+    def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
+               plan: RoundPlan) -> RoundOutcome:
         conf = self.conf
         outcome = RoundOutcome()
         owner: dict[int, ExecutorSession] = {}
         task_ids = set()
         model_arrays = [("model", self.model.numpy())]
-        for session, block in zip(live, split_evenly(participants, len(live))):
+        for session, block in zip(live, blocks):
             if not block:
                 continue
-            task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index, client_ids=block,
+            clients = plan.participants[block]
+            task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index,
+                           client_ids=clients.tolist(), client_local_steps=plan.local_steps[block].tolist(),
+                           client_keep_fraction=plan.keep_fraction[block].tolist(),
                            train=pb.TrainConfig(local_steps=conf.local_steps, batch_size=conf.batch_size,
                                                 learning_rate=conf.learning_rate))
             task_ids.add(task.task_id)
             session.send_task(task, model_arrays)
-            owner.update({c: session for c in block})
+            owner.update({int(c): session for c in clients})
         while owner:
             event = self._next_event(timeout=self.server.timeout)
             if event is None:
@@ -251,8 +268,7 @@ class Aggregator:
         with open(folder / "model.npz.tmp", "wb") as f:
             np.savez(f, model=self.model.numpy())
         os.replace(folder / "model.npz.tmp", folder / "model.npz")
-        state = {"round": round_index, "virtual_time": self.log.virtual_time, "test": self.last_test,
-                 "selection_rng": self.clients.rng.bit_generator.state}
+        state = {"round": round_index, "virtual_time": self.log.virtual_time, "test": self.last_test}
         (folder / "state.json.tmp").write_text(json.dumps(state))
         os.replace(folder / "state.json.tmp", folder / "state.json")
 
@@ -300,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED
-    except (JobFailed, OSError) as err:
+    except (JobFailed, OSError, ValueError) as err:
         status, reason, code = commons.STATUS_FAILED, str(err), EXIT_FAILED
     except Exception as err:  # a bug: keep the traceback in the .out file, end the job cleanly
         traceback.print_exc()

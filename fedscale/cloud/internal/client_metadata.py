@@ -1,0 +1,573 @@
+"""The client fleet as columns: device capacities, 48-hour dynamic traces, availability, and the
+three-phase virtual-time model (download, compute, upload) evaluated for many clients at once.
+
+Why columns: a simulated fleet holds up to 1,000,000 devices, and the aggregator asks "who is
+online" and "how long does each selected client take" every round. One ``Fleet`` keeps every
+client's data in numpy arrays indexed by device row ``0..n-1``; every query takes an array of
+rows and answers with an array, without a Python loop over clients.
+
+Time model (FedScale's, made time-varying the way Bliss's fork does it):
+
+* Compute: ``t = augmentation_factor * samples * ms_per_sample / 1000 * clock_factor``, where
+  ``ms_per_sample`` is FedScale's ``computation`` field (AI-Benchmark inference latency; the
+  factor 3 accounts for the backward pass) divided by the CPU-availability trace ``cpu(t)``.
+  ``clock_factor`` multiplies the work (the same as multiplying the time while ``cpu`` is
+  constant).
+* Download: ``bytes / downlink(t)``, ``downlink(t) = bandwidth_kbps * rate(t)``, where
+  ``bandwidth_kbps`` is FedScale's ``communication`` field (MobiPerf WiFi throughput). A kbps is
+  1,000 bits per second.
+* Upload: the same with ``uplink(t) = downlink(t) * reduction_factor`` (FedScale's 0.5).
+
+Rates are piecewise constant on a regular grid and are read at the moment each phase runs, so a
+phase that crosses a step boundary (or the end of the cycle, any number of times) is timed by
+inverting the running integral of its rate. One kernel, ``DynamicTrace.time_to_accumulate``,
+serves all three phases.
+
+Dynamic traces are not stored per client. A ``StepTraces`` library holds a few hundred
+templates on one grid; each client points at a template (``-1``: none, the library's constant
+default) and reads it shifted by its own phase offset. Availability intervals are per client
+(FedScale's ``active``/``inactive`` lists) in CSR form, repeating with the client's period
+(FedScale's ``finish_time``; 0 means always available). Intervals are half-open
+``[start, end)`` seconds within the period.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from functools import cached_property
+from typing import Any, NamedTuple
+
+import numpy as np
+
+CYCLE_SECONDS = 48 * 3600
+DEFAULT_WINDOW_SECONDS = 600.0
+BITS_PER_KILOBIT = 1000.0
+DESCRIPTIVE_FLOATS = ("ram_gb", "storage_gb", "battery_mah", "cpu_flops", "gpu_flops", "peak_throughput_mbps")
+CATEGORICALS = ("brand", "model", "os_version")
+DYNAMICS = ("rate", "cpu", "battery")
+
+Times = float | np.ndarray
+
+
+def _per_id(value: Times, size: int) -> np.ndarray:
+    """``value`` (scalar or one per id) as a float64 array of length ``size``."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (size,))
+
+
+@dataclass(frozen=True)
+class StepTraces:
+    """A library of piecewise-constant cyclic templates on one regular grid.
+
+    ``values[k, j]`` holds template ``k`` on ``[j * step_seconds, (j + 1) * step_seconds)``; the
+    cycle (``step_seconds * num_steps``, 48 h by default) repeats forever. Template index ``-1``
+    reads the constant ``default`` (1.0 for rate and cpu factors, NaN for an unknown battery).
+    """
+
+    step_seconds: float
+    values: np.ndarray
+    default: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or self.values.shape[1] < 1:
+            raise ValueError(f"trace values must be [num_templates, num_steps], got shape {self.values.shape}")
+        if not (np.isfinite(self.step_seconds) and self.step_seconds > 0):
+            raise ValueError(f"trace step must be a positive number of seconds, got {self.step_seconds}")
+        if not np.isfinite(self.values).all():
+            raise ValueError("trace values must be finite")
+
+    @classmethod
+    def empty(cls, default: float = 1.0) -> StepTraces:
+        """A library with no templates: every client reads ``default``."""
+        return cls(float(CYCLE_SECONDS), np.zeros((0, 1), dtype=np.float32), default)
+
+    @property
+    def num_templates(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_steps(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def cycle_seconds(self) -> float:
+        return self.step_seconds * self.num_steps
+
+    @cached_property
+    def _rows(self) -> np.ndarray:
+        """The templates in float64 with the default appended as the last row."""
+        default_row = np.full((1, self.num_steps), self.default)
+        return np.concatenate([self.values.astype(np.float64), default_row])
+
+    @cached_property
+    def _cumulative(self) -> np.ndarray:
+        """``[T + 1, S + 1]``: integral of each row from 0 to each grid point."""
+        rows = self._rows
+        return np.concatenate([np.zeros((len(rows), 1)), np.cumsum(rows * self.step_seconds, axis=1)], axis=1)
+
+    @cached_property
+    def positive(self) -> bool:
+        """Whether every template and the default are positive (required to scale a speed)."""
+        return bool((self._rows > 0).all())
+
+    @cached_property
+    def _search_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """All rows' cumulative integrals laid end to end, each shifted past the previous row's
+        total, so one ``searchsorted`` locates a target inside any row; and the shifts."""
+        if not self.positive:
+            raise ValueError("a trace used as a rate must be positive everywhere")
+        cumulative = self._cumulative
+        shift = np.concatenate([[0.0], np.cumsum(cumulative[:-1, -1])])
+        return (cumulative + shift[:, None]).ravel(), shift
+
+    def _row(self, template: np.ndarray) -> np.ndarray:
+        return np.where(template < 0, self.num_templates, template)
+
+    def integral(self, template: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Integral of each template from 0 to ``x`` (any real ``x``; cycles accumulate)."""
+        row = self._row(template)
+        cycles = np.floor(x / self.cycle_seconds)
+        within = x - cycles * self.cycle_seconds
+        step = np.minimum(np.floor(within / self.step_seconds).astype(np.int64), self.num_steps - 1)
+        return (cycles * self._cumulative[row, -1] + self._cumulative[row, step]
+                + self._rows[row, step] * (within - step * self.step_seconds))
+
+    def invert(self, template: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The ``x`` at which ``integral(template, x) == target`` (templates must be positive)."""
+        keys, shift = self._search_table
+        row = self._row(template)
+        total = self._cumulative[row, -1]
+        cycles = np.floor(target / total)
+        rest = target - cycles * total
+        found = np.searchsorted(keys, shift[row] + rest, side="right") - 1
+        step = np.clip(found - row * (self.num_steps + 1), 0, self.num_steps - 1)
+        return (cycles * self.cycle_seconds + step * self.step_seconds
+                + (rest - self._cumulative[row, step]) / self._rows[row, step])
+
+
+@dataclass(frozen=True)
+class DynamicTrace:
+    """Per-client pointers into a shared ``StepTraces``: template row (-1: none) and phase.
+
+    Client ``i`` reads ``library`` at template-local time ``t + phase[i]``.
+    """
+
+    library: StepTraces
+    template: np.ndarray
+    phase: np.ndarray
+
+    @classmethod
+    def none(cls, num_clients: int, default: float = 1.0) -> DynamicTrace:
+        """No client has a template; every client reads ``default``."""
+        return cls(StepTraces.empty(default), np.full(num_clients, -1, dtype=np.int32),
+                   np.zeros(num_clients, dtype=np.float32))
+
+    def take(self, ids: np.ndarray) -> DynamicTrace:
+        return DynamicTrace(self.library, self.template[ids], self.phase[ids])
+
+    def _local(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        return _per_id(t, len(ids)) + self.phase[ids]
+
+    def window_means(self, ids: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """Time averages between consecutive ``edges`` (``[len(ids), W + 1]``, increasing)."""
+        template = np.repeat(self.template[ids], edges.shape[1])
+        local = (edges + self.phase[ids, None]).ravel()
+        integral = self.library.integral(template, local).reshape(edges.shape)
+        return np.diff(integral, axis=1) / np.diff(edges, axis=1)
+
+    def time_to_accumulate(self, ids: np.ndarray, t0: Times, amount: Times) -> np.ndarray:
+        """Seconds each id needs, from ``t0``, until the integral of its trace reaches ``amount``.
+
+        This is the one time kernel: ``amount`` is work divided by the client's nominal rate
+        (bits / bits-per-second for transfers, nominal compute seconds for training), so the
+        answer is the phase's duration under the time-varying factor.
+        """
+        template = self.template[ids]
+        start = self._local(ids, t0)
+        target = self.library.integral(template, start) + _per_id(amount, len(ids))
+        return np.maximum(self.library.invert(template, target) - start, 0.0)
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """Codes into a vocabulary of strings; code -1 means unknown."""
+
+    codes: np.ndarray
+    vocab: np.ndarray
+
+    @classmethod
+    def missing(cls, num_clients: int) -> Categorical:
+        return cls(np.full(num_clients, -1, dtype=np.int32), np.array([], dtype=np.str_))
+
+    @classmethod
+    def encode(cls, labels: list[str | None]) -> Categorical:
+        """Codes for ``labels`` (None: unknown) with a sorted vocabulary."""
+        vocab = sorted({label for label in labels if label is not None})
+        index = {label: code for code, label in enumerate(vocab)}
+        codes = np.array([-1 if label is None else index[label] for label in labels], dtype=np.int32)
+        return cls(codes, np.array(vocab, dtype=np.str_))
+
+    def label(self, row: int) -> str | None:
+        code = int(self.codes[row])
+        return None if code < 0 else str(self.vocab[code])
+
+    def take(self, ids: np.ndarray) -> Categorical:
+        return Categorical(self.codes[ids], self.vocab)
+
+
+def _gather(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` with ``index`` clipped into range (zeros if ``values`` is empty); the
+    callers mask the entries whose index was out of range."""
+    if len(values) == 0:
+        return np.zeros(len(index), dtype=values.dtype)
+    return values[np.clip(index, 0, len(values) - 1)]
+
+
+def _bisect_right(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """For each query, the first index in ``values[lo:hi]`` (sorted) whose value exceeds ``key``;
+    a vectorised binary search over many CSR slices at once."""
+    lo, hi = lo.copy(), hi.copy()
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            return lo
+        mid = (lo + hi) // 2
+        right = open_ & (_gather(values, mid) <= key)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(open_ & ~right, mid, hi)
+
+
+class _Position(NamedTuple):
+    """Where each queried client stands in its availability trace at time ``t``."""
+
+    t: np.ndarray
+    base: np.ndarray  # when the current period began
+    period: np.ndarray
+    first: np.ndarray  # the client's interval slice is [first, stop)
+    stop: np.ndarray
+    last_started: np.ndarray  # last interval starting at or before t in the period (first - 1: none)
+    online: np.ndarray
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Per-client availability intervals (CSR) repeating with a per-client period.
+
+    Client ``i`` is online on ``[starts[k], ends[k])`` (mod ``period[i]``) for ``k`` in
+    ``offsets[i]:offsets[i+1]``; intervals are sorted, non-empty, inside ``[0, period]`` and
+    separated by gaps. ``period[i] == 0`` means always available (and no intervals).
+    """
+
+    offsets: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    period: np.ndarray
+
+    @classmethod
+    def always(cls, num_clients: int) -> Availability:
+        return cls(np.zeros(num_clients + 1, dtype=np.int64), np.zeros(0, dtype=np.int32),
+                   np.zeros(0, dtype=np.int32), np.zeros(num_clients, dtype=np.int32))
+
+    def validate(self) -> None:
+        """Raise ValueError unless the arrays describe normalised intervals (see the class)."""
+        n = len(self.period)
+        if len(self.offsets) != n + 1 or self.offsets[0] != 0 or self.offsets[-1] != len(self.starts):
+            raise ValueError("availability offsets must run from 0 to the number of intervals, one per client + 1")
+        counts = np.diff(self.offsets)
+        if (counts < 0).any() or len(self.ends) != len(self.starts) or (self.period < 0).any():
+            raise ValueError("availability offsets must be non-decreasing and periods non-negative")
+        if (counts[self.period == 0] > 0).any():
+            raise ValueError("an always-available client (period 0) cannot have intervals")
+        owner_period = np.repeat(self.period, counts)
+        if ((self.starts < 0) | (self.starts >= self.ends) | (self.ends > owner_period)).any():
+            raise ValueError("every availability interval must satisfy 0 <= start < end <= period")
+        begins_client = np.zeros(len(self.starts) + 1, dtype=bool)
+        begins_client[self.offsets] = True
+        follows = ~begins_client[1:-1]
+        if (self.starts[1:][follows] <= self.ends[:-1][follows]).any():
+            raise ValueError("a client's availability intervals must be sorted and separated by gaps")
+
+    def take(self, ids: np.ndarray) -> Availability:
+        counts = self.offsets[ids + 1] - self.offsets[ids]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        gather = np.repeat(self.offsets[ids] - offsets[:-1], counts) + np.arange(offsets[-1])
+        return Availability(offsets, self.starts[gather], self.ends[gather], self.period[ids])
+
+    def _locate(self, ids: np.ndarray, t: Times) -> _Position:
+        t = _per_id(t, len(ids))
+        period = self.period[ids]
+        within = np.mod(t, np.where(period > 0, period, 1).astype(np.float64))
+        first, stop = self.offsets[ids], self.offsets[ids + 1]
+        last_started = _bisect_right(self.starts, first, stop, within) - 1
+        inside = (last_started >= first) & (within < _gather(self.ends, last_started))
+        return _Position(t, t - within, period, first, stop, last_started, (period == 0) | inside)
+
+    def is_active(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        """Whether each id is online at ``t``."""
+        return self._locate(ids, t).online
+
+    def online_until(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        """When each id next goes offline: the end of the interval containing ``t`` (followed
+        across the period's end when the last interval meets the first), ``inf`` if it never
+        does, ``t`` itself if it is offline at ``t``."""
+        at = self._locate(ids, t)
+        end = _gather(self.ends, at.last_started)
+        wraps = (end == at.period) & (_gather(self.starts, at.first) == 0)
+        until = at.base + end + np.where(wraps, _gather(self.ends, at.first), 0)
+        never_ends = (at.period == 0) | (wraps & (at.last_started == at.first))
+        return np.where(at.online, np.where(never_ends, np.inf, until), at.t)
+
+    def next_online(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        """The earliest time ``>= t`` at which each id is online (``inf`` if never)."""
+        at = self._locate(ids, t)
+        upcoming = at.last_started + 1
+        start = np.where(upcoming < at.stop, at.base + _gather(self.starts, upcoming),
+                         at.base + at.period + _gather(self.starts, at.first))
+        return np.where(at.online, at.t, np.where(at.stop > at.first, start, np.inf))
+
+    def stays_active(self, ids: np.ndarray, t0: Times, t1: Times) -> np.ndarray:
+        """Whether each id is online throughout ``[t0, t1)``."""
+        return self.is_active(ids, t0) & (self.online_until(ids, t0) >= _per_id(t1, len(ids)))
+
+
+def normalize_intervals(owner: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                        period: np.ndarray) -> Availability:
+    """Availability from loose intervals: ``owner[k]`` is the client row of interval
+    ``[starts[k], ends[k])``; intervals are clipped to ``[0, period]``, empty ones dropped, and
+    overlapping or touching ones merged. Clients with period 0 are always available."""
+    period = np.asarray(period, dtype=np.int64)
+    owner = np.asarray(owner, dtype=np.int64)
+    starts = np.maximum(np.asarray(starts, dtype=np.int64), 0)
+    ends = np.minimum(np.asarray(ends, dtype=np.int64), period[owner])
+    keep = (starts < ends) & (period[owner] > 0)
+    owner, starts, ends = owner[keep], starts[keep], ends[keep]
+    stride = int(period.max(initial=0)) + 1
+    key = owner * stride + starts
+    if (key[1:] < key[:-1]).any():
+        order = np.argsort(key, kind="stable")
+        owner, starts, ends = owner[order], starts[order], ends[order]
+    reach = np.maximum.accumulate(ends + owner * stride) - owner * stride
+    opens = np.ones(len(starts), dtype=bool)
+    opens[1:] = (owner[1:] != owner[:-1]) | (starts[1:] > reach[:-1])
+    closes = np.ones(len(starts), dtype=bool)
+    closes[:-1] = opens[1:]
+    counts = np.bincount(owner[opens], minlength=len(period))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Availability(offsets, starts[opens].astype(np.int32), reach[closes].astype(np.int32),
+                        period.astype(np.int32))
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """Every client's device data as columns indexed by device row ``0..n-1``.
+
+    Static: ``compute_ms`` (ms per sample, FedScale's ``computation``), ``bandwidth_kbps``
+    (nominal downlink, FedScale's ``communication``). Descriptive, for selectors and device
+    encoders (NaN or code -1 when unknown): brand, model, os_version (``Categorical``), RAM and
+    storage (GB), battery capacity (mAh), CPU/GPU FLOPS, peak WLAN throughput (Mb/s). Dynamic:
+    ``rate`` (bandwidth factor), ``cpu`` (free-CPU fraction), ``battery`` (percent). Availability
+    intervals. ``client_id`` keeps the source's client ids (row ``i`` is client ``client_id[i]``).
+    """
+
+    client_id: np.ndarray
+    compute_ms: np.ndarray
+    bandwidth_kbps: np.ndarray
+    brand: Categorical
+    model: Categorical
+    os_version: Categorical
+    ram_gb: np.ndarray
+    storage_gb: np.ndarray
+    battery_mah: np.ndarray
+    cpu_flops: np.ndarray
+    gpu_flops: np.ndarray
+    peak_throughput_mbps: np.ndarray
+    rate: DynamicTrace
+    cpu: DynamicTrace
+    battery: DynamicTrace
+    availability: Availability
+
+    def __post_init__(self) -> None:
+        n = len(self.compute_ms)
+        columns = {"client_id": self.client_id, "compute_ms": self.compute_ms,
+                   "bandwidth_kbps": self.bandwidth_kbps,
+                   **{name: getattr(self, name).codes for name in CATEGORICALS},
+                   **{name: getattr(self, name) for name in DESCRIPTIVE_FLOATS},
+                   **{f"{name}_template": getattr(self, name).template for name in DYNAMICS},
+                   **{f"{name}_phase": getattr(self, name).phase for name in DYNAMICS},
+                   "availability_period": self.availability.period}
+        for name, column in columns.items():
+            if column.shape != (n,):
+                raise ValueError(f"{name} must have one entry per client ({n}), got shape {column.shape}")
+        for name in ("compute_ms", "bandwidth_kbps"):
+            column = getattr(self, name)
+            if not (np.isfinite(column) & (column > 0)).all():
+                raise ValueError(f"{name} must be positive and finite for every client")
+        for name in CATEGORICALS:
+            codes = getattr(self, name).codes
+            if ((codes < -1) | (codes >= len(getattr(self, name).vocab))).any():
+                raise ValueError(f"{name} codes must be -1 or index its vocabulary")
+        for name in DYNAMICS:
+            trace = getattr(self, name)
+            if ((trace.template < -1) | (trace.template >= trace.library.num_templates)).any():
+                raise ValueError(f"{name}_template must be -1 or index the {name} library")
+        for name in ("rate", "cpu"):
+            if not getattr(self, name).library.positive:
+                raise ValueError(f"the {name} library must be positive everywhere (it scales a speed)")
+        self.availability.validate()
+
+    @classmethod
+    def create(cls, compute_ms: np.ndarray, bandwidth_kbps: np.ndarray, **columns: Any) -> Fleet:
+        """A fleet from its two required columns; every other field may be given by name and
+        defaults to unknown (descriptive), none (dynamic: factor 1, unknown battery), always
+        available, and ids ``0..n-1``."""
+        n = len(compute_ms)
+        defaults: dict[str, Any] = {
+            "client_id": np.arange(n, dtype=np.int64),
+            **{name: Categorical.missing(n) for name in CATEGORICALS},
+            **{name: np.full(n, np.nan, dtype=np.float32) for name in DESCRIPTIVE_FLOATS},
+            "rate": DynamicTrace.none(n), "cpu": DynamicTrace.none(n),
+            "battery": DynamicTrace.none(n, default=np.nan),
+            "availability": Availability.always(n),
+        }
+        unknown = set(columns) - set(defaults)
+        if unknown:
+            raise TypeError(f"unknown fleet fields: {sorted(unknown)}")
+        return cls(compute_ms=np.asarray(compute_ms, dtype=np.float32),
+                   bandwidth_kbps=np.asarray(bandwidth_kbps, dtype=np.float32), **{**defaults, **columns})
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.compute_ms)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the fleet's arrays (shared libraries counted once)."""
+        seen: dict[int, int] = {}
+
+        def walk(value: Any) -> None:
+            if isinstance(value, np.ndarray):
+                seen[id(value)] = value.nbytes
+            elif hasattr(value, "__dataclass_fields__"):
+                for field in fields(value):
+                    walk(getattr(value, field.name))
+
+        walk(self)
+        return sum(seen.values())
+
+    def take(self, ids: np.ndarray) -> Fleet:
+        """The sub-fleet of rows ``ids`` (in that order); template libraries are shared."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return replace(
+            self, client_id=self.client_id[ids], compute_ms=self.compute_ms[ids],
+            bandwidth_kbps=self.bandwidth_kbps[ids],
+            **{name: getattr(self, name).take(ids) for name in CATEGORICALS + DYNAMICS},
+            **{name: getattr(self, name)[ids] for name in DESCRIPTIVE_FLOATS},
+            availability=self.availability.take(ids))
+
+    def client(self, row: int) -> ClientMetadata:
+        return ClientMetadata(self, row)
+
+    def is_active(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        return self.availability.is_active(np.asarray(ids), t)
+
+    def online_until(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        return self.availability.online_until(np.asarray(ids), t)
+
+    def next_online(self, ids: np.ndarray, t: Times) -> np.ndarray:
+        return self.availability.next_online(np.asarray(ids), t)
+
+    def stays_active(self, ids: np.ndarray, t0: Times, t1: Times) -> np.ndarray:
+        return self.availability.stays_active(np.asarray(ids), t0, t1)
+
+    def download_time(self, ids: np.ndarray, t0: Times, nbytes: Times) -> np.ndarray:
+        """Seconds to receive ``nbytes`` starting at ``t0`` at ``bandwidth_kbps * rate(t)``."""
+        return self._transfer_time(np.asarray(ids), t0, nbytes, 1.0)
+
+    def upload_time(self, ids: np.ndarray, t0: Times, nbytes: Times, reduction_factor: float = 0.5) -> np.ndarray:
+        """Seconds to send ``nbytes`` starting at ``t0``; the uplink is the downlink times
+        ``reduction_factor`` (FedScale's asymmetric-link assumption)."""
+        return self._transfer_time(np.asarray(ids), t0, nbytes, reduction_factor)
+
+    def _transfer_time(self, ids: np.ndarray, t0: Times, nbytes: Times, link_factor: float) -> np.ndarray:
+        bits_per_second = self.bandwidth_kbps[ids].astype(np.float64) * BITS_PER_KILOBIT * link_factor
+        return self.rate.time_to_accumulate(ids, t0, _per_id(nbytes, len(ids)) * 8.0 / bits_per_second)
+
+    def compute_time(self, ids: np.ndarray, t0: Times, samples: Times, augmentation_factor: float = 3.0,
+                     clock_factor: float = 1.0) -> np.ndarray:
+        """Seconds to train on ``samples`` starting at ``t0``: FedScale's
+        ``augmentation_factor * samples * ms_per_sample / 1000``, scaled by ``clock_factor``,
+        with the per-sample latency divided by the cpu-availability trace as it varies."""
+        ids = np.asarray(ids)
+        nominal = (augmentation_factor * clock_factor / 1000.0) * _per_id(samples, len(ids)) * self.compute_ms[ids]
+        return self.cpu.time_to_accumulate(ids, t0, nominal)
+
+    def round_times(self, ids: np.ndarray, t0: Times, batch_size: int, local_steps: Times, model_bytes: float,
+                    upload_bytes: Times | None = None, reduction_factor: float = 0.5,
+                    augmentation_factor: float = 3.0,
+                    clock_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(t_dl, t_comp, t_ul)`` of one round: download from ``t0``, then train
+        ``batch_size * local_steps`` samples, then upload ``upload_bytes`` (default: the model)."""
+        ids = np.asarray(ids)
+        start = _per_id(t0, len(ids))
+        t_dl = self.download_time(ids, start, model_bytes)
+        t_comp = self.compute_time(ids, start + t_dl, batch_size * _per_id(local_steps, len(ids)),
+                                   augmentation_factor, clock_factor)
+        sent = model_bytes if upload_bytes is None else upload_bytes
+        t_ul = self.upload_time(ids, start + t_dl + t_comp, sent, reduction_factor)
+        return t_dl, t_comp, t_ul
+
+    def dynamic_windows(self, ids: np.ndarray, t: Times, num_windows: int = 5,
+                        window_seconds: float = DEFAULT_WINDOW_SECONDS) -> np.ndarray:
+        """``[len(ids), num_windows, 3]``: mean bandwidth (kbps), cpu availability (fraction)
+        and battery (percent, NaN if unknown) over each of the last ``num_windows`` windows of
+        ``window_seconds`` ending at ``t``, oldest first (Bliss's dynamic features)."""
+        ids = np.asarray(ids)
+        offsets = window_seconds * np.arange(-num_windows, 1)
+        edges = _per_id(t, len(ids))[:, None] + offsets[None, :]
+        bandwidth = self.rate.window_means(ids, edges) * self.bandwidth_kbps[ids, None]
+        return np.stack([bandwidth, self.cpu.window_means(ids, edges), self.battery.window_means(ids, edges)],
+                        axis=2)
+
+
+class ClientMetadata:
+    """One client of a ``Fleet``, with FedScale's per-client method names; every method
+    delegates to the fleet's vectorised kernels."""
+
+    def __init__(self, fleet: Fleet, row: int) -> None:
+        self.fleet = fleet
+        self.row = int(row)
+        self._ids = np.array([self.row])
+
+    @property
+    def client_id(self) -> int:
+        return int(self.fleet.client_id[self.row])
+
+    def is_active(self, cur_time: float) -> bool:
+        return bool(self.fleet.is_active(self._ids, cur_time)[0])
+
+    def get_download_time(self, cur_time: float, model_size_bytes: float) -> float:
+        return float(self.fleet.download_time(self._ids, cur_time, model_size_bytes)[0])
+
+    def get_upload_time(self, cur_time: float, size_bytes: float, reduction_factor: float = 0.5) -> float:
+        return float(self.fleet.upload_time(self._ids, cur_time, size_bytes, reduction_factor)[0])
+
+    def get_times_with_dropout(self, cur_time: float, batch_size: int, local_steps: int, model_size: float,
+                               model_amount_parameters: int, reduction_factor: float = 0.5,
+                               dropout_p: float = 0.0, augmentation_factor: float = 3.0,
+                               clock_factor: float = 1.0) -> tuple[float, float]:
+        """``(t_comp, t_total)`` of download, train, and an upload carrying ``1 - dropout_p`` of
+        the ``model_size`` bytes. ``model_amount_parameters`` is accepted for the Bliss
+        signature; compute time follows FedScale's ms-per-sample model."""
+        del model_amount_parameters
+        t_dl, t_comp, t_ul = self.fleet.round_times(
+            self._ids, cur_time, batch_size, local_steps, model_size,
+            upload_bytes=max(0.0, 1.0 - dropout_p) * model_size, reduction_factor=reduction_factor,
+            augmentation_factor=augmentation_factor, clock_factor=clock_factor)
+        return float(t_comp[0]), float(t_dl[0] + t_comp[0] + t_ul[0])
+
+    def static_info(self) -> dict[str, Any]:
+        """The client's capacities and descriptive fields (None or NaN when unknown)."""
+        fleet, row = self.fleet, self.row
+        return {"client_id": self.client_id,
+                "compute_ms": float(fleet.compute_ms[row]),
+                "bandwidth_kbps": float(fleet.bandwidth_kbps[row]),
+                **{name: getattr(fleet, name).label(row) for name in CATEGORICALS},
+                **{name: float(getattr(fleet, name)[row]) for name in DESCRIPTIVE_FLOATS}}
