@@ -32,7 +32,7 @@ def write_uniform_fleet(folder: Path, num_devices: int = 50) -> Path:
 def write_job(folder: Path, executors: int = 2, name: str = "job.yml", **conf: Any) -> Path:
     """A job file in ``folder`` writing its logs there: SMALL_JOB on an always-available fleet,
     updated with ``conf``."""
-    settings = dict(SMALL_JOB, clients_file=str(write_uniform_fleet(folder)), **conf)
+    settings = {**SMALL_JOB, "clients_file": str(write_uniform_fleet(folder)), **conf}
     job = {"ps_ip": "127.0.0.1", "ps_port": 0, "worker_ips": [f"127.0.0.1:[{executors}]"],
            "exp_path": str(folder), "job_conf": [{k: v} for k, v in settings.items()]}
     path = folder / name

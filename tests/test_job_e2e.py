@@ -84,6 +84,25 @@ def test_same_seed_same_choices_and_metrics(tmp_path):
     assert run(tmp_path / "d", 2, seed=7)[0] != first[0]
 
 
+@pytest.mark.parametrize("mode", ["random", "oort", "pyramidfl"])
+def test_each_sample_mode_runs_on_the_shipped_fleet(tmp_path, mode):
+    job = write_job(tmp_path, executors=1, sample_mode=mode, clients_file="", rounds=8, num_participants=4,
+                    eval_interval=4)
+    done = run_driver(tmp_path, "submit", str(job))
+    assert done.returncode == 0, done.stderr
+    log = check_log_lines(run_dirs(tmp_path)[-1] / commons.AGGREGATOR_LOG)
+    begins = [e for e in log if e["tag"] == commons.ROUND_BEGIN]
+    ends = [e for e in log if e["tag"] == commons.ROUND_END]
+    assert len(begins) == len(ends) == 8 and log[-1]["status"] == commons.STATUS_COMPLETED
+    assert all(0 < len(b["clients"]) <= 4 and b["num_online"] >= len(b["clients"]) for b in begins)
+    assert all(e["round_duration"] > 0 for e in ends)
+    assert [e["virtual_time"] for e in ends] == sorted(e["virtual_time"] for e in ends)
+    if mode != "random":
+        assert {"epsilon", "preferred_duration"} <= set(begins[-1]["selector"])
+    if mode == "pyramidfl":
+        assert any(min(b["keep_fraction"]) < 1 and max(b["local_steps"]) > 5 for b in begins)
+
+
 def test_default_job_is_the_quickstart_file():
     from fedscale.cli import DEFAULT_JOB
     from fedscale.cloud.config_parser import load_job
