@@ -231,3 +231,16 @@ def test_round_times_for_a_thousand_of_a_large_fleet_is_fast() -> None:
     started = time.perf_counter()
     large.is_active(np.arange(large.num_clients), 77_777.0)
     assert time.perf_counter() - started < 0.5
+
+
+def test_online_cursor_matches_a_full_recomputation():
+    from fedscale.cloud.internal.client_metadata import OnlineCursor
+    from fedscale.cloud.internal.traces import generate_fleet
+    fleet = generate_fleet(3000, seed=5)
+    rows = np.arange(0, 3000, 2)
+    cursor = OnlineCursor(fleet, rows)
+    times = np.concatenate([np.cumsum(np.random.default_rng(0).exponential(900.0, 60)), [500.0, 10_000.0]])
+    for t in times:  # forward in time, then a jump back
+        assert np.array_equal(cursor.advance(t), np.flatnonzero(fleet.is_active(rows, t)))
+        expected = t if fleet.is_active(rows, t).any() else fleet.next_online(rows, t).min()
+        assert cursor.next_online_time(t) == expected

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedscale.cloud.internal.client_metadata import Fleet
+from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
 from fedscale.cloud.internal.traces import default_fleet_path, load_clients, load_fedscale
 from fedscale.cloud.random_selector import RandomSelector
 
@@ -102,6 +102,7 @@ class ClientManager:
         self.device = np.arange(len(self.sample_counts)) % fleet.num_clients
         keep = (self.sample_counts >= max(conf.filter_less, 1)) & (self.sample_counts <= conf.filter_more)
         self.eligible = np.flatnonzero(keep)
+        self._cursor = OnlineCursor(fleet, self.device[self.eligible])
         profiled = self.completion_times(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
         selector.register_clients(self.eligible, self.sample_counts[self.eligible], sum(profiled))
 
@@ -111,11 +112,11 @@ class ClientManager:
 
     def online(self, cur_time: float) -> np.ndarray:
         """Eligible clients whose device is available at ``cur_time``."""
-        return self.eligible[self.fleet.is_active(self.device[self.eligible], cur_time)]
+        return self.eligible[self._cursor.advance(cur_time)]
 
     def next_online_time(self, cur_time: float) -> float:
         """Earliest time >= ``cur_time`` at which some eligible client is available."""
-        return float(self.fleet.next_online(self.device[self.eligible], cur_time).min())
+        return self._cursor.next_online_time(cur_time)
 
     def select_participants(self, num: int, cur_time: float) -> list[int]:
         return self.selector.select_participants(num, cur_time, self.online(cur_time))

@@ -571,3 +571,37 @@ class ClientMetadata:
                 "bandwidth_kbps": float(fleet.bandwidth_kbps[row]),
                 **{name: getattr(fleet, name).label(row) for name in CATEGORICALS},
                 **{name: float(getattr(fleet, name)[row]) for name in DESCRIPTIVE_FLOATS}}
+
+
+class OnlineCursor:
+    """The online subset of some devices as virtual time moves forward, updated incrementally.
+
+    Each device's state holds until its next change (the end of its availability interval, or
+    the start of the next one), so after the first look only the devices whose change time has
+    passed are located again: one vectorised comparison over the set plus work proportional to
+    the devices that changed. Moving back in time recomputes everything.
+    """
+
+    def __init__(self, fleet: Fleet, rows: np.ndarray) -> None:
+        self.fleet = fleet
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.online = np.zeros(len(self.rows), dtype=bool)
+        self.next_change = np.full(len(self.rows), -np.inf)
+        self.time = -np.inf
+
+    def advance(self, t: float) -> np.ndarray:
+        """Positions (into ``rows``) of the devices online at ``t``."""
+        stale = np.arange(len(self.rows)) if t < self.time else np.flatnonzero(self.next_change <= t)
+        if len(stale):
+            rows = self.rows[stale]
+            online = self.fleet.is_active(rows, t)
+            self.online[stale] = online
+            self.next_change[stale] = np.where(online, self.fleet.online_until(rows, t),
+                                               self.fleet.next_online(rows, t))
+        self.time = t
+        return np.flatnonzero(self.online)
+
+    def next_online_time(self, t: float) -> float:
+        """Earliest time ``>= t`` at which one of the devices is online (``inf`` if never)."""
+        self.advance(t)
+        return t if self.online.any() else float(self.next_change.min(initial=np.inf))
