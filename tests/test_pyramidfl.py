@@ -47,6 +47,17 @@ def test_overrides_on_hand_computed_round(knobs: dict, steps: list[int]) -> None
     assert round_times(T_COMP, T_COMM, local_steps, dropout, 10).max() == pytest.approx(26.0)
 
 
+def test_fixed_time_counts_toward_the_round_but_is_not_filled() -> None:
+    # A 6 s download on client 2 makes its t' = 6 + 4 + 7 = 17: 9 idle seconds fit 22 more steps;
+    # on client 1 it makes t' = 32 the new T_r: client 2 gets 21 idle s (52 steps), client 3 6 s (3).
+    selector = make([1000, 10, 10, 10], dropout_low=0.1, dropout_high=0.4)
+    ran(selector, {1: 5.0, 2: 3.0, 3: 1.0})
+    steps, _ = selector.client_overrides(np.arange(4), T_COMP, T_COMM, 10, t_fixed=np.array([0.0, 0.0, 6.0, 0.0]))
+    assert steps.tolist() == [10, 10, 32, 10]
+    steps, _ = selector.client_overrides(np.arange(4), T_COMP, T_COMM, 10, t_fixed=np.array([0.0, 6.0, 0.0, 0.0]))
+    assert steps.tolist() == [10, 10, 10 + 52, 10 + 3]
+
+
 def test_overrides_follow_the_client_not_its_position() -> None:
     selector = make([1000, 10, 10, 10], dropout_low=0.1, dropout_high=0.4)
     ran(selector, {1: 5.0, 2: 3.0, 3: 1.0})

@@ -150,8 +150,8 @@ class ClientManager:
         kept = order[:min(conf.num_participants, int(stays.sum()))]
         keep_fraction = np.ones(len(kept))
         if hasattr(self.selector, "client_overrides") and len(kept):
-            steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept],
-                                                              t_dl[kept] + t_ul[kept], conf.local_steps)
+            steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
+                                                              conf.local_steps, t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
             k_dl, k_comp, k_ul = self.completion_times(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul

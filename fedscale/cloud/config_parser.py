@@ -360,6 +360,9 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
     KeySpec("output_dim", int, 0, "Output width, for models that need it given."),
     KeySpec("model_size", float, 65536.0, "Model size assumed by FedScale's communication-time estimate."),
     KeySpec("rounds", int, 50, "Training rounds to run.", ge=1, active=True),
+    KeySpec("max_virtual_time", float, 0.0,
+            "Stop after the round that reaches this many virtual seconds (0: no limit), so policies "
+            "can be compared on equal simulated time.", ge=0, active=True),
     KeySpec("num_participants", int, 4, "Clients aggregated per round.", ge=1, active=True),
     KeySpec("local_steps", int, 20, "Local training steps per client per round.", ge=1, active=True),
     KeySpec("batch_size", int, 30, "Training batch size.", ge=1, active=True),

@@ -81,17 +81,19 @@ class PyramidFLSelector(OortSelector):
             self.gradient_norm[int(client_id)] = norm
 
     def client_overrides(self, client_ids: np.ndarray, t_comp: np.ndarray, t_comm: np.ndarray,
-                         base_steps: int) -> tuple[np.ndarray, np.ndarray]:
+                         base_steps: int, t_fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(local steps, upload dropout fraction) for each of the K clients that will run this round.
 
-        ``t_comp``/``t_comm`` are each client's compute and communication seconds at
-        ``base_steps`` = I iterations. Following the artifact's ``prune_client_tasks``:
+        ``t_comp``/``t_comm`` are each client's compute and (compressible, upload)
+        communication seconds at ``base_steps`` = I iterations; ``t_fixed`` is time neither
+        changes (the download), 0 if omitted. Following the artifact's ``prune_client_tasks``:
 
         1. Rank the K clients by last update norm, largest first; a client that never reported
            one ranks by its data size (the artifact's prior). Ties keep the input order.
         2. Dropout ``P_i = dropout_low + rank_i (dropout_high - dropout_low) / (K - 1)``, linear
            from the best rank to the worst (``dropout_low`` when K = 1).
-        3. Round time with dropout ``t'_i = t_comp_i + (1 - P_i) t_comm_i``; ``T_r = max_i t'_i``.
+        3. Round time with dropout ``t'_i = t_fixed_i + t_comp_i + (1 - P_i) t_comm_i``;
+           ``T_r = max_i t'_i``.
         4. Extra iterations fill the idle time: ``extra_i = min(floor(max_extra_factor x I),
            floor(beta (T_r - t'_i) / (t_comp_i / I)))``; steps ``I + extra_i``. Since each extra
            iteration costs ``t_comp_i / I``, with beta <= 1 no client runs past ``T_r``.
@@ -101,10 +103,12 @@ class PyramidFLSelector(OortSelector):
         ids = self._check_registered(as_ids(client_ids, "client_ids"))
         comp = np.asarray(t_comp, dtype=np.float64)
         comm = np.asarray(t_comm, dtype=np.float64)
-        if comp.shape != ids.shape or comm.shape != ids.shape:
-            raise ValueError(f"client_ids, t_comp and t_comm differ in shape: {ids.shape}, {comp.shape}, {comm.shape}")
-        if not (np.all(np.isfinite(comp) & (comp >= 0)) and np.all(np.isfinite(comm) & (comm >= 0))):
-            raise ValueError("t_comp and t_comm must be finite and non-negative")
+        fixed = np.zeros_like(comp) if t_fixed is None else np.asarray(t_fixed, dtype=np.float64)
+        if not comp.shape == comm.shape == fixed.shape == ids.shape:
+            raise ValueError(f"client_ids, t_comp, t_comm and t_fixed differ in shape: {ids.shape}, "
+                             f"{comp.shape}, {comm.shape}, {fixed.shape}")
+        if not all(np.all(np.isfinite(t) & (t >= 0)) for t in (comp, comm, fixed)):
+            raise ValueError("t_comp, t_comm and t_fixed must be finite and non-negative")
         if isinstance(base_steps, bool) or not isinstance(base_steps, (int, np.integer)) or base_steps < 1:
             raise ValueError(f"base_steps must be a positive integer, got {base_steps!r}")
         count = len(ids)
@@ -117,7 +121,7 @@ class PyramidFLSelector(OortSelector):
         low, high = self.config.dropout_low, self.config.dropout_high
         spacing = (high - low) / (count - 1) if count > 1 else 0.0
         dropout = np.where(ran, low + rank * spacing, 0.0)
-        with_dropout = comp + (1.0 - dropout) * comm
+        with_dropout = fixed + comp + (1.0 - dropout) * comm
         idle = with_dropout.max() - with_dropout
         cap = math.floor(self.config.max_extra_factor * base_steps)
         fits = np.full(count, float(cap))

@@ -274,12 +274,18 @@ class Aggregator:
 
     # -- the job -----------------------------------------------------------------------------
     def run(self) -> None:
+        """Run ``rounds`` rounds, or fewer if ``max_virtual_time`` runs out first; test every
+        ``eval_interval`` rounds and after the last."""
         self.wait_for_executors()
+        budget = self.conf.max_virtual_time or float("inf")
         for round_index in range(1, self.conf.rounds + 1):
             self.run_round(round_index)
             self.rounds_completed = round_index
-            if round_index % self.conf.eval_interval == 0 or round_index == self.conf.rounds:
+            last = round_index == self.conf.rounds or self.log.virtual_time >= budget
+            if round_index % self.conf.eval_interval == 0 or last:
                 self.test(round_index)
+            if last:
+                break
 
     def shutdown_executors(self) -> None:
         for session in self.server.live_sessions():
