@@ -103,7 +103,7 @@ class ClientManager:
         keep = (self.sample_counts >= max(conf.filter_less, 1)) & (self.sample_counts <= conf.filter_more)
         self.eligible = np.flatnonzero(keep)
         self._cursor = OnlineCursor(fleet, self.device[self.eligible])
-        profiled = self.completion_times(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
+        profiled = self.get_completion_time(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
         selector.register_clients(self.eligible, self.sample_counts[self.eligible], sum(profiled))
 
     @property
@@ -125,7 +125,7 @@ class ClientManager:
                           success: bool, **kwargs: Any) -> None:
         self.selector.register_feedback(client_id, reward, time_stamp, duration, success, **kwargs)
 
-    def completion_times(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
+    def get_completion_time(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
                          keep_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(download, compute, upload) seconds of each client's round starting at ``cur_time``."""
         conf = self.conf
@@ -143,7 +143,7 @@ class ClientManager:
         wanted = math.ceil(conf.overcommitment * conf.num_participants)
         candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
         steps = np.full(len(candidates), conf.local_steps)
-        t_dl, t_comp, t_ul = self.completion_times(candidates, cur_time, steps)
+        t_dl, t_comp, t_ul = self.get_completion_time(candidates, cur_time, steps)
         finish = cur_time + t_dl + t_comp + t_ul
         stays = self.fleet.stays_active(self.device[candidates], cur_time, finish)
         order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
@@ -153,7 +153,7 @@ class ClientManager:
             steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
                                                               conf.local_steps, t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
-            k_dl, k_comp, k_ul = self.completion_times(candidates[kept], cur_time, steps[kept], keep_fraction)
+            k_dl, k_comp, k_ul = self.get_completion_time(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul
         totals = t_dl + t_comp + t_ul
         late = order[len(kept):][stays[order[len(kept):]]]
