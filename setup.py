@@ -23,7 +23,8 @@ setup(
     ],
     extras_require={
         "dev": ["grpcio-tools==1.85.1"],
-        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1"],
+        "xgboost": ["xgboost-cpu==3.2.0"],
+        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1", "xgboost-cpu==3.2.0"],
     },
     entry_points={"console_scripts": ["fedscale=fedscale.cli:main"]},
 )

@@ -15,6 +15,7 @@ back to the selector as unsuccessful.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,10 +23,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
-from fedscale.cloud.internal.traces import default_fleet_path, load_clients, load_fedscale
 from fedscale.cloud.random_selector import RandomSelector
 
-SAMPLE_MODES = ("random", "oort", "pyramidfl")
+SAMPLE_MODES = ("random", "oort", "pyramidfl", "bliss")
+STATIC_COLUMNS = ("brand", "model", "os_version", "ram_gb", "storage_gb", "battery_mah", "cpu_flops", "gpu_flops",
+                  "peak_throughput_mbps")
 
 
 class Selector(Protocol):
@@ -36,22 +38,16 @@ class Selector(Protocol):
     def details(self) -> dict[str, Any]: ...
 
 
-def load_fleet(conf: Any) -> Fleet:
-    """The job's device fleet: FedScale's pickles if ``device_conf_file`` is set, else
-    ``clients_file`` (our .npz/.json), else the small fleet that ships with the project."""
-    if conf.device_conf_file:
-        return load_fedscale(conf.device_conf_file, conf.device_avail_file or None)
-    return load_clients(conf.clients_file or default_fleet_path())
-
-
 def make_selector(conf: Any) -> Selector:
     """The selector named by ``sample_mode``, configured from the job's keys."""
     if conf.sample_mode == "random":
         return RandomSelector(conf.seed)
+    from thirdparty.bliss.bliss import BlissConfig, BlissSelector
     from thirdparty.oort.oort import OortConfig, OortSelector
     from thirdparty.pyramidfl.pyramidfl import PyramidFLConfig, PyramidFLSelector
     config_type, selector_type = {"oort": (OortConfig, OortSelector),
-                                  "pyramidfl": (PyramidFLConfig, PyramidFLSelector)}[conf.sample_mode]
+                                  "pyramidfl": (PyramidFLConfig, PyramidFLSelector),
+                                  "bliss": (BlissConfig, BlissSelector)}[conf.sample_mode]
     fields = config_type.__dataclass_fields__
     return selector_type(config_type(**{name: conf[name] for name in fields}), conf.seed)
 
@@ -104,7 +100,15 @@ class ClientManager:
         self.eligible = np.flatnonzero(keep)
         self._cursor = OnlineCursor(fleet, self.device[self.eligible])
         profiled = self.get_completion_time(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
-        selector.register_clients(self.eligible, self.sample_counts[self.eligible], sum(profiled))
+        counts, durations = self.sample_counts[self.eligible], sum(profiled)
+        if getattr(selector, "needs_static", False):
+            devices = fleet.take(self.device[self.eligible])
+            selector.register_clients(self.eligible, counts, durations,
+                                      static={name: getattr(devices, name) for name in STATIC_COLUMNS})
+        else:
+            selector.register_clients(self.eligible, counts, durations)
+        if getattr(selector, "needs_windows", False):
+            selector.window_source = self.dynamic_windows
 
     @property
     def num_clients(self) -> int:
@@ -117,6 +121,14 @@ class ClientManager:
     def next_online_time(self, cur_time: float) -> float:
         """Earliest time >= ``cur_time`` at which some eligible client is available."""
         return self._cursor.next_online_time(cur_time)
+
+    def dynamic_windows(self, client_ids: np.ndarray, cur_time: float) -> np.ndarray:
+        """Each client's last five time windows before ``cur_time`` of (bandwidth as a fraction
+        of its nominal rate, free-CPU fraction, battery %): the dynamic features Bliss learns from."""
+        rows = self.device[np.asarray(client_ids, dtype=np.int64)]
+        windows = self.fleet.dynamic_windows(rows, cur_time)
+        windows[:, :, 0] /= self.fleet.bandwidth_kbps[rows, None]
+        return windows
 
     def select_participants(self, num: int, cur_time: float) -> list[int]:
         return self.selector.select_participants(num, cur_time, self.online(cur_time))
@@ -165,6 +177,47 @@ class ClientManager:
             duration=float(totals[kept].max() if len(kept) else totals.max(initial=0.0)),
             selector=self.selector.details())
 
+    @property
+    def t_budget(self) -> float:
+        """The round's time budget: the selector's (Bliss's pacer moves it) or the job's."""
+        return float(getattr(self.selector, "t_budget", self.conf.t_budget))
+
+    def plan_adaptive_round(self, round_index: int, cur_time: float) -> RoundPlan:
+        """The adaptive path's plan: every over-committed candidate is dispatched with the
+        round's budget; its download is simulated here, the rest by the client itself."""
+        conf = self.conf
+        online = self.online(cur_time)
+        wanted = math.ceil(conf.overcommitment * conf.num_participants)
+        candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
+        budget = self.t_budget
+        t_dl = self.fleet.download_time(self.device[candidates], cur_time, self.model_bytes)
+        count, nothing = len(candidates), np.empty(0, dtype=np.int64)
+        return RoundPlan(
+            round_index=round_index, start_time=cur_time, participants=candidates,
+            local_steps=np.full(count, conf.local_steps), keep_fraction=np.ones(count), t_dl=t_dl,
+            t_comp=np.maximum(budget - t_dl, 0.0), t_ul=np.zeros(count), stragglers=nothing,
+            straggler_durations=np.empty(0), offline=nothing, num_online=len(online), duration=budget,
+            selector=self.selector.details())
+
+    def settle_adaptive_round(self, plan: RoundPlan, results: dict[int, Any]) -> RoundPlan:
+        """The round as it happened: the K fastest successful clients (by their reported
+        download + compute + upload) are kept, the other successful ones are stragglers, the rest
+        failed; the round lasts as long as the slowest kept client (the budget if none)."""
+        done = np.array([c for c in plan.participants.tolist() if c in results], dtype=np.int64)
+        report = [results[c] for c in done.tolist()]
+        t_dl = np.array([r.t_download for r in report])
+        t_comp = np.array([r.t_compute for r in report])
+        t_ul = np.array([r.t_upload for r in report])
+        walls = t_dl + t_comp + t_ul
+        order = np.argsort(walls, kind="stable")
+        kept, late = order[:self.conf.num_participants], order[self.conf.num_participants:]
+        return dataclasses.replace(
+            plan, participants=done[kept], local_steps=np.array([r.local_steps for r in report])[kept],
+            keep_fraction=np.array([r.keep_fraction for r in report])[kept], t_dl=t_dl[kept], t_comp=t_comp[kept],
+            t_ul=t_ul[kept], stragglers=done[late], straggler_durations=walls[late],
+            offline=np.setdiff1d(plan.participants, done),
+            duration=float(walls[kept].max()) if len(kept) else plan.duration)
+
     def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
         """Feed the round's outcome back to the selector.
 
@@ -172,7 +225,7 @@ class ClientManager:
         gradient utility ``||update|| * samples trained / 100`` (its authors' scaling); stragglers get
         the round's mean utility and their own simulated duration, unsuccessful (as FedScale does
         for clients cut by over-commitment). Clients that went offline, or whose executor
-        failed, taught the selector nothing about themselves and get no feedback.
+        failed, get no feedback, except for selectors that learn from failures (Bliss: target 0).
         """
         r = plan.round_index
         mean_utility = float(np.mean([res.utility for res in results.values()])) if results else 0.0
@@ -182,6 +235,10 @@ class ClientManager:
                 trained = min(res.num_samples, res.local_steps * self.conf.batch_size)
                 self.register_feedback(client, res.utility, r, float(plan.totals[i]), True,
                                        gradient_norm=res.update_norm * trained / 100, steps=res.local_steps,
-                                       t_comp=float(plan.t_comp[i]), t_comm=float(plan.t_dl[i] + plan.t_ul[i]))
+                                       t_comp=float(plan.t_comp[i]), t_comm=float(plan.t_dl[i] + plan.t_ul[i]),
+                                       adaptive=bool(self.conf.adaptive_training))
         for client, duration in zip(plan.stragglers.tolist(), plan.straggler_durations.tolist()):
             self.register_feedback(client, mean_utility, r, duration, False)
+        if getattr(self.selector, "learns_from_failures", False):
+            for client in plan.offline.tolist():
+                self.register_feedback(client, 0.0, r, plan.duration, False)

@@ -339,7 +339,7 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
     KeySpec("reduction_factor", float, 0.5, "Uplink bandwidth as a fraction of the downlink.", gt=0,
             active=True),
     KeySpec("sample_mode", str, "random", "Client selection policy.",
-            choices=("random", "oort", "pyramidfl"), active=True),
+            choices=("random", "oort", "pyramidfl", "bliss"), active=True),
     KeySpec("filter_less", int, 1, "Clients with fewer training samples than this never take part.", ge=0,
             active=True),
     KeySpec("filter_more", int, 10**15, "Clients with more training samples than this never take part.", ge=1,
@@ -432,6 +432,47 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
             active=True),
     KeySpec("max_extra_factor", float, 10.0,
             "PyramidFL: cap on extra local steps, as a multiple of local_steps.", ge=0, active=True),
+    # Client selection (Bliss)
+    KeySpec("number_clients_to_predict_utility", int, 300,
+            "Bliss: online clients never seen whose utility g predicts each round.", ge=0, active=True),
+    KeySpec("number_clients_to_refresh_utility", int, 300,
+            "Bliss: online seen clients (top by utility) whose utility h refreshes each round.", ge=0, active=True),
+    KeySpec("amount_clients_predict_train_set", int, 500, "Bliss: most training rows for g.", ge=1, active=True),
+    KeySpec("amount_clients_refresh_train_set", int, 500, "Bliss: most training rows for h.", ge=1, active=True),
+    KeySpec("g_model", str, "linreg", "Bliss: regressor predicting unseen clients' utility.",
+            choices=("linreg", "xgboost", "mlp"), active=True),
+    KeySpec("h_model", str, "linreg", "Bliss: regressor refreshing seen clients' utility.",
+            choices=("linreg", "xgboost", "mlp"), active=True),
+    KeySpec("ema_alpha", float, 0.7, "Bliss: weight of the newest observed utility in its moving average.",
+            gt=0, le=1, active=True),
+    KeySpec("bliss_selection", str, "weighted",
+            "Bliss: draw participants proportionally to predicted utility (weighted) or take the best (topk).",
+            choices=("weighted", "topk"), active=True),
+    KeySpec("bliss_train_sampling", str, "uniform", "Bliss: how g's and h's training rows are drawn.",
+            choices=("uniform", "utility"), active=True),
+    KeySpec("bliss_retrain_every", int, 1, "Bliss: rounds between refits of g and h.", ge=1, active=True),
+    KeySpec("bliss_min_train", int, 20, "Bliss: fewest rows g or h is fitted on.", ge=1, active=True),
+    KeySpec("bliss_refresh_random", float, 0.1,
+            "Bliss: extra refresh candidates drawn uniformly from the other seen online clients, as a "
+            "share of number_clients_to_refresh_utility.", ge=0, active=True),
+    KeySpec("collect_data", bool, False, "Bliss: dump g's and h's training rows to the run folder.",
+            active=True),
+    # Time budget and adaptive training
+    KeySpec("t_budget", float, 300.0,
+            "Seconds a round allows each client for download, compute and upload (Bliss's pacer moves it).",
+            gt=0, active=True),
+    KeySpec("adaptive_training", bool, False,
+            "Clients fit their local steps and upload size to t_budget and report their simulated times.",
+            active=True),
+    KeySpec("ewma_lambda", float, 0.7, "Adaptive training: weight of the past in the client's running estimates.",
+            ge=0, lt=1, active=True),
+    KeySpec("min_payload_frac", float, 0.3, "Adaptive training: smallest fraction of the update uploaded.",
+            gt=0, le=1, active=True),
+    KeySpec("budget_recheck_steps", int, 5, "Adaptive training: steps per chunk between budget checks.",
+            ge=1, active=True),
+    KeySpec("run_phase_2", bool, True,
+            "Adaptive training: after the coarse fill, trade further steps against upload size one step at a time.",
+            active=True),
     # Asynchronous FL, privacy, attacks
     KeySpec("max_concurrency", int, 10, "Asynchronous FL: clients training at the same time."),
     KeySpec("max_staleness", int, 5, "Asynchronous FL: largest staleness, in rounds, of an accepted update."),
@@ -533,6 +574,10 @@ def _check_relations(values: Mapping[str, Any]) -> None:
     if values["device_avail_file"] and not values["device_conf_file"]:
         raise ConfigError("needs device_conf_file (FedScale's device capacities) as well",
                           "job_conf.device_avail_file")
+    for key in ("amount_clients_predict_train_set", "amount_clients_refresh_train_set"):
+        if values[key] < values["bliss_min_train"]:
+            raise ConfigError(f"expected at least bliss_min_train ({values['bliss_min_train']}), got {values[key]}",
+                              f"job_conf.{key}")
     if values["dropout_low"] > values["dropout_high"]:
         raise ConfigError(f"expected at most dropout_high ({values['dropout_high']}), got {values['dropout_low']}",
                           "job_conf.dropout_low")

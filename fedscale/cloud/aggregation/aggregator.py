@@ -31,7 +31,8 @@ from fedscale.cloud.aggregation.optimizers import FedAvg, weighted_mean
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
                                             ServerEvent)
-from fedscale.cloud.client_manager import ClientManager, RoundPlan, load_fleet, make_selector
+from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
+from fedscale.cloud.internal.traces import job_fleet
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
@@ -78,7 +79,7 @@ class Aggregator:
         self.optimizer = FedAvg()
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
-        self.fleet = load_fleet(self.conf)
+        self.fleet = job_fleet(self.conf)
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -142,7 +143,9 @@ class Aggregator:
         self.log.virtual_time = self.clients.next_online_time(waiting_from)
         if not np.isfinite(self.log.virtual_time):
             raise JobFailed("no eligible client is ever online in the device traces")
-        plan = self.clients.plan_round(round_index, self.log.virtual_time)
+        adaptive = self.conf.adaptive_training
+        planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
+        plan = planner(round_index, self.log.virtual_time)
         live = self._live()
         blocks = split_evenly(list(range(len(plan.participants))), len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
@@ -152,6 +155,9 @@ class Aggregator:
             self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
                           reason="the device went offline before finishing")
         outcome = self._train(round_index, live, blocks, plan)
+        if adaptive:
+            plan = self.clients.settle_adaptive_round(plan, {c: r for c, (r, _) in outcome.results.items()})
+            outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
         aggregated = sorted(outcome.results)
         if aggregated:
             updates = torch.stack([outcome.results[c][1] for c in aggregated])
@@ -177,15 +183,25 @@ class Aggregator:
         owner: dict[int, ExecutorSession] = {}
         task_ids = set()
         model_arrays = [("model", self.model.numpy())]
+        train = pb.TrainConfig(local_steps=conf.local_steps, batch_size=conf.batch_size,
+                               learning_rate=conf.learning_rate)
+        if conf.adaptive_training:
+            train.adaptive.CopyFrom(pb.AdaptiveConfig(
+                round_start=plan.start_time, ewma_lambda=conf.ewma_lambda, min_payload_frac=conf.min_payload_frac,
+                budget_recheck_steps=conf.budget_recheck_steps, run_phase_2=conf.run_phase_2))
         for session, block in zip(live, blocks):
             if not block:
                 continue
             clients = plan.participants[block]
             task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index,
-                           client_ids=clients.tolist(), client_local_steps=plan.local_steps[block].tolist(),
-                           client_keep_fraction=plan.keep_fraction[block].tolist(),
-                           train=pb.TrainConfig(local_steps=conf.local_steps, batch_size=conf.batch_size,
-                                                learning_rate=conf.learning_rate))
+                           client_ids=clients.tolist(), train=train)
+            if conf.adaptive_training:
+                task.client_conf.extend(pb.ClientConf(device=d, download_seconds=t, t_budget=plan.duration)
+                                        for d, t in zip(self.clients.device[clients].tolist(),
+                                                        plan.t_dl[block].tolist()))
+            else:
+                task.client_local_steps.extend(plan.local_steps[block].tolist())
+                task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
             task_ids.add(task.task_id)
             session.send_task(task, model_arrays)
             owner.update({int(c): session for c in clients})

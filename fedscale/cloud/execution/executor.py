@@ -22,6 +22,8 @@ from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
 from fedscale.cloud.channels.tensor_codec import headers
 from fedscale.cloud.config_parser import JobConf, JobSpec
+from fedscale.cloud.internal.traces import job_fleet
+from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import TorchClient
 from fedscale.cloud.logger.events import EventLog
 from fedscale.dataloaders.dataset import ArrayDataset
@@ -35,9 +37,13 @@ RESULT_BUFFER_BYTES = 64 << 20
 
 
 def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
-    """The trainer for this job's clients, on one model object reused for every client."""
+    """The trainer for this job's clients, on one model object reused for every client:
+    fixed-step training, or with ``adaptive_training`` the time-budget trainer, which needs the
+    job's device fleet to simulate its own times."""
     torch.manual_seed(conf.seed)
     model = build_model(conf.model, tuple(data.train.input_shape), data.train.num_classes)
+    if conf.adaptive_training:
+        return AdaptiveTorchClient(model, data.train, data.client_indices, conf.seed, fleet=job_fleet(conf))
     return TorchClient(model, data.train, data.client_indices, conf.seed)
 
 
@@ -96,32 +102,53 @@ class Executor:
         contend for the interpreter, and one batch costs a few messages instead of a few per
         client.
         """
-        cfg = task.train
-        count = len(task.client_ids)
-        steps = list(task.client_local_steps) or [cfg.local_steps] * count
-        keep = list(task.client_keep_fraction) or [1.0] * count
         batch = pb.TaskResults(task_id=task.task_id)
         updates: list[torch.Tensor] = []
-        for client_id, client_steps, client_keep in zip(task.client_ids, steps, keep):
+        for index, client_id in enumerate(task.client_ids):
             if not 0 <= client_id < self.data.num_clients:
                 batch.failures.add(client_id=client_id, reason="unknown client id")
                 continue
             try:
-                out = self.trainer.train(vector, client_id, task.round, client_steps, cfg.batch_size,
-                                         cfg.learning_rate, client_keep)
+                result, update = self._train_client(task, index, vector)
             except (RuntimeError, ValueError) as err:
-                batch.failures.add(client_id=client_id, reason=f"training failed: {err}")
+                result, update = None, f"training failed: {err}"
+            if result is None:
+                batch.failures.add(client_id=client_id, reason=update)
                 continue
-            batch.results.add(client_id=client_id, num_samples=out.num_samples, train_loss=out.train_loss,
-                              compute_seconds=out.compute_seconds, utility=out.utility,
-                              local_steps=out.local_steps, update_norm=out.update_norm,
-                              keep_fraction=out.keep_fraction)
-            updates.append(out.update)
-            if len(updates) * out.update.nbytes >= RESULT_BUFFER_BYTES:
+            batch.results.append(result)
+            updates.append(update)
+            if len(updates) * update.nbytes >= RESULT_BUFFER_BYTES:
                 self._send_results(conn, batch, updates)
                 batch, updates = pb.TaskResults(task_id=task.task_id), []
         batch.final = True
         self._send_results(conn, batch, updates)
+
+    def _train_client(self, task: pb.Task, index: int,
+                      vector: torch.Tensor) -> tuple[pb.ClientResult | None, torch.Tensor | str]:
+        """Train the task's ``index``-th client: its result and update, or None and the reason."""
+        cfg, client_id = task.train, task.client_ids[index]
+        if cfg.HasField("adaptive"):
+            conf, a = task.client_conf[index], cfg.adaptive
+            settings = AdaptiveSettings(a.ewma_lambda, a.min_payload_frac, a.budget_recheck_steps, a.run_phase_2,
+                                        cfg.batch_size, self.conf.augmentation_factor, self.conf.clock_factor,
+                                        self.conf.reduction_factor)
+            adaptive = self.trainer.train_adaptive(vector, client_id, task.round, cfg.learning_rate, conf.device,
+                                                   a.round_start, conf.download_seconds, conf.t_budget, settings)
+            if adaptive.update is None:
+                return None, adaptive.failure
+            out = adaptive.update
+            times = dict(t_download=adaptive.t_download, t_compute=adaptive.t_compute, t_upload=adaptive.t_upload,
+                         phase1_steps=adaptive.phase1_steps, phase2_steps=adaptive.phase2_steps)
+        else:
+            steps = task.client_local_steps[index] if task.client_local_steps else cfg.local_steps
+            keep = task.client_keep_fraction[index] if task.client_keep_fraction else 1.0
+            out = self.trainer.train(vector, client_id, task.round, steps, cfg.batch_size, cfg.learning_rate, keep)
+            times = {}
+        result = pb.ClientResult(client_id=client_id, num_samples=out.num_samples, train_loss=out.train_loss,
+                                 compute_seconds=out.compute_seconds, utility=out.utility,
+                                 local_steps=out.local_steps, update_norm=out.update_norm,
+                                 keep_fraction=out.keep_fraction, **times)
+        return result, out.update
 
     @staticmethod
     def _send_results(conn: AggregatorConnection, batch: pb.TaskResults, updates: list[torch.Tensor]) -> None:

@@ -49,17 +49,47 @@ def client_seed(seed: int, round_index: int, client_id: int) -> int:
     return int(np.random.SeedSequence([seed, round_index, client_id]).generate_state(1, np.uint64)[0] >> 1)
 
 
+class BatchStream:
+    """A client's training batches, epoch after epoch, each epoch a fresh shuffle without replacement.
+
+    Batches hold ``min(batch_size, num_samples)`` positions: a client smaller than a batch trains
+    on all it has. Drawing n batches at once or one at a time gives the same sequence.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, generator: torch.Generator) -> None:
+        self.num_samples = num_samples
+        self.size = min(batch_size, num_samples)
+        self.generator = generator
+        self._pending = torch.empty(0, dtype=torch.long)
+
+    def take(self, steps: int) -> torch.Tensor:
+        """The next ``steps x size`` positions into the client's samples."""
+        needed = steps * self.size
+        epochs = -(-max(needed - len(self._pending), 0) // self.num_samples)
+        order = torch.cat([self._pending] + [torch.randperm(self.num_samples, generator=self.generator)
+                                             for _ in range(epochs)])
+        self._pending = order[needed:]
+        return order[:needed].view(steps, self.size)
+
+
 def batch_positions(num_samples: int, local_steps: int, batch_size: int,
                     generator: torch.Generator) -> torch.Tensor:
-    """``local_steps x b`` positions into the client's samples, epoch by epoch without replacement.
+    """``local_steps`` batches of positions into the client's samples (see ``BatchStream``)."""
+    return BatchStream(num_samples, batch_size, generator).take(local_steps)
 
-    ``b`` is ``min(batch_size, num_samples)``: a client smaller than a batch trains on all it has.
-    """
-    b = min(batch_size, num_samples)
-    needed = local_steps * b
-    epochs = -(-needed // num_samples)
-    order = torch.cat([torch.randperm(num_samples, generator=generator) for _ in range(epochs)])
-    return order[:needed].view(local_steps, b)
+
+@dataclass
+class LocalRun:
+    """Local SGD in progress on one client: its batches, optimiser and loss statistics."""
+
+    client_id: int
+    indices: torch.Tensor
+    batches: BatchStream
+    optimizer: torch.optim.Optimizer
+    steps: int = 0
+    loss_sum: float = 0.0
+    squared_loss_sum: float = 0.0
+    samples_seen: int = 0
 
 
 class TorchClient:
@@ -73,38 +103,54 @@ class TorchClient:
         self.seed = seed
         self.loss_fn = nn.CrossEntropyLoss(reduction="none")
 
-    def train(self, global_vector: torch.Tensor, client_id: int, round_index: int, local_steps: int,
-              batch_size: int, learning_rate: float, keep_fraction: float = 1.0) -> ClientUpdate:
-        """Run the client's local SGD from ``global_vector`` and return its (compressed) update.
-
-        Also measures Oort's statistical utility (Lai et al., OSDI 2021, Sec. 4.2):
-        ``|B| * sqrt(mean over trained samples of loss^2)``, with ``|B|`` the distinct samples
-        trained.
-        """
-        started = time.perf_counter()
+    def start(self, global_vector: torch.Tensor, client_id: int, round_index: int, batch_size: int,
+              learning_rate: float) -> LocalRun:
+        """Load the global model and set up the client's local run."""
         self.weights.load_(global_vector)
+        self.model.train()
         indices = self.client_indices[client_id]
         generator = torch.Generator().manual_seed(client_seed(self.seed, round_index, client_id))
-        positions = indices[batch_positions(len(indices), local_steps, batch_size, generator)]
         optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
-        self.model.train()
-        total_loss = torch.zeros(())
-        total_squared = torch.zeros(())
-        for step_indices in positions:
-            optimizer.zero_grad(set_to_none=True)
+        return LocalRun(client_id, indices, BatchStream(len(indices), batch_size, generator), optimizer)
+
+    def run_steps(self, run: LocalRun, steps: int) -> None:
+        """``steps`` SGD steps of ``run`` on the shared model."""
+        total_loss, total_squared = torch.zeros(()), torch.zeros(())
+        for step_positions in run.batches.take(steps):
+            step_indices = run.indices[step_positions]
+            run.optimizer.zero_grad(set_to_none=True)
             losses = self.loss_fn(self.model(self.train_data.x[step_indices]), self.train_data.y[step_indices])
             loss = losses.mean()
             loss.backward()
-            optimizer.step()
+            run.optimizer.step()
             total_loss += loss.detach()
             total_squared += losses.detach().square().sum()
+        run.steps += steps
+        run.loss_sum += float(total_loss)
+        run.squared_loss_sum += float(total_squared)
+        run.samples_seen += steps * run.batches.size
+
+    def finish(self, run: LocalRun, global_vector: torch.Tensor, keep_fraction: float,
+               started: float) -> ClientUpdate:
+        """The run's update (compressed to ``keep_fraction``) and its statistics.
+
+        The utility is Oort's statistical utility (Lai et al., OSDI 2021, Sec. 4.2):
+        ``|B| * sqrt(mean over trained samples of loss^2)``, ``|B|`` the distinct samples trained.
+        """
         update = self.weights.vector - global_vector
-        norm = float(update.norm())
-        distinct = min(len(indices), positions.numel())
-        utility = distinct * math.sqrt(float(total_squared) / positions.numel())
-        return ClientUpdate(client_id, topk_sparsify(update, keep_fraction), len(indices),
-                            float(total_loss) / local_steps, time.perf_counter() - started, utility,
-                            local_steps, norm, keep_fraction)
+        distinct = min(len(run.indices), run.samples_seen)
+        utility = distinct * math.sqrt(run.squared_loss_sum / run.samples_seen) if run.samples_seen else 0.0
+        return ClientUpdate(run.client_id, topk_sparsify(update, keep_fraction), len(run.indices),
+                            run.loss_sum / run.steps if run.steps else float("nan"),
+                            time.perf_counter() - started, utility, run.steps, float(update.norm()), keep_fraction)
+
+    def train(self, global_vector: torch.Tensor, client_id: int, round_index: int, local_steps: int,
+              batch_size: int, learning_rate: float, keep_fraction: float = 1.0) -> ClientUpdate:
+        """Run ``local_steps`` of the client's local SGD from ``global_vector``; return its update."""
+        started = time.perf_counter()
+        run = self.start(global_vector, client_id, round_index, batch_size, learning_rate)
+        self.run_steps(run, local_steps)
+        return self.finish(run, global_vector, keep_fraction, started)
 
     @torch.no_grad()
     def test(self, global_vector: torch.Tensor, data: ArrayDataset, batch_size: int) -> TestOutcome:

@@ -664,3 +664,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def job_fleet(conf: Any) -> Fleet:
+    """A job's device fleet: FedScale's pickles if ``device_conf_file`` is set, else
+    ``clients_file`` (.npz/.json), else the small fleet that ships with the project."""
+    if conf.device_conf_file:
+        return load_fedscale(conf.device_conf_file, conf.device_avail_file or None)
+    return load_clients(conf.clients_file or default_fleet_path())

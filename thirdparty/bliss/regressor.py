@@ -1,0 +1,104 @@
+"""The utility regressors g and h behind one ``fit``/``predict`` interface.
+
+The public Bliss code (Bossbap/Bliss, ``thirdparty/bliss/regressor.py``) wraps the same three
+back-ends; it falls back to linear regression on an unknown name and answers zeros when asked
+to predict before fitting. Here an unknown name, a missing package and an unfitted model are
+errors, because each would otherwise turn a selector silently random.
+
+Back-ends (``make_regressor(name, seed)``):
+
+* ``linreg``: scikit-learn ``LinearRegression`` (ordinary least squares).
+* ``xgboost``: ``xgboost.XGBRegressor`` on the CPU, one thread, seeded. ``XGBOOST_PARAMS``
+  suit the few hundred rows Bliss fits each round: 100 trees of depth 4, learning rate 0.1,
+  row and column subsampling 0.8 (the public code's defaults, 300 trees of depth 6 at 0.05,
+  take about three times as long for no gain at that size). Package ``xgboost-cpu``.
+* ``mlp``: scikit-learn ``MLPRegressor`` (``MLP_PARAMS``: two ReLU layers of 64 and 32, Adam,
+  up to 300 epochs, seeded) behind a ``StandardScaler`` on the inputs; the target is
+  standardised too, since utilities run into the thousands and Adam's steps are sized for unit
+  scale. Convergence warnings are silenced: a selector refits every round and stops early on
+  purpose.
+"""
+from __future__ import annotations
+
+import importlib
+import warnings
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+REGRESSORS = ("linreg", "xgboost", "mlp")
+XGBOOST_PARAMS: dict[str, Any] = {"n_estimators": 100, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8,
+                                  "colsample_bytree": 0.8, "tree_method": "hist", "device": "cpu", "n_jobs": 1,
+                                  "verbosity": 0}
+MLP_PARAMS: dict[str, Any] = {"hidden_layer_sizes": (64, 32), "learning_rate_init": 1e-3, "alpha": 1e-4,
+                              "max_iter": 300}
+
+
+class Regressor:
+    """A fitted-or-not regression model: ``fit(X, y)`` returns itself, ``predict(X)`` a float64 vector."""
+
+    def __init__(self, name: str, model: Any) -> None:
+        self.name = name
+        self._model = model
+        self.fitted = False
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Regressor:
+        """Fit on rows ``X`` ([n, d], n >= 1) and targets ``y`` ([n]), replacing any earlier fit."""
+        X, y = _rows(X), np.asarray(y, dtype=np.float64)
+        if y.shape != (len(X),) or len(X) == 0:
+            raise ValueError(f"fit needs one target per row and at least one row: X {X.shape}, y {y.shape}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _sklearn("sklearn.exceptions").ConvergenceWarning)
+            self._model.fit(X, y)
+        self.fitted = True
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for rows ``X``; a RuntimeError before ``fit``."""
+        if not self.fitted:
+            raise RuntimeError(f"the {self.name} regressor was asked to predict before it was fitted")
+        X = _rows(X)
+        if len(X) == 0:
+            return np.empty(0)
+        return np.asarray(self._model.predict(X), dtype=np.float64).reshape(-1)
+
+
+def make_regressor(name: str, seed: int) -> Regressor:
+    """An unfitted regressor of kind ``name`` (one of ``REGRESSORS``), deterministic for a seed.
+
+    An ImportError naming the pip package is raised here, not at the first fit, when the
+    back-end's package is missing.
+    """
+    random_state = int(seed) % 2**32
+    if name == "linreg":
+        return Regressor(name, _sklearn("sklearn.linear_model").LinearRegression())
+    if name == "xgboost":
+        return Regressor(name, _module("xgboost", "xgboost-cpu").XGBRegressor(random_state=random_state,
+                                                                              **XGBOOST_PARAMS))
+    if name == "mlp":
+        network = _sklearn("sklearn.neural_network").MLPRegressor(random_state=random_state, **MLP_PARAMS)
+        scaler = _sklearn("sklearn.preprocessing").StandardScaler
+        inputs = _sklearn("sklearn.pipeline").make_pipeline(scaler(), network)
+        return Regressor(name, _sklearn("sklearn.compose").TransformedTargetRegressor(inputs, transformer=scaler()))
+    raise ValueError(f"unknown regressor {name!r}: must be one of {REGRESSORS}")
+
+
+def _rows(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"regressor rows must form a 2-D array, got shape {X.shape}")
+    return X
+
+
+def _sklearn(module: str) -> ModuleType:
+    return _module(module, "scikit-learn")
+
+
+def _module(module: str, package: str) -> ModuleType:
+    """Import ``module``, or an ImportError saying which pip package provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"Bliss's regressor needs the {module.split('.')[0]} module: "
+                          f"pip install {package}") from error
