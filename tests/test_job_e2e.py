@@ -103,6 +103,32 @@ def test_each_sample_mode_runs_on_the_shipped_fleet(tmp_path, mode):
         assert any(min(b["keep_fraction"]) < 1 and max(b["local_steps"]) > 5 for b in begins)
 
 
+def test_bliss_with_adaptive_training_and_both_paths_log_the_same_shape(tmp_path):
+    def run(folder, **conf):
+        folder.mkdir()
+        job = write_job(folder, executors=2, clients_file="", rounds=6, num_participants=4, eval_interval=3, **conf)
+        done = run_driver(folder, "submit", str(job))
+        assert done.returncode == 0, done.stderr
+        return check_log_lines(run_dirs(folder)[-1] / commons.AGGREGATOR_LOG)
+
+    adaptive = run(tmp_path / "adaptive", sample_mode="bliss", adaptive_training=True, t_budget=200.0,
+                   bliss_min_train=5, amount_clients_predict_train_set=20, amount_clients_refresh_train_set=20,
+                   collect_data=True)
+    rows = np.load(run_dirs(tmp_path / "adaptive")[-1] / "selector_training_data.npz")
+    assert len(rows["target"]) > 0 and len(rows["g_features"]) == len(rows["target"])
+    fixed = run(tmp_path / "fixed", sample_mode="bliss", bliss_min_train=5, amount_clients_predict_train_set=20,
+                amount_clients_refresh_train_set=20)
+    for tag in (commons.ROUND_BEGIN, commons.ROUND_END, commons.TEST_RESULT):
+        keys = [set(e) for log in (adaptive, fixed) for e in log if e["tag"] == tag]
+        assert all(k == keys[0] for k in keys), tag
+    ends = [e for e in adaptive if e["tag"] == commons.ROUND_END]
+    assert adaptive[-1]["status"] == commons.STATUS_COMPLETED and len(ends) == 6
+    assert all(0 < e["aggregated"] <= 4 for e in ends)
+    assert all(e["round_duration"] <= 200.0 * 1.5 for e in ends)
+    begins = [e for e in adaptive if e["tag"] == commons.ROUND_BEGIN]
+    assert begins[-1]["selector"]["t_budget"] == 200.0 and "g_fitted" in begins[-1]["selector"]
+
+
 def test_default_job_is_the_quickstart_file():
     from fedscale.cli import DEFAULT_JOB
     from fedscale.cloud.config_parser import load_job

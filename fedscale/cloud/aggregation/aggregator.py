@@ -302,6 +302,8 @@ class Aggregator:
                 self.test(round_index)
             if last:
                 break
+        if self.conf.collect_data and hasattr(self.clients.selector, "training_data"):
+            np.savez(self.run_dir / "selector_training_data.npz", **self.clients.selector.training_data())
 
     def shutdown_executors(self) -> None:
         for session in self.server.live_sessions():
