@@ -5,7 +5,9 @@ reads the TEST_RESULT events, smooths accuracy with a moving average over ``--ma
 evaluations, and reports the virtual time at which each policy first reaches the target.
 The default target follows Oort's protocol (Lai et al., OSDI 2021, Sec. 7.1): the highest
 smoothed accuracy that every run of every policy reaches. Speedup = time(random) / time(policy).
-Usage: python benchmark/perf/time_to_accuracy.py [--job FILE] [--modes random,oort,pyramidfl]
+A policy is ``sample_mode[:regressor][+adaptive]``: ``bliss:xgboost+adaptive`` runs Bliss with
+XGBoost for g and h and time-budget adaptive training.
+Usage: python benchmark/perf/time_to_accuracy.py [--job FILE] [--modes random,oort,...]
        [--seeds 1] [--targets ACC,...] [--ma 3]
 """
 from __future__ import annotations
@@ -27,6 +29,18 @@ from fedscale.cloud.logger.events import read_events  # noqa: E402
 from fedscale.deploy.submit import submit  # noqa: E402
 
 DEFAULT_JOB = Path(__file__).resolve().parents[1] / "configs" / "digits" / "fleet_noniid.yml"
+DEFAULT_POLICIES = ("random", "oort", "pyramidfl", "bliss:linreg+adaptive", "bliss:xgboost+adaptive",
+                    "bliss:mlp+adaptive")
+
+
+def policy_conf(policy: str) -> dict[str, object]:
+    """job_conf changes for a policy written ``sample_mode[:regressor][+adaptive]``."""
+    name, adaptive = policy.removesuffix("+adaptive"), policy.endswith("+adaptive")
+    mode, _, regressor = name.partition(":")
+    changes: dict[str, object] = {"sample_mode": mode, "adaptive_training": adaptive}
+    if regressor:
+        changes.update(g_model=regressor, h_model=regressor)
+    return changes
 
 
 def accuracy_curve(job: JobSpec, exp_path: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -56,7 +70,7 @@ def time_to(times: np.ndarray, smoothed: np.ndarray, target: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", default=str(DEFAULT_JOB))
-    parser.add_argument("--modes", default="random,oort,pyramidfl")
+    parser.add_argument("--modes", default=",".join(DEFAULT_POLICIES))
     parser.add_argument("--seeds", type=int, default=1, help="runs per policy, seeds 1..N")
     parser.add_argument("--targets", default="", help="comma-separated accuracies (default: the Oort-protocol "
                         "target and 98%% and 95%% of it)")
@@ -68,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, args.seeds + 1):
             for mode in modes:
-                job = dataclasses.replace(base, conf=base.conf.replace(sample_mode=mode, seed=seed))
+                job = dataclasses.replace(base, conf=base.conf.replace(seed=seed, **policy_conf(mode)))
                 times, acc, rounds = accuracy_curve(job, tmp)
                 curves[mode].append((times, moving_average(acc, args.ma), rounds))
     protocol = min(s.max() for runs in curves.values() for _, s, _ in runs)
@@ -77,12 +91,12 @@ def main() -> None:
     print(f"job {base.conf.job_name}: K={base.conf.num_participants}, virtual-time budget "
           f"{base.conf.max_virtual_time / 3600:g} h, {args.seeds} seed(s); accuracy smoothed over {args.ma} "
           f"tests; Oort-protocol target {protocol:.4f} (the best every run reaches)")
-    print(f"{'policy':<11}{'rounds':>7}{'final acc':>10}{'best MA':>9}" +
+    print(f"{'policy':<24}{'rounds':>7}{'final acc':>10}{'best MA':>9}" +
           "".join(f"{'h to ' + format(t, '.4f'):>14}{'speedup':>8}" for t in targets))
     hours = {m: [np.mean([time_to(t, s, target) for t, s, _ in runs]) / 3600 for target in targets]
              for m, runs in curves.items()}
     for mode, runs in curves.items():
-        row = f"{mode:<11}{np.mean([n for _, _, n in runs]):>7.0f}{np.mean([s[-1] for _, s, _ in runs]):>10.4f}" \
+        row = f"{mode:<24}{np.mean([n for _, _, n in runs]):>7.0f}{np.mean([s[-1] for _, s, _ in runs]):>10.4f}" \
               f"{np.mean([s.max() for _, s, _ in runs]):>9.4f}"
         for i in range(len(targets)):
             row += f"{hours[mode][i]:>14.2f}{hours.get('random', [np.nan] * len(targets))[i] / hours[mode][i]:>7.2f}x"
