@@ -199,6 +199,13 @@ class ClientManager:
             straggler_durations=np.empty(0), offline=nothing, num_online=len(online), duration=budget,
             selector=self.selector.details())
 
+    def get_client_conf(self, plan: RoundPlan, positions: list[int]) -> list[dict[str, Any]]:
+        """Per-client settings of an adaptive task for the plan's participants at ``positions``:
+        the device whose traces the client simulates itself on, its download time and the budget."""
+        clients = plan.participants[positions]
+        return [{"device": d, "download_seconds": t, "t_budget": plan.duration}
+                for d, t in zip(self.device[clients].tolist(), plan.t_dl[positions].tolist())]
+
     def settle_adaptive_round(self, plan: RoundPlan, results: dict[int, Any]) -> RoundPlan:
         """The round as it happened: the K fastest successful clients (by their reported
         download + compute + upload) are kept, the other successful ones are stragglers, the rest

@@ -196,9 +196,7 @@ class Aggregator:
             task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index,
                            client_ids=clients.tolist(), train=train)
             if conf.adaptive_training:
-                task.client_conf.extend(pb.ClientConf(device=d, download_seconds=t, t_budget=plan.duration)
-                                        for d, t in zip(self.clients.device[clients].tolist(),
-                                                        plan.t_dl[block].tolist()))
+                task.client_conf.extend(pb.ClientConf(**c) for c in self.clients.get_client_conf(plan, block))
             else:
                 task.client_local_steps.extend(plan.local_steps[block].tolist())
                 task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
