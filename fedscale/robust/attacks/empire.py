@@ -1,0 +1,37 @@
+"""Fall of Empires / inner-product manipulation attack.
+
+Xie, Koyejo & Gupta, "Fall of Empires: Breaking Byzantine-tolerant SGD by Inner Product
+Manipulation", UAI 2019 (PMLR 115, 2020), Section 4: every Byzantine worker sends
+
+    b = -epsilon * (1/h) * sum_{i=1}^{h} x_i,   epsilon > 0,
+
+so that the inner product between the aggregate and the true gradient becomes negative.
+ByzFL's ``FallOfEmpires(tau)`` sends (1 - tau) * mean, i.e. epsilon = tau - 1; the default
+epsilon = 2 corresponds to ByzFL's default tau = 3.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import check_honest, check_num_byzantine, check_real, reject_unknown, repeat_row
+
+
+def attack(
+    honest: torch.Tensor,
+    *,
+    num_byzantine: int,
+    generator: torch.Generator | None = None,
+    epsilon: float = 2.0,
+    **params,
+) -> torch.Tensor:
+    """Return num_byzantine copies of ``-epsilon * mean(honest)`` (num_byzantine x d).
+
+    Args:
+        epsilon: attack strength, a finite real > 0.
+    """
+    reject_unknown(params)
+    honest = check_honest(honest)
+    num_byzantine = check_num_byzantine(num_byzantine)
+    epsilon = check_real("epsilon", epsilon, positive=True)
+    return repeat_row(-epsilon * honest.mean(dim=0), num_byzantine)

@@ -1,0 +1,54 @@
+"""Adaptive Robust Clipping (ARC) pre-aggregator.
+
+Allouah, Guerraoui, Gupta, Jellouli, Rizk & Stephan, "The Vital Role of Gradient Clipping in
+Byzantine-Resilient Distributed Learning", 2024 (arXiv:2405.14432), Algorithm 1 (ARC).
+
+With k = floor(2 (f / n) (n - f)), sort the inputs by L2 norm in non-increasing order and let
+C be the norm of the (k + 1)-th largest one. Every input is then clipped to C,
+
+    y_i = min(1, C / ||x_i||_2) * x_i,
+
+so exactly the k largest-norm inputs are scaled down (inputs tied with C are left as they
+are). When k = 0 (e.g. f = 0) the inputs are returned unchanged. This matches ByzFL's ``ARC``,
+except that k is computed in exact integer arithmetic, (2 f (n - f)) // n: ByzFL's floating-point
+``int((2 * f / n) * (n - f))`` is one lower in rare cases where the product is an exact integer
+(e.g. n = 121, f = 66).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import check_int, check_updates, reject_unknown
+from .static_clipping import clip_rows
+
+
+def num_clipped(n: int, f: int) -> int:
+    """Return k = floor(2 (f/n) (n - f)), the number of inputs ARC clips."""
+    return (2 * f * (n - f)) // n
+
+
+def preaggregate(
+    updates: torch.Tensor,
+    *,
+    f: int = 0,
+    generator: torch.Generator | None = None,
+    **params,
+) -> torch.Tensor:
+    """Return ``updates`` (n x d) with all rows clipped to the (k+1)-th largest row norm.
+
+    Args:
+        updates: n x d floating-point tensor of flattened client updates.
+        f: number of Byzantine inputs, 0 <= f < n.
+        generator: unused (the rule is deterministic).
+    """
+    reject_unknown(params)
+    updates = check_updates(updates)
+    n = updates.shape[0]
+    f = check_int("f", f, low=0, high=n - 1)
+    k = num_clipped(n, f)
+    if k == 0:
+        return updates.clone()
+    norms = torch.linalg.vector_norm(updates, dim=1)
+    threshold = torch.sort(norms, descending=True).values[k]
+    return clip_rows(updates, threshold)

@@ -1,0 +1,55 @@
+"""Nearest Neighbour Mixing (NNM) pre-aggregator.
+
+Allouah, Farhadkhani, Guerraoui, Gupta, Pinot & Stephan, "Fixing by Mixing: A Recipe for
+Optimal Byzantine ML under Heterogeneity", AISTATS 2023, Algorithm 1 (NNM):
+
+    y_i = (1 / (n - f)) * sum_{j in N_i} x_j,   i = 1, ..., n,
+
+where N_i is the set of the n - f inputs closest to x_i in L2 distance, x_i itself included.
+Squared distances come from one Gram-matrix product, ||x_i||^2 + ||x_j||^2 - 2 <x_i, x_j>;
+the diagonal is forced below every other entry so each input always counts itself. Ties
+among equidistant neighbours are broken by ``torch.topk`` (ByzFL's ``NNM`` uses
+``argpartition``; results coincide unless distances tie exactly at the cut-off).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import check_int, check_updates, reject_unknown
+
+
+def pairwise_sq_distances(updates: torch.Tensor) -> torch.Tensor:
+    """Return the n x n matrix of squared L2 distances between rows, via one Gram product."""
+    gram = updates @ updates.T
+    sq = torch.diagonal(gram)
+    return (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min_(0.0)
+
+
+def preaggregate(
+    updates: torch.Tensor,
+    *,
+    f: int = 0,
+    generator: torch.Generator | None = None,
+    **params,
+) -> torch.Tensor:
+    """Return the n x d matrix whose i-th row is the mean of the n - f rows nearest row i.
+
+    Args:
+        updates: n x d floating-point tensor of flattened client updates.
+        f: number of Byzantine inputs, 0 <= f < n.
+        generator: unused (the rule is deterministic).
+    """
+    reject_unknown(params)
+    updates = check_updates(updates)
+    n = updates.shape[0]
+    f = check_int("f", f, low=0, high=n - 1)
+    k = n - f
+    if f == 0:
+        return updates.mean(dim=0, keepdim=True).expand(n, -1).clone()
+    dist = pairwise_sq_distances(updates)
+    dist.fill_diagonal_(-1.0)  # each input is its own nearest neighbour
+    neighbours = torch.topk(dist, k, dim=1, largest=False).indices
+    weights = torch.zeros((n, n), dtype=updates.dtype, device=updates.device)
+    weights.scatter_(1, neighbours, 1.0 / k)
+    return weights @ updates

@@ -1,0 +1,48 @@
+"""Static (fixed-threshold) L2 clipping pre-aggregator.
+
+Each input is projected onto the L2 ball of radius c,
+
+    y_i = min(1, c / ||x_i||_2) * x_i,
+
+the rule called ``Clipping`` in ByzFL and used as the static baseline in Allouah et al.,
+"The Vital Role of Gradient Clipping in Byzantine-Resilient Distributed Learning", 2024
+(arXiv:2405.14432), Section 3. Rows of norm <= c (including zero rows) are unchanged.
+Rows with an infinite norm become NaN (inf * 0), as in ByzFL.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import check_int, check_positive_real, check_updates, reject_unknown
+
+
+def clip_rows(updates: torch.Tensor, threshold: torch.Tensor | float) -> torch.Tensor:
+    """Scale each row with norm above ``threshold`` down to norm ``threshold``."""
+    norms = torch.linalg.vector_norm(updates, dim=1, keepdim=True)
+    threshold = torch.as_tensor(threshold, dtype=updates.dtype, device=updates.device)
+    scale = torch.where(norms > threshold, threshold / norms, torch.ones_like(norms))
+    return updates * scale
+
+
+def preaggregate(
+    updates: torch.Tensor,
+    *,
+    f: int = 0,
+    generator: torch.Generator | None = None,
+    c: float = 2.0,
+    **params,
+) -> torch.Tensor:
+    """Return ``updates`` (n x d) with every row clipped to L2 norm at most ``c``.
+
+    Args:
+        updates: n x d floating-point tensor of flattened client updates.
+        f: number of Byzantine inputs (unused, validated only).
+        generator: unused (the rule is deterministic).
+        c: clipping threshold, finite and > 0 (ByzFL's default is 2).
+    """
+    reject_unknown(params)
+    updates = check_updates(updates)
+    check_int("f", f, low=0, high=updates.shape[0] - 1)
+    c = check_positive_real("c", c)
+    return clip_rows(updates, c)
