@@ -1,0 +1,70 @@
+"""Shared validation and vectorised kernels for the robust aggregators."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_updates(updates: torch.Tensor, f: int = 0, *, name: str = "aggregator") -> tuple[int, int]:
+    """Validate the (n x d) stack of updates and the Byzantine count ``f``; return (n, d)."""
+    if not isinstance(updates, torch.Tensor):
+        raise ValueError(f"{name}: updates must be a torch.Tensor, got {type(updates).__name__}")
+    if updates.dim() != 2:
+        raise ValueError(f"{name}: updates must be a 2-D (n x d) tensor, got shape {tuple(updates.shape)}")
+    if not updates.is_floating_point():
+        raise ValueError(f"{name}: updates must be floating point, got {updates.dtype}")
+    n, d = updates.shape
+    if n < 1:
+        raise ValueError(f"{name}: need at least one update")
+    if isinstance(f, bool) or not isinstance(f, int) or f < 0:
+        raise ValueError(f"{name}: f must be a non-negative integer, got {f!r}")
+    return n, d
+
+
+def require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def reject_weights(weights, name: str) -> None:
+    if weights is not None:
+        raise ValueError(f"{name}: per-client weights are not supported by this aggregator")
+
+
+def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances via one Gram product: ||a||^2 + ||b||^2 - 2 a.b, clamped at 0."""
+    sq = (x * x).sum(dim=1)
+    gram = x @ x.T
+    dist = sq[:, None] + sq[None, :] - 2.0 * gram
+    dist = dist.clamp_min_(0.0)
+    dist.fill_diagonal_(0.0)
+    return dist
+
+
+def coordinate_median(x: torch.Tensor) -> torch.Tensor:
+    """Coordinate-wise median; for even n the mean of the two middle order statistics
+    (numpy convention, unlike ``torch.median`` which returns the lower one)."""
+    n = x.shape[0]
+    s = torch.sort(x, dim=0).values
+    if n % 2 == 1:
+        return s[n // 2].clone()
+    return 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def closest_to_center_mean(x: torch.Tensor, center: torch.Tensor, k: int) -> torch.Tensor:
+    """Per coordinate, average the k entries closest (in absolute value) to ``center``."""
+    idx = torch.argsort((x - center[None, :]).abs(), dim=0, stable=True)[:k]
+    return torch.gather(x, 0, idx).mean(dim=0)
+
+
+def krum_scores(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Krum score of every row: sum of squared distances to its n - f - 1 nearest other rows
+    (ByzFL convention: the neighbourhood of n - f points includes the point itself)."""
+    n = x.shape[0]
+    m = n - f - 1
+    if m <= 0:
+        return torch.zeros(n, dtype=x.dtype, device=x.device)
+    dist = pairwise_sq_dists(x)
+    # the self-distance 0 is the smallest entry of each row; skip it
+    nearest = torch.sort(dist, dim=1).values[:, 1 : m + 1]
+    return nearest.sum(dim=1)

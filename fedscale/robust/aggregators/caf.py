@@ -1,0 +1,53 @@
+"""Covariance-bound agnostic filter (CAF).
+
+Allouah, Guerraoui, Stephan, "Towards Trustworthy Federated Learning with Untrusted
+Participants", ICML 2025, Algorithm (CAF), as in ByzFL ``CAF``.  With weights c_i = 1:
+while sum_i c_i > n - 2f:
+    mu_c = sum_i c_i x_i / sum_i c_i,
+    Sigma_c = sum_i c_i (x_i - mu_c)(x_i - mu_c)^T / sum_i c_i,
+    (lambda, v) = top eigenpair of Sigma_c,   tau_i = ((x_i - mu_c)^T v)^2,
+    c_i <- c_i (1 - tau_i / max_j tau_j);
+return the mu_c with the smallest lambda seen.
+
+The eigenpair is exact and deterministic (from the n x n matrix B B^T with
+B = diag(sqrt(c)) (X - mu_c) / sqrt(sum c), Sigma_c = B^T B); ByzFL uses one randomised
+power-method step.  f = 0 returns the mean; if the weighted covariance vanishes the current
+mu_c is returned (nothing left to filter).  At most n filtering rounds (each zeroes a weight).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import check_updates, reject_weights, require
+
+
+def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, **params) -> torch.Tensor:
+    n, _ = check_updates(updates, f, name="caf")
+    reject_weights(weights, "caf")
+    require(not params, f"caf: unknown parameters {sorted(params)}")
+    require(2 * f < n, f"caf: needs n > 2f, got n={n}, f={f}")
+    x = updates
+    if f == 0:
+        return x.mean(dim=0)
+    c = torch.ones(n, dtype=x.dtype, device=x.device)
+    best_mu, best_lam = None, float("inf")
+    for _ in range(n + 1):  # bounded: every round zeroes at least one weight
+        c_sum = float(c.sum())
+        if c_sum <= n - 2 * f:
+            break
+        mu = (c[:, None] * x).sum(dim=0) / c_sum
+        diffs = x - mu
+        b = diffs * (c / c_sum).sqrt()[:, None]
+        small = b @ b.T
+        evals, evecs = torch.linalg.eigh(0.5 * (small + small.T))
+        lam = float(evals[-1])
+        if best_mu is None or lam < best_lam:
+            best_mu, best_lam = mu, lam
+        if lam <= 0.0:
+            break
+        v = b.T @ evecs[:, -1]
+        v = v / torch.linalg.vector_norm(v)
+        tau = (diffs @ v) ** 2
+        c = c * (1.0 - tau / tau.max())
+    return best_mu
