@@ -1,4 +1,4 @@
-"""The ``fedscale`` command (also ``python docker/driver.py``): submit, stop, status, keys.
+"""The ``fedscale`` command (also ``python docker/driver.py``): submit, stop, status, keys, list.
 
 ``submit`` with no job file runs the quickstart job that ships inside the package. Every
 user error is one line on stderr and exit code 2; a job that fails exits 1 with its reason.
@@ -50,6 +50,12 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from fedscale.robust.registry import listing
+    print(listing(args.kind))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedscale", description="Run federated-learning simulation jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_stop)
     sub.add_parser("status", help="list running jobs").set_defaults(func=_status)
     sub.add_parser("keys", help="list every job_conf key with its type, default and help").set_defaults(func=_keys)
+    p = sub.add_parser("list", help="list the robust aggregators, pre-aggregators or attacks")
+    p.add_argument("kind", choices=("aggregators", "preaggregators", "attacks"))
+    p.set_defaults(func=_list)
     return parser
 
 

@@ -1,0 +1,132 @@
+"""Spec strings for robust aggregation and attacks, and the names users already know.
+
+An aggregation spec chains pre-aggregators and ends with one aggregator, applied left to
+right: ``"nnm+krum"``, ``"bucketing(s=2)+cc"``, ``"arc+trimmed_mean"``. Parameters go in
+parentheses as ``key=value`` (numbers, ``true``/``false``, or words). Names are matched
+case-insensitively, with ``-`` and ``_`` alike, and include Flower's strategy names
+(``FedAvg``, ``FedMedian``, ``FedTrimmedAvg``, ``Krum``, ``MultiKrum``, ``Bulyan``) and the
+usual short forms (``cc``, ``alie``, ``ipm``). The methods themselves are the tables in the
+``aggregators``, ``preaggregators`` and ``attacks`` packages: adding one is a file there and a
+line in its table; an alias is a line here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from fedscale.robust.aggregators import AGGREGATORS
+from fedscale.robust.attacks import ATTACKS
+from fedscale.robust.preaggregators import PREAGGREGATORS
+
+ALIASES: dict[str, str] = {
+    "fedavg": "mean", "average": "mean", "avg": "mean",
+    "fedmedian": "median", "coordinate_median": "median", "cwmed": "median",
+    "fedtrimmedavg": "trimmed_mean", "trmean": "trimmed_mean", "cwtm": "trimmed_mean",
+    "multikrum": "multi_krum",
+    "gm": "geometric_median", "geomed": "geometric_median", "rfa": "geometric_median",
+    "cc": "centered_clipping", "centeredclipping": "centered_clipping",
+    "clipping": "static_clipping", "clip": "static_clipping",
+    "signflipping": "sign_flip", "signflip": "sign_flip",
+    "gaussian": "gaussian_noise", "noise": "gaussian_noise",
+    "alie": "little", "a_little_is_enough": "little",
+    "ipm": "empire", "inner_product_manipulation": "empire", "fallofempires": "empire",
+    "scaling": "model_poisoning",
+}
+
+_TERM = re.compile(r"^\s*([A-Za-z][\w-]*)\s*(?:\((.*)\))?\s*$")
+
+
+class SpecError(ValueError):
+    """A robust-aggregation or attack spec that cannot be parsed; one line."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One method of a spec and its parameters."""
+
+    name: str
+    params: dict[str, Any]
+
+
+def canonical(name: str) -> str:
+    """The table name for ``name`` (case, '-' and aliases folded)."""
+    key = name.strip().lower().replace("-", "_")
+    return ALIASES.get(key, ALIASES.get(key.replace("_", ""), key))
+
+
+def _value(text: str) -> Any:
+    text = text.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _term(text: str, spec: str) -> Step:
+    match = _TERM.match(text)
+    if not match:
+        raise SpecError(f"{spec!r}: cannot read {text.strip()!r}; expected name or name(key=value, ...)")
+    params: dict[str, Any] = {}
+    for item in filter(str.strip, (match.group(2) or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SpecError(f"{spec!r}: parameter {item.strip()!r} is not key=value")
+        params[key.strip()] = _value(value)
+    return Step(canonical(match.group(1)), params)
+
+
+def parse_aggregation(spec: str) -> tuple[list[Step], Step]:
+    """(pre-aggregators, aggregator) of a spec such as ``"bucketing(s=2)+cc"``."""
+    steps = [_term(part, spec) for part in spec.split("+")]
+    *pre, last = steps
+    for step in pre:
+        if step.name not in PREAGGREGATORS:
+            raise SpecError(f"{spec!r}: {step.name!r} is not a pre-aggregator; choose from "
+                            f"{', '.join(sorted(PREAGGREGATORS))}")
+    if last.name not in AGGREGATORS:
+        raise SpecError(f"{spec!r}: {last.name!r} is not an aggregator; choose from {', '.join(sorted(AGGREGATORS))}")
+    return pre, last
+
+
+def parse_attack(spec: str) -> Step:
+    """The attack named by ``spec``, e.g. ``"little(z=1.5)"`` or ``"sign_flip"``."""
+    step = _term(spec, spec)
+    if step.name not in ATTACKS:
+        raise SpecError(f"{spec!r}: {step.name!r} is not an attack; choose from {', '.join(sorted(ATTACKS))}")
+    return step
+
+
+def robust_aggregator(spec: str, f: int = 0,
+                      generator: torch.Generator | None = None) -> Callable[..., torch.Tensor]:
+    """A function ``(updates, weights=None) -> d-vector`` running the spec with ``f`` assumed
+    Byzantine. Weights reach the aggregator only when no pre-aggregator changed the rows."""
+    pre, last = parse_aggregation(spec)
+
+    def run(updates: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        for step in pre:
+            updates = PREAGGREGATORS[step.name](updates, f=f, generator=generator, **step.params)
+        if weights is not None and not pre:
+            return AGGREGATORS[last.name](updates, f=f, weights=weights, **last.params)
+        return AGGREGATORS[last.name](updates, f=f, **last.params)
+
+    return run
+
+
+def listing(kind: str) -> str:
+    """The names of one kind (aggregators, preaggregators, attacks) with their aliases, one per line."""
+    tables = {"aggregators": AGGREGATORS, "preaggregators": PREAGGREGATORS, "attacks": ATTACKS}
+    if kind not in tables:
+        raise SpecError(f"nothing to list as {kind!r}; choose from {', '.join(tables)}")
+    lines = []
+    for name in sorted(tables[kind]):
+        aliases = sorted(a for a, target in ALIASES.items() if target == name)
+        lines.append(name + (f"  (also: {', '.join(aliases)})" if aliases else ""))
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""The robust-aggregation registry: spec strings, familiar names, composition, listing."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fedscale.robust.aggregators import AGGREGATORS
+from fedscale.robust.preaggregators import PREAGGREGATORS
+from fedscale.robust.registry import SpecError, parse_aggregation, parse_attack, robust_aggregator
+from tests.jobs import DRIVER
+
+
+def test_specs_compose_preaggregators_and_an_aggregator():
+    pre, last = parse_aggregation("bucketing(s=2)+CC")
+    assert [(p.name, p.params) for p in pre] == [("bucketing", {"s": 2})]
+    assert (last.name, last.params) == ("centered_clipping", {})
+    pre, last = parse_aggregation("nnm + krum")
+    assert [p.name for p in pre] == ["nnm"] and last.name == "krum"
+    pre, last = parse_aggregation("trimmed_mean(f=1, mode=fast, flag=true, x=0.5)")
+    assert last.params == {"f": 1, "mode": "fast", "flag": True, "x": 0.5}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("FedAvg", "mean"), ("FedMedian", "median"), ("FedTrimmedAvg", "trimmed_mean"), ("Krum", "krum"),
+    ("MultiKrum", "multi_krum"), ("Bulyan", "bulyan"), ("geomed", "geometric_median"),
+])
+def test_flower_and_literature_names(name, expected):
+    assert parse_aggregation(name)[1].name == expected
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("gaussian_noise", "gaussian_noise"), ("model_poisoning", "model_poisoning"), ("sign_flip", "sign_flip"),
+    ("Sign-Flipping", "sign_flip"), ("ALIE", "little"), ("IPM(epsilon=0.5)", "empire"),
+])
+def test_attack_names(name, expected):
+    assert parse_attack(name).name == expected
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nnm+bucketing", "not an aggregator"), ("median+krum", "not a pre-aggregator"), ("bogus", "not an aggregator"),
+    ("nnm(s)+krum", "key=value"), ("", "cannot read"),
+])
+def test_bad_specs_are_one_line_errors(spec, message):
+    with pytest.raises(SpecError, match=message):
+        parse_aggregation(spec)
+
+
+def test_running_a_spec_equals_composing_by_hand():
+    g = torch.Generator().manual_seed(0)
+    updates = torch.randn(9, 5, generator=g, dtype=torch.float64)
+    expected = AGGREGATORS["trimmed_mean"](PREAGGREGATORS["nnm"](updates, f=2), f=2)
+    assert torch.allclose(robust_aggregator("nnm+trimmed_mean", f=2)(updates), expected)
+    weights = torch.arange(1.0, 10.0, dtype=torch.float64)
+    assert torch.allclose(robust_aggregator("FedAvg")(updates, weights), (weights / weights.sum()) @ updates)
+
+
+def test_driver_lists_what_exists():
+    done = subprocess.run([sys.executable, str(DRIVER), "list", "aggregators"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    names = [line.split()[0] for line in done.stdout.splitlines()]
+    assert names == sorted(AGGREGATORS) and "FedAvg".lower() in done.stdout
