@@ -129,6 +129,24 @@ def test_bliss_with_adaptive_training_and_both_paths_log_the_same_shape(tmp_path
     assert begins[-1]["selector"]["t_budget"] == 200.0 and "g_fitted" in begins[-1]["selector"]
 
 
+def test_byzantine_clients_attack_and_a_robust_rule_defends(tmp_path):
+    def run(folder, **conf):
+        folder.mkdir()
+        job = write_job(folder, executors=1, num_clients=20, num_participants=10, rounds=6, eval_interval=3,
+                        byzantine_fraction=0.2, **conf)
+        done = run_driver(folder, "submit", str(job))
+        assert done.returncode == 0, done.stderr
+        return check_log_lines(run_dirs(folder)[-1] / commons.AGGREGATOR_LOG)
+
+    attacked = run(tmp_path / "mean", attack="empire(epsilon=50)")
+    defended = run(tmp_path / "robust", attack="empire(epsilon=50)", aggregator="nnm+trimmed_mean", f=4)
+    for log in (attacked, defended):
+        ends = [e for e in log if e["tag"] == commons.ROUND_END]
+        assert sum(e["byzantine_aggregated"] for e in ends) > 0
+        assert all(e["byzantine_aggregated"] == len(e["byzantine"]) for e in ends)
+    assert attacked[-1]["test"]["accuracy"] < 0.5 < defended[-1]["test"]["accuracy"]
+
+
 def test_default_job_is_the_quickstart_file():
     from fedscale.cli import DEFAULT_JOB
     from fedscale.cloud.config_parser import load_job

@@ -257,6 +257,17 @@ class KeySpec:
         )
 
 
+def _robust_spec_error(spec: str, kind: str) -> str | None:
+    """Why ``spec`` is not a valid robust aggregation or attack spec (None if it is); imports
+    the robust library only when a non-default spec needs checking."""
+    from fedscale.robust.registry import SpecError, parse_aggregation, parse_attack
+    try:
+        (parse_aggregation if kind == "aggregation" else parse_attack)(spec)
+    except SpecError as err:
+        return str(err)
+    return None
+
+
 def _is_name(text: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9_.-]+", text) is not None and text not in (".", "..")
 
@@ -480,6 +491,21 @@ _KEY_TABLE: tuple[KeySpec, ...] = (
     KeySpec("clip_threshold", float, 3.0, "Differential privacy: L2 bound updates are clipped to."),
     KeySpec("target_delta", float, 1e-4, "Differential privacy: target delta."),
     KeySpec("malicious_factor", int, 10**15, "One client in this many is malicious."),
+    KeySpec("aggregator", str, "mean",
+            "Robust aggregation spec: pre-aggregators then an aggregator, e.g. nnm+trimmed_mean or "
+            "bucketing(s=2)+cc (python docker/driver.py list aggregators).",
+            check=Check(lambda spec: spec == "mean" or _robust_spec_error(spec, "aggregation") is None,
+                        "a robust aggregation spec such as 'nnm+krum'"), active=True),
+    KeySpec("attack", str, "", "Attack the Byzantine clients send, e.g. sign_flip or little(z=1.5); empty: none.",
+            check=Check(lambda spec: spec == "" or _robust_spec_error(spec, "attack") is None,
+                        "an attack spec such as 'sign_flip' (python docker/driver.py list attacks)"), active=True),
+    KeySpec("byzantine_fraction", float, 0.0, "Fraction of the clients that are Byzantine (a seeded, fixed set).",
+            ge=0, lt=1, active=True),
+    KeySpec("num_byzantine", int, -1, "Number of Byzantine clients; overrides byzantine_fraction when >= 0.",
+            ge=-1, active=True),
+    KeySpec("f", int, -1,
+            "Byzantine updates the defence assumes per round; -1: the expected number among num_participants.",
+            ge=-1, active=True),
     # Object detection
     KeySpec("cfg_file", str, "./utils/rcnn/cfgs/res101.yml", "Detection: Faster R-CNN configuration file."),
     KeySpec("test_output_dir", str, "./logs/server", "Detection: folder for test outputs."),

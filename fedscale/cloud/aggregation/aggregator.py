@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
-from fedscale.cloud.aggregation.optimizers import FedAvg, weighted_mean
+from fedscale.cloud.aggregation.optimizers import FedAvg
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
                                             ServerEvent)
@@ -37,6 +37,8 @@ from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.models import build_model
+from fedscale.robust.attacks import ATTACKS
+from fedscale.robust.registry import parse_attack, robust_aggregator
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 130
@@ -125,10 +127,24 @@ class Aggregator:
                                      self.model.numel() * self.model.element_size(), make_selector(self.conf))
         for session in self.server.sessions[1:]:
             self._check_hello(session.hello)
+        self._set_up_byzantine(len(first.client_sample_counts))
         if self.conf.num_participants > len(self.clients.eligible):
             raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but only "
                             f"{len(self.clients.eligible)} clients hold between filter_less={self.conf.filter_less} "
                             f"and filter_more={self.conf.filter_more} samples")
+
+    def _set_up_byzantine(self, num_clients: int) -> None:
+        """Fix the Byzantine clients (a seeded subset), the attack and the robust aggregator."""
+        conf = self.conf
+        count = conf.num_byzantine if conf.num_byzantine >= 0 else round(conf.byzantine_fraction * num_clients)
+        if count > num_clients:
+            raise JobFailed(f"job_conf.num_byzantine={count} exceeds the {num_clients} clients")
+        rng = np.random.default_rng([conf.seed, 0xB12])
+        self.byzantine = frozenset(rng.choice(num_clients, size=count, replace=False).tolist())
+        f = conf.f if conf.f >= 0 else round(count / max(num_clients, 1) * conf.num_participants)
+        self.attack = parse_attack(conf.attack) if conf.attack and count else None
+        self.robust = robust_aggregator(conf.aggregator, f=f,
+                                        generator=torch.Generator().manual_seed(conf.seed))
 
     # -- rounds ------------------------------------------------------------------------------
     def run_round(self, round_index: int) -> None:
@@ -159,10 +175,11 @@ class Aggregator:
             plan = self.clients.settle_adaptive_round(plan, {c: r for c, (r, _) in outcome.results.items()})
             outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
         aggregated = sorted(outcome.results)
+        byzantine = [c for c in aggregated if c in self.byzantine]
         if aggregated:
-            updates = torch.stack([outcome.results[c][1] for c in aggregated])
             samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
-            self.model = self.optimizer.step(self.model, weighted_mean(updates, samples).to(self.model.dtype))
+            update = self._aggregate(round_index, aggregated, outcome, samples)
+            self.model = self.optimizer.step(self.model, update.to(self.model.dtype))
             losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
             train_loss = float(np.average(losses, weights=samples.numpy()))
         else:
@@ -172,9 +189,28 @@ class Aggregator:
         self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
                       failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
                       stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
+                      byzantine=byzantine, byzantine_aggregated=len(byzantine),
                       train_loss=train_loss, round_duration=plan.duration,
                       wall_seconds=time.perf_counter() - started,
                       compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
+
+    def _aggregate(self, round_index: int, aggregated: list[int], outcome: RoundOutcome,
+                   samples: torch.Tensor) -> torch.Tensor:
+        """The round's update: Byzantine participants' rows replaced by the attack's output
+        (computed from the honest rows, as an omniscient attacker could), then the robust
+        aggregation spec (``mean`` weighted by sample counts is FedAvg)."""
+        updates = torch.stack([outcome.results[c][1] for c in aggregated])
+        bad = torch.tensor([c in self.byzantine for c in aggregated])
+        if self.attack is not None and bad.any() and not bad.all():
+            generator = torch.Generator().manual_seed(self.conf.seed * 1_000_003 + round_index)
+            forged = ATTACKS[self.attack.name](updates[~bad], num_byzantine=int(bad.sum()), generator=generator,
+                                               **self.attack.params)
+            updates[bad] = forged.to(updates.dtype)
+        try:
+            return self.robust(updates, samples)
+        except ValueError as err:
+            raise JobFailed(f"job_conf.aggregator={self.conf.aggregator!r} cannot aggregate round {round_index}'s "
+                            f"{len(aggregated)} updates: {err}") from None
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
                plan: RoundPlan) -> RoundOutcome:
