@@ -130,7 +130,7 @@ def test_fedscale_job_file_is_accepted_and_typed(tmp_path: Path, fedscale_home: 
     assert conf.rounds == 1000 and conf.model == "cnn" and conf.gradient_policy == "fed-yogi"
     assert set(inactive_keys(conf)) == {
         "cuda_device", "use_cuda", "model_zoo", "input_shape",
-        "gradient_policy", "yogi_eta", "train-manifest", "sample-rate", "spec-augment", "noise-dir",
+        "train-manifest", "sample-rate", "spec-augment", "noise-dir",
     }
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
-from fedscale.cloud.aggregation.optimizers import FedAvg
+from fedscale.cloud.aggregation.optimizers import ServerOptimizer
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
                                             ServerEvent)
@@ -78,7 +78,7 @@ class Aggregator:
         self._task_ids = itertools.count(1)
         self.clients: ClientManager | None = None
         self.model: torch.Tensor | None = None
-        self.optimizer = FedAvg()
+        self.optimizer = ServerOptimizer(self.conf.gradient_policy or "fed-avg", self.conf)
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
         self.fleet = job_fleet(self.conf)

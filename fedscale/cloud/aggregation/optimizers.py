@@ -1,17 +1,57 @@
 """Server update rules: how the aggregated client update moves the global model.
 
 The aggregation step (FedAvg's sample-weighted mean, or a robust rule from
-``fedscale.robust``) produces one update vector; the server rule applies it. FedAvg (McMahan
-et al., "Communication-Efficient Learning of Deep Networks from Decentralized Data", AISTATS
-2017, Algorithm 1) applies it unchanged: ``w <- w + sum_k (n_k / n) * delta_k``.
+``fedscale.robust``) produces one update vector ``delta``; the server rule, chosen by
+``gradient_policy``, applies it:
+
+- ``fed-avg`` (McMahan et al., AISTATS 2017, Algorithm 1): ``w <- w + delta``.
+- ``fed-avgm`` (Hsu et al., "Measuring the Effects of Non-Identical Data Distribution for
+  Federated Visual Classification", 2019): server momentum ``m <- beta m + delta``,
+  ``w <- w + eta m`` (``server_momentum``, ``server_learning_rate``).
+- ``fed-adagrad``, ``fed-adam``, ``fed-yogi`` (Reddi et al., "Adaptive Federated
+  Optimization", ICLR 2021, Algorithm 2): ``m <- b1 m + (1 - b1) delta``; the second moment
+  ``v`` is ``v + delta^2`` (Adagrad), ``b2 v + (1 - b2) delta^2`` (Adam) or
+  ``v - (1 - b2) delta^2 sign(v - delta^2)`` (Yogi); ``w <- w + eta m / (sqrt(v) + tau)``, with
+  FedScale's ``yogi_eta``, ``yogi_tau``, ``yogi_beta``, ``yogi_beta2`` and ``v`` starting at
+  ``tau^2``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+GRADIENT_POLICIES = ("fed-avg", "fed-avgm", "fed-adagrad", "fed-adam", "fed-yogi")
 
-class FedAvg:
-    """Applies the aggregated update unchanged (server learning rate 1)."""
 
-    def step(self, model: torch.Tensor, aggregated_update: torch.Tensor) -> torch.Tensor:
-        return model + aggregated_update
+class ServerOptimizer:
+    """Applies each round's aggregated update to the global model, keeping its own state."""
+
+    def __init__(self, policy: str, conf: Any) -> None:
+        if policy not in GRADIENT_POLICIES:
+            raise ValueError(f"gradient_policy must be one of {', '.join(GRADIENT_POLICIES)}, got {policy!r}")
+        self.policy = policy
+        self.conf = conf
+        self.m: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def step(self, model: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """The new global model."""
+        c = self.conf
+        if self.policy == "fed-avg":
+            return model + delta
+        if self.m is None:
+            self.m = torch.zeros_like(delta)
+            self.v = torch.full_like(delta, c.yogi_tau ** 2)
+        if self.policy == "fed-avgm":
+            self.m = c.server_momentum * self.m + delta
+            return model + c.server_learning_rate * self.m
+        self.m = c.yogi_beta * self.m + (1 - c.yogi_beta) * delta
+        square = delta * delta
+        if self.policy == "fed-adagrad":
+            self.v = self.v + square
+        elif self.policy == "fed-adam":
+            self.v = c.yogi_beta2 * self.v + (1 - c.yogi_beta2) * square
+        else:
+            self.v = self.v - (1 - c.yogi_beta2) * square * torch.sign(self.v - square)
+        return model + c.yogi_eta * self.m / (self.v.sqrt() + c.yogi_tau)
