@@ -53,6 +53,7 @@ def test_running_a_spec_equals_composing_by_hand():
     assert torch.allclose(robust_aggregator("nnm+trimmed_mean", f=2)(updates), expected)
     weights = torch.arange(1.0, 10.0, dtype=torch.float64)
     assert torch.allclose(robust_aggregator("FedAvg")(updates, weights), (weights / weights.sum()) @ updates)
+    assert torch.equal(robust_aggregator("Krum", f=2)(updates, weights), AGGREGATORS["krum"](updates, f=2))
 
 
 def test_driver_lists_what_exists():

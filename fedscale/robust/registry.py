@@ -36,6 +36,8 @@ ALIASES: dict[str, str] = {
     "scaling": "model_poisoning",
 }
 
+WEIGHTED = frozenset({"mean", "geometric_median"})  # aggregators that take per-client weights
+
 _TERM = re.compile(r"^\s*([A-Za-z][\w-]*)\s*(?:\((.*)\))?\s*$")
 
 
@@ -107,13 +109,14 @@ def parse_attack(spec: str) -> Step:
 def robust_aggregator(spec: str, f: int = 0,
                       generator: torch.Generator | None = None) -> Callable[..., torch.Tensor]:
     """A function ``(updates, weights=None) -> d-vector`` running the spec with ``f`` assumed
-    Byzantine. Weights reach the aggregator only when no pre-aggregator changed the rows."""
+    Byzantine. Weights (sample counts) reach the aggregator only if it takes them and no
+    pre-aggregator changed the rows; the others treat every update alike."""
     pre, last = parse_aggregation(spec)
 
     def run(updates: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         for step in pre:
             updates = PREAGGREGATORS[step.name](updates, f=f, generator=generator, **step.params)
-        if weights is not None and not pre:
+        if weights is not None and not pre and last.name in WEIGHTED:
             return AGGREGATORS[last.name](updates, f=f, weights=weights, **last.params)
         return AGGREGATORS[last.name](updates, f=f, **last.params)
 
