@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from fedscale.robust.distances import pairwise_sq_dists
+
 
 def check_updates(updates: torch.Tensor, f: int = 0, *, name: str = "aggregator") -> tuple[int, int]:
     """Validate the (n x d) stack of updates and the Byzantine count ``f``; return (n, d)."""
@@ -29,16 +31,6 @@ def require(cond: bool, message: str) -> None:
 def reject_weights(weights, name: str) -> None:
     if weights is not None:
         raise ValueError(f"{name}: per-client weights are not supported by this aggregator")
-
-
-def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances via one Gram product: ||a||^2 + ||b||^2 - 2 a.b, clamped at 0."""
-    sq = (x * x).sum(dim=1)
-    gram = x @ x.T
-    dist = sq[:, None] + sq[None, :] - 2.0 * gram
-    dist = dist.clamp_min_(0.0)
-    dist.fill_diagonal_(0.0)
-    return dist
 
 
 def coordinate_median(x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from ._common import check_updates, closest_to_center_mean, coordinate_median, pairwise_sq_dists, reject_weights, require
+from fedscale.robust.distances import pairwise_sq_dists
+
+from ._common import check_updates, closest_to_center_mean, coordinate_median, reject_weights, require
 
 
 def select(updates: torch.Tensor, f: int) -> torch.Tensor:

@@ -24,7 +24,9 @@ import math
 
 import torch
 
-from ._common import check_updates, pairwise_sq_dists, reject_weights, require
+from fedscale.robust.distances import pairwise_sq_dists
+
+from ._common import check_updates, reject_weights, require
 
 _MAX_GATHER = 50_000_000  # elements of the (subsets x k x k) distance gather
 

@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from fedscale.robust.distances import pairwise_sq_dists
+
 from ._common import check_int, check_updates, reject_unknown
-
-
-def pairwise_sq_distances(updates: torch.Tensor) -> torch.Tensor:
-    """Return the n x n matrix of squared L2 distances between rows, via one Gram product."""
-    gram = updates @ updates.T
-    sq = torch.diagonal(gram)
-    return (sq[:, None] + sq[None, :] - 2.0 * gram).clamp_min_(0.0)
 
 
 def preaggregate(
@@ -47,7 +42,7 @@ def preaggregate(
     k = n - f
     if f == 0:
         return updates.mean(dim=0, keepdim=True).expand(n, -1).clone()
-    dist = pairwise_sq_distances(updates)
+    dist = pairwise_sq_dists(updates)
     dist.fill_diagonal_(-1.0)  # each input is its own nearest neighbour
     neighbours = torch.topk(dist, k, dim=1, largest=False).indices
     weights = torch.zeros((n, n), dtype=updates.dtype, device=updates.device)
