@@ -271,3 +271,9 @@ def test_mlp_learns_digits(digits: tuple[ArrayDataset, ArrayDataset]) -> None:
     with torch.no_grad():
         accuracy = (model(test.x).argmax(dim=1) == test.y).float().mean().item()
     assert accuracy > 0.9
+
+
+def test_contiguous_bounds_split_near_evenly():
+    from fedscale.dataloaders.partition import contiguous_bounds
+    assert contiguous_bounds(10, 3).tolist() == [0, 3, 7, 10]
+    assert contiguous_bounds(2, 4).tolist() == [0, 0, 1, 2, 2]

@@ -104,6 +104,12 @@ def group_by_first_appearance(keys: np.ndarray) -> list[np.ndarray]:
     return group_by_owner(rank[inverse], len(first))
 
 
+def contiguous_bounds(total: int, parts: int) -> np.ndarray:
+    """``parts + 1`` boundaries cutting ``range(total)`` into contiguous blocks whose sizes
+    differ by at most one (block ``i`` is ``bounds[i]:bounds[i + 1]``)."""
+    return np.linspace(0, total, parts + 1).round().astype(np.int64)
+
+
 def iid_partition(num_samples: int, num_clients: int, seed: int) -> list[np.ndarray]:
     """Deal a random permutation of the samples round-robin, so client sizes differ by at most one."""
     _check_num_clients(num_clients)

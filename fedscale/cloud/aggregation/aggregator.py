@@ -37,6 +37,7 @@ from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.models import build_model
+from fedscale.dataloaders.partition import contiguous_bounds
 from fedscale.robust.attacks import ATTACKS
 from fedscale.robust.registry import parse_attack, robust_aggregator
 
@@ -60,10 +61,10 @@ class RoundOutcome:
     failures: dict[int, str] = field(default_factory=dict)
 
 
-def split_evenly(items: list[int], parts: int) -> list[list[int]]:
-    """``items`` cut into ``parts`` contiguous blocks whose sizes differ by at most one."""
-    bounds = np.linspace(0, len(items), parts + 1).round().astype(int)
-    return [items[bounds[i]:bounds[i + 1]] for i in range(parts)]
+def split_evenly(count: int, parts: int) -> list[list[int]]:
+    """Positions ``0..count-1`` cut into ``parts`` contiguous, near-equal blocks."""
+    bounds = contiguous_bounds(count, parts)
+    return [list(range(bounds[i], bounds[i + 1])) for i in range(parts)]
 
 
 class Aggregator:
@@ -163,7 +164,7 @@ class Aggregator:
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
         plan = planner(round_index, self.log.virtual_time)
         live = self._live()
-        blocks = split_evenly(list(range(len(plan.participants))), len(live))
+        blocks = split_evenly(len(plan.participants), len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
         self.log.emit(commons.ROUND_BEGIN, num_clients=self.clients.num_clients, assignment=assignment,
                       idle_seconds=self.log.virtual_time - waiting_from, **plan.log_fields())

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fedscale.cloud import commons
@@ -29,6 +28,7 @@ from fedscale.cloud.logger.events import EventLog
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.federated import FederatedData, load_federated_data
 from fedscale.dataloaders.models import build_model
+from fedscale.dataloaders.partition import contiguous_bounds
 
 EXIT_AGGREGATOR_LOST = 3
 EXIT_REFUSED = 4
@@ -45,12 +45,6 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     if conf.adaptive_training:
         return AdaptiveTorchClient(model, data.train, data.client_indices, conf.seed, fleet=job_fleet(conf))
     return TorchClient(model, data.train, data.client_indices, conf.seed)
-
-
-def test_shard(num_samples: int, index: int, count: int) -> slice:
-    """Contiguous shard ``index`` of ``count`` near-equal shards of ``num_samples`` samples."""
-    bounds = np.linspace(0, num_samples, count + 1).round().astype(int)
-    return slice(int(bounds[index]), int(bounds[index + 1]))
 
 
 class Executor:
@@ -104,12 +98,13 @@ class Executor:
         """
         batch = pb.TaskResults(task_id=task.task_id)
         updates: list[torch.Tensor] = []
+        settings = self._adaptive_settings(task.train) if task.train.HasField("adaptive") else None
         for index, client_id in enumerate(task.client_ids):
             if not 0 <= client_id < self.data.num_clients:
                 batch.failures.add(client_id=client_id, reason="unknown client id")
                 continue
             try:
-                result, update = self._train_client(task, index, vector)
+                result, update = self._train_client(task, index, vector, settings)
             except (RuntimeError, ValueError) as err:
                 result, update = None, f"training failed: {err}"
             if result is None:
@@ -123,17 +118,22 @@ class Executor:
         batch.final = True
         self._send_results(conn, batch, updates)
 
-    def _train_client(self, task: pb.Task, index: int,
-                      vector: torch.Tensor) -> tuple[pb.ClientResult | None, torch.Tensor | str]:
-        """Train the task's ``index``-th client: its result and update, or None and the reason."""
+    def _adaptive_settings(self, cfg: pb.TrainConfig) -> AdaptiveSettings:
+        a = cfg.adaptive
+        return AdaptiveSettings(a.ewma_lambda, a.min_payload_frac, a.budget_recheck_steps, a.run_phase_2,
+                                cfg.batch_size, self.conf.augmentation_factor, self.conf.clock_factor,
+                                self.conf.reduction_factor)
+
+    def _train_client(self, task: pb.Task, index: int, vector: torch.Tensor,
+                      settings: AdaptiveSettings | None) -> tuple[pb.ClientResult | None, torch.Tensor | str]:
+        """Train the task's ``index``-th client: its result and update, or None and the reason.
+        ``settings`` is set for an adaptive task."""
         cfg, client_id = task.train, task.client_ids[index]
-        if cfg.HasField("adaptive"):
-            conf, a = task.client_conf[index], cfg.adaptive
-            settings = AdaptiveSettings(a.ewma_lambda, a.min_payload_frac, a.budget_recheck_steps, a.run_phase_2,
-                                        cfg.batch_size, self.conf.augmentation_factor, self.conf.clock_factor,
-                                        self.conf.reduction_factor)
+        if settings is not None:
+            conf = task.client_conf[index]
             adaptive = self.trainer.train_adaptive(vector, client_id, task.round, cfg.learning_rate, conf.device,
-                                                   a.round_start, conf.download_seconds, conf.t_budget, settings)
+                                                   cfg.adaptive.round_start, conf.download_seconds, conf.t_budget,
+                                                   settings)
             if adaptive.update is None:
                 return None, adaptive.failure
             out = adaptive.update
@@ -157,7 +157,8 @@ class Executor:
         conn.send(pb.ExecutorMessage(results=batch), arrays)
 
     def _test(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
-        shard = test_shard(len(self.data.test), task.shard_index, task.shard_count)
+        bounds = contiguous_bounds(len(self.data.test), task.shard_count)
+        shard = slice(int(bounds[task.shard_index]), int(bounds[task.shard_index + 1]))
         test = self.data.test
         out = self.trainer.test(vector, ArrayDataset(test.x[shard], test.y[shard], test.num_classes),
                                 self.conf.test_bsz)
