@@ -102,7 +102,9 @@ class Aggregator:
             raise JobFailed(f"{hello.executor_id} holds a different client partition than the others")
 
     def _live(self) -> list[ExecutorSession]:
-        live = self.server.live_sessions()
+        """The live executors in the order of their names, so work is split the same way whatever
+        order they joined in."""
+        live = sorted(self.server.live_sessions(), key=lambda session: session.executor_id)
         if not live:
             raise JobFailed("every executor was lost")
         return live
