@@ -14,7 +14,7 @@ from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, Ada
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.models import build_model
 from fedscale.robust.attacks.label_flip import flip_labels
-from fedscale.cloud.internal.traces import fleet_from_json
+from fedscale.cloud.internal.trace_formats import fleet_from_json
 
 STEP = 0.12
 DOWNLOAD = 0.5

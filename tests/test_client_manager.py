@@ -7,7 +7,7 @@ import pytest
 
 from fedscale.cloud.client_manager import ClientManager, make_selector
 from fedscale.cloud.config_parser import JobConf
-from fedscale.cloud.internal.traces import fleet_from_json
+from fedscale.cloud.internal.trace_formats import fleet_from_json
 from fedscale.cloud.random_selector import RandomSelector
 
 MODEL_BYTES = 1_000_000

@@ -13,7 +13,7 @@ from fedscale.cloud.internal.client_metadata import (
     StepTraces,
     normalize_intervals,
 )
-from fedscale.cloud.internal.traces import generate_fleet
+from fedscale.cloud.internal.fleet_generator import generate_fleet
 
 # One rate template on a 300 s cycle: factor 1.0 on [0,100), 0.5 on [100,200), 0.25 on [200,300).
 RATE = StepTraces(100.0, np.array([[1.0, 0.5, 0.25]], dtype=np.float32))
@@ -235,7 +235,7 @@ def test_round_times_for_a_thousand_of_a_large_fleet_is_fast() -> None:
 
 def test_online_cursor_matches_a_full_recomputation():
     from fedscale.cloud.internal.client_metadata import OnlineCursor
-    from fedscale.cloud.internal.traces import generate_fleet
+    from fedscale.cloud.internal.fleet_generator import generate_fleet
     fleet = generate_fleet(3000, seed=5)
     rows = np.arange(0, 3000, 2)
     cursor = OnlineCursor(fleet, rows)

@@ -1,11 +1,15 @@
-"""Trace formats (FedScale pickles read safely, our .npz and JSON) and the fleet generator's
+"""Trace formats (FedScale pickles read safely, our .npz and JSON), the fleet a job runs on
+(every bad file refused in one line), the ``traces`` command, and the fleet generator's
 published statistics."""
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import pickle
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -14,23 +18,24 @@ import numpy as np
 import pytest
 
 from fedscale.cloud.internal.client_metadata import Categorical, Fleet
-from fedscale.cloud.internal.traces import (
+from fedscale.cloud.internal.fleet_generator import (
     BANDWIDTH_KBPS,
     CAPACITY_PERCENTILES,
     COMPUTE_MS,
     LIVELAB_PMF,
     LIVELAB_RATES,
+    generate_fleet,
+)
+from fedscale.cloud.internal.trace_formats import (
     TraceError,
-    default_fleet_path,
     fleet_from_json,
     fleet_to_json,
-    generate_fleet,
     load_clients,
     load_fedscale,
     load_fleet,
-    main,
     save_fleet,
 )
+from fedscale.cloud.internal.traces import default_fleet_path, job_fleet, main
 
 CAPACITY = {3: {"computation": 120.5, "communication": 2_000.0},
             1: {"computation": 20.0, "communication": 8_000.0},
@@ -284,3 +289,135 @@ def test_generated_dynamic_traces_follow_livelab_and_carat_ranges(generated: Fle
     assert peaks[433.0] / generated.num_clients == pytest.approx(0.486, abs=0.02)
     windows = generated.dynamic_windows(np.arange(100), 100_000.0)
     assert windows.shape == (100, 5, 3) and np.isfinite(windows).all()
+
+
+def test_job_fleet_takes_pickles_then_clients_file_then_the_shipped_fleet(tmp_path: Path) -> None:
+    capacity, behave = dump(tmp_path / "capacity", CAPACITY), dump(tmp_path / "behave", BEHAVE)
+    clients = tmp_path / "fleet.json"
+    fleet_to_json(generate_fleet(5, seed=2), clients)
+    assert_same(job_fleet(str(clients), str(capacity), str(behave)), load_fedscale(capacity, behave))
+    assert_same(job_fleet(str(clients), str(capacity), ""), load_fedscale(capacity))
+    assert_same(job_fleet(str(clients), "", ""), load_clients(clients))
+    assert_same(job_fleet("", "", ""), load_clients(default_fleet_path()))
+
+
+@pytest.mark.parametrize("slot", ["device_conf_file", "device_avail_file"])
+def test_job_fleet_refuses_a_malicious_pickle_without_running_it(tmp_path: Path, slot: str) -> None:
+    marker = tmp_path / "ran"
+    exploit = _Exploit(os.system, f"touch {marker}")
+    files = {"device_conf_file": dump(tmp_path / "capacity", CAPACITY),
+             "device_avail_file": dump(tmp_path / "behave", BEHAVE)}
+    files[slot] = dump(tmp_path / "evil", {1: {"computation": 1.0, "communication": 1.0, "active": exploit}})
+    with pytest.raises(TraceError) as error:
+        job_fleet("", str(files["device_conf_file"]), str(files["device_avail_file"]))
+    assert_one_line_naming(error, files[slot], "refusing", "system")
+    assert not marker.exists()
+
+
+def _npz_columns(**changes: np.ndarray) -> dict[str, np.ndarray]:
+    with np.load(default_fleet_path()) as archive:
+        return {**dict(archive), **changes}
+
+
+def _write(path: Path, content: Any) -> Path:
+    """``content`` written to ``path``: bytes or text as they are, a dict of arrays as an .npz,
+    anything else pickled."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content)
+    elif isinstance(content, dict) and all(isinstance(v, np.ndarray) for v in content.values()):
+        with open(path, "wb") as handle:
+            np.savez(handle, **content)
+    else:
+        dump(path, content)
+    return path
+
+
+def _corrupted_npz() -> bytes:
+    data = bytearray(Path(default_fleet_path()).read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
+    return bytes(data)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+BEHAVE_ENTRY = {"active": [0], "inactive": [10], "finish_time": 100}
+BAD_FLEETS: list[tuple[str, str, Any, list[str]]] = [
+    ("capacity", "device_conf_file", None, ["readable"]),
+    ("capacity", "device_conf_file", "plain text", ["pickle"]),
+    ("capacity", "device_conf_file", {1: {"computation": 1.0, "communication": 2.0, "f": os.getcwd}}, ["refusing"]),
+    ("capacity", "device_conf_file", [CAPACITY], ["non-empty dict"]),
+    ("capacity", "device_conf_file", {1: {"computation": -3.0, "communication": 2.0}}, ["positive", "computation"]),
+    ("capacity", "device_conf_file", {1: {"computation": 3.0, "communication": float("nan")}}, ["communication"]),
+    ("capacity", "device_conf_file", {1: {"computation": 3.0, "communication": float("inf")}}, ["communication"]),
+    ("capacity", "device_conf_file", {1: {"computation": 1e300, "communication": 2.0}}, ["compute_ms"]),
+    ("capacity", "device_conf_file", {1: CAPACITY[1], "1": CAPACITY[2]}, ["each client id once"]),
+    ("capacity", "device_conf_file", {"--1": CAPACITY[1]}, ["integer client ids"]),
+    ("behave", "device_avail_file", None, ["readable"]),
+    ("behave", "device_avail_file", {1: {**BEHAVE_ENTRY, "active": [float("inf")]}}, ["client 1", "seconds"]),
+    ("behave", "device_avail_file", {1: {**BEHAVE_ENTRY, "inactive": [-5]}}, ["client 1", "seconds"]),
+    ("behave", "device_avail_file", {1: {**BEHAVE_ENTRY, "active": [2 ** 40]}}, ["client 1", "seconds"]),
+    ("behave", "device_avail_file", {1: {**BEHAVE_ENTRY, "finish_time": float("nan")}}, ["finish_time"]),
+    ("behave", "device_avail_file", {1: {**BEHAVE_ENTRY, "finish_time": 2 ** 40}}, ["finish_time"]),
+    ("behave", "device_avail_file", {1: "charging"}, ["client 1", "finish_time"]),
+    ("fleet.npz", "clients_file", None, ["readable"]),
+    ("fleet.npz", "clients_file", b"PK\x03\x04 not really a zip", [".npz archive"]),
+    ("fleet.npz", "clients_file", _corrupted_npz(), ["expected"]),
+    ("fleet.npz", "clients_file", np.zeros(3).tobytes(), [".npz archive"]),
+    ("fleet.npz", "clients_file", _npy_bytes(np.zeros(3)), [".npz archive", "single"]),
+    ("fleet.npz", "clients_file", _npz_columns(version=np.array("one")), ["version"]),
+    ("fleet.npz", "clients_file", _npz_columns(format=np.array([{}], dtype=object)), ["format"]),
+    ("fleet.npz", "clients_file", _npz_columns(cpu_phase=np.full(2000, np.inf, dtype=np.float32)), ["cpu_phase"]),
+    ("fleet.npz", "clients_file", _npz_columns(ram_gb=np.full(2000, -2.0, dtype=np.float32)), ["ram_gb"]),
+    ("fleet.npz", "clients_file", _npz_columns(rate_template=np.full(2000, 2 ** 33)), ["rate_template"]),
+    ("fleet.npz", "clients_file", _npz_columns(compute_ms=np.zeros(2000, dtype=np.float32)), ["compute_ms"]),
+    ("fleet.json", "clients_file", None, ["readable"]),
+    ("fleet.json", "clients_file", "[" * 100_000, ["valid JSON"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1e999, "communication": 2}]', ["computation"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1%s, "communication": 2}]' % ("0" * 400),
+     ["computation"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1, "communication": 2, "ram_gb": -1}]', ["ram_gb"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1, "communication": 2, "rate_template": 1e3}]',
+     ["rate_template"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1, "communication": 2, "cpu_phase": NaN}]',
+     ["cpu_phase"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1, "communication": 2, "active": [-1], '
+                                   '"inactive": [5], "finish_time": 10}]', ["seconds"]),
+    ("fleet.json", "clients_file", '[{"id": 1, "computation": 1, "communication": 2}, '
+                                   '{"id": "1", "computation": 1, "communication": 2}]', ["each client id once"]),
+    ("fleet.pkl", "clients_file", b"", [".npz or .json"]),
+]
+
+
+@pytest.mark.parametrize("name, slot, content, words", BAD_FLEETS)
+def test_job_fleet_refuses_every_bad_file_in_one_line(tmp_path: Path, name: str, slot: str, content: Any,
+                                                      words: list[str]) -> None:
+    path = tmp_path / name if content is None else _write(tmp_path / name, content)
+    settings = {"clients_file": "", "device_conf_file": "", "device_avail_file": "", slot: str(path)}
+    if slot == "device_avail_file":
+        settings["device_conf_file"] = str(dump(tmp_path / "capacity", CAPACITY))
+    with pytest.raises(TraceError) as error:
+        job_fleet(**settings)
+    assert_one_line_naming(error, path, "expected", *words)
+
+
+def test_job_fleet_refuses_availability_without_capacities(tmp_path: Path) -> None:
+    behave = dump(tmp_path / "behave", BEHAVE)
+    with pytest.raises(TraceError) as error:
+        job_fleet("", "", str(behave))
+    assert_one_line_naming(error, behave, "device_conf_file")
+
+
+def test_generate_command_runs_as_a_module(tmp_path: Path) -> None:
+    out = tmp_path / "fleet.json"
+    command = [sys.executable, "-m", "fedscale.cloud.internal.traces", "generate", "--clients", "30", "--seed", "2",
+               "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == str(out)
+    assert_same(generate_fleet(30, seed=2), load_clients(out))

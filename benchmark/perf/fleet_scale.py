@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from fedscale.cloud.client_manager import SAMPLE_MODES, ClientManager, make_selector  # noqa: E402
 from fedscale.cloud.config_parser import JobConf  # noqa: E402
-from fedscale.cloud.internal.traces import generate_fleet, load_fleet, save_fleet  # noqa: E402
+from fedscale.cloud.internal.fleet_generator import generate_fleet  # noqa: E402
+from fedscale.cloud.internal.trace_formats import load_fleet, save_fleet  # noqa: E402
 
 LOAD_PROBE = """
 import sys, time
 sys.path.insert(0, {root!r})
-from fedscale.cloud.internal.traces import load_fleet
+from fedscale.cloud.internal.trace_formats import load_fleet
 started = time.perf_counter()
 fleet = load_fleet({path!r})
 seconds = time.perf_counter() - started

@@ -82,7 +82,7 @@ class Aggregator:
         self.optimizer = ServerOptimizer(self.conf.gradient_policy or "fed-avg", self.conf)
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
-        self.fleet = job_fleet(self.conf)
+        self.fleet = job_fleet(self.conf.clients_file, self.conf.device_conf_file, self.conf.device_avail_file)
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:

@@ -46,7 +46,8 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     model = build_model(conf.model, tuple(data.train.input_shape), data.train.num_classes)
     poison = data_attack(conf.attack)
     if conf.adaptive_training:
-        return AdaptiveTorchClient(model, data.train, data.client_indices, conf.seed, poison, fleet=job_fleet(conf))
+        return AdaptiveTorchClient(model, data.train, data.client_indices, conf.seed, poison,
+                                   fleet=job_fleet(conf.clients_file, conf.device_conf_file, conf.device_avail_file))
     return TorchClient(model, data.train, data.client_indices, conf.seed, poison)
 
 
