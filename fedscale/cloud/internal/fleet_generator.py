@@ -53,15 +53,8 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from fedscale.cloud.internal.client_metadata import (
-    CYCLE_SECONDS,
-    Availability,
-    Categorical,
-    DynamicTrace,
-    Fleet,
-    StepTraces,
-    normalize_intervals,
-)
+from fedscale.cloud.internal.client_metadata import (CYCLE_SECONDS, Availability, Categorical, DynamicTrace, Fleet,
+                                                     StepTraces, normalize_intervals)
 
 DAY = 86_400
 CAPACITY_PERCENTILES = np.array([0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 100], dtype=np.float64)

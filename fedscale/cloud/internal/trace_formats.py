@@ -92,12 +92,12 @@ def read_plain_pickle(path: str | Path) -> Any:
 
 
 def _client_key(path: str | Path, key: Any) -> int:
-    value = key if isinstance(key, int) and not isinstance(key, bool) else None
-    if isinstance(key, str) and re.fullmatch(r"\s*-?[0-9]+\s*", key):
-        value = int(key)
-    if value is None or not -2 ** 63 <= value < 2 ** 63:
-        raise TraceError.at(path, f"integer client ids as keys, got {key!r}")
-    return value
+    """``key`` as an int64 client id (an int, or a string of at most 18 digits)."""
+    if isinstance(key, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", key):
+        return int(key)
+    if isinstance(key, int) and _is_finite_number(key):
+        return key
+    raise TraceError.at(path, f"integer client ids as keys, got {reprlib.repr(key)}")
 
 
 def _client_ids(path: str | Path, keys: list[Any]) -> np.ndarray:
