@@ -28,6 +28,7 @@ import torch
 
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.optimizers import ServerOptimizer
+from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
                                             ServerEvent)
@@ -38,8 +39,6 @@ from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
-from fedscale.robust.attacks import ATTACKS, DATA_ATTACKS
-from fedscale.robust.registry import parse_attack, robust_aggregator
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 130
@@ -83,6 +82,7 @@ class Aggregator:
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
         self.fleet = job_fleet(self.conf)
+        self.threat: ThreatModel | None = None
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -130,28 +130,11 @@ class Aggregator:
                                      self.model.numel() * self.model.element_size(), make_selector(self.conf))
         for session in self.server.sessions[1:]:
             self._check_hello(session.hello)
-        self._set_up_byzantine(len(first.client_sample_counts))
+        self.threat = ThreatModel(self.conf, len(first.client_sample_counts))
         if self.conf.num_participants > len(self.clients.eligible):
             raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but only "
                             f"{len(self.clients.eligible)} clients hold between filter_less={self.conf.filter_less} "
                             f"and filter_more={self.conf.filter_more} samples")
-
-    def _set_up_byzantine(self, num_clients: int) -> None:
-        """Fix the Byzantine clients (a seeded subset), the attack and the robust aggregator.
-        Under a data attack the executors train the Byzantine clients on poisoned data and their
-        rows are kept as sent; an update attack forges their rows here."""
-        conf = self.conf
-        count = conf.num_byzantine if conf.num_byzantine >= 0 else round(conf.byzantine_fraction * num_clients)
-        if count > num_clients:
-            raise JobFailed(f"job_conf.num_byzantine={count} exceeds the {num_clients} clients")
-        rng = np.random.default_rng([conf.seed, 0xB12])
-        self.byzantine = frozenset(rng.choice(num_clients, size=count, replace=False).tolist())
-        f = conf.f if conf.f >= 0 else round(count / max(num_clients, 1) * conf.num_participants)
-        attack = parse_attack(conf.attack) if conf.attack and count else None
-        self.data_attack = attack is not None and attack.name in DATA_ATTACKS
-        self.attack = None if self.data_attack else attack
-        self.robust = robust_aggregator(conf.aggregator, f=f,
-                                        generator=torch.Generator().manual_seed(conf.seed))
 
     # -- rounds ------------------------------------------------------------------------------
     def run_round(self, round_index: int) -> None:
@@ -182,7 +165,6 @@ class Aggregator:
             plan = self.clients.settle_adaptive_round(plan, {c: r for c, (r, _) in outcome.results.items()})
             outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
         aggregated = sorted(outcome.results)
-        byzantine = [c for c in aggregated if c in self.byzantine]
         if aggregated:
             samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
             update, defence = self._aggregate(round_index, aggregated, outcome, samples)
@@ -196,39 +178,21 @@ class Aggregator:
         self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
                       failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
                       stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
-                      byzantine=byzantine, byzantine_aggregated=len(byzantine), defence=defence,
+                      **self.threat.round_fields(aggregated, defence),
                       train_loss=train_loss, round_duration=plan.duration,
                       wall_seconds=time.perf_counter() - started,
                       compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
 
     def _aggregate(self, round_index: int, aggregated: list[int], outcome: RoundOutcome,
                    samples: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The round's update and the defence's choice: Byzantine participants' rows replaced
-        by the attack's output (computed from the honest rows, as an omniscient attacker could),
-        then the robust aggregation spec (``mean`` weighted by sample counts is FedAvg).
-
-        The choice maps ``kept`` / ``clipped`` (see ``fedscale.robust.report``) to client ids and
-        counts the Byzantine clients among them (``byzantine_kept`` / ``byzantine_clipped``)."""
-        updates = torch.stack([outcome.results[c][1] for c in aggregated])
-        bad = torch.tensor([c in self.byzantine for c in aggregated])
-        if self.attack is not None and bad.any() and not bad.all():
-            generator = torch.Generator().manual_seed(self.conf.seed * 1_000_003 + round_index)
-            forged = ATTACKS[self.attack.name](updates[~bad], num_byzantine=int(bad.sum()), generator=generator,
-                                               **self.attack.params)
-            updates[bad] = forged.to(updates.dtype)
+        """The round's update and the defence's choice (see ``ThreatModel``): the Byzantine rows
+        forged, the server algorithm's rows taken, then the defence (``mean`` weighted by sample
+        counts is FedAvg)."""
+        updates = self.threat.forge(round_index, aggregated,
+                                    torch.stack([outcome.results[c][1] for c in aggregated]))
         losses = torch.tensor([outcome.results[c][0].initial_loss for c in aggregated], dtype=torch.float64)
         updates, samples = self.optimizer.rows(updates, samples, losses)
-        report: dict[str, list[int]] = {}
-        try:
-            update = self.robust(updates, samples, report)
-        except ValueError as err:
-            raise JobFailed(f"job_conf.aggregator={self.conf.aggregator!r} cannot aggregate round {round_index}'s "
-                            f"{len(aggregated)} updates: {err}") from None
-        defence: dict[str, Any] = {}
-        for key, rows in report.items():
-            defence[key] = [aggregated[r] for r in rows]
-            defence[f"byzantine_{key}"] = sum(aggregated[r] in self.byzantine for r in rows)
-        return update, defence
+        return self.threat.aggregate(round_index, aggregated, updates, samples)
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
                plan: RoundPlan) -> RoundOutcome:
@@ -254,8 +218,7 @@ class Aggregator:
             else:
                 task.client_local_steps.extend(plan.local_steps[block].tolist())
                 task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
-            if self.data_attack:
-                task.client_data_attack.extend(c in self.byzantine for c in clients.tolist())
+            task.client_data_attack.extend(self.threat.poisoned(clients.tolist()))
             task_ids.add(task.task_id)
             session.send_task(task, model_arrays)
             owner.update({int(c): session for c in clients})
