@@ -37,6 +37,7 @@ from fedscale.cloud.internal.traces import job_fleet
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
+from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
 
@@ -67,14 +68,17 @@ def split_evenly(count: int, parts: int) -> list[list[int]]:
 
 
 class Aggregator:
-    """Runs one job's rounds against the executors connected to ``server``."""
+    """Runs one job's rounds against the executors connected to ``server``, moving ``clock``
+    (which ``log`` stamps its events with)."""
 
-    def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog) -> None:
+    def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog,
+                 clock: VirtualClock) -> None:
         self.job = job
         self.conf = job.conf
         self.run_dir = run_dir
         self.server = server
         self.log = log
+        self.clock = clock
         self._task_ids = itertools.count(1)
         self.clients: ClientManager | None = None
         self.model: torch.Tensor | None = None
@@ -143,20 +147,21 @@ class Aggregator:
         A round starts when some eligible client is online: with nobody online the clock first
         jumps to the next time someone is (``idle_seconds`` in ROUND_BEGIN).
         """
-        self.log.round = round_index
+        self.clock.start_round(round_index)
         started = time.perf_counter()
-        waiting_from = self.log.virtual_time
-        self.log.virtual_time = self.clients.next_online_time(waiting_from)
-        if not np.isfinite(self.log.virtual_time):
+        waiting_from = self.clock.time
+        round_start = self.clients.next_online_time(waiting_from)
+        if not np.isfinite(round_start):
             raise JobFailed("no eligible client is ever online in the device traces")
+        self.clock.advance_to(round_start)
         adaptive = self.conf.adaptive_training
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
-        plan = planner(round_index, self.log.virtual_time)
+        plan = planner(round_index, self.clock.time)
         live = self._live()
         blocks = split_evenly(len(plan.participants), len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
         self.log.emit(commons.ROUND_BEGIN, num_clients=self.clients.num_clients, assignment=assignment,
-                      idle_seconds=self.log.virtual_time - waiting_from, **plan.log_fields())
+                      idle_seconds=self.clock.time - waiting_from, **plan.log_fields())
         for client in plan.offline.tolist():
             self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
                           reason="the device went offline before finishing")
@@ -174,7 +179,7 @@ class Aggregator:
         else:
             train_loss, defence = float("nan"), {}
         self.clients.finish_round(plan, {c: r for c, (r, _) in outcome.results.items()})
-        self.log.virtual_time += plan.duration
+        self.clock.advance_by(plan.duration)
         self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
                       failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
                       stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
@@ -301,7 +306,7 @@ class Aggregator:
         with open(folder / "model.npz.tmp", "wb") as f:
             np.savez(f, model=self.model.numpy())
         os.replace(folder / "model.npz.tmp", folder / "model.npz")
-        state = {"round": round_index, "virtual_time": self.log.virtual_time, "test": self.last_test}
+        state = {"round": round_index, "virtual_time": self.clock.time, "test": self.last_test}
         (folder / "state.json.tmp").write_text(json.dumps(state))
         os.replace(folder / "state.json.tmp", folder / "state.json")
 
@@ -314,7 +319,7 @@ class Aggregator:
         for round_index in range(1, self.conf.rounds + 1):
             self.run_round(round_index)
             self.rounds_completed = round_index
-            last = round_index == self.conf.rounds or self.log.virtual_time >= budget
+            last = round_index == self.conf.rounds or self.clock.time >= budget
             if round_index % self.conf.eval_interval == 0 or last:
                 self.test(round_index)
             if last:
@@ -324,7 +329,7 @@ class Aggregator:
 
     def shutdown_executors(self) -> None:
         for session in self.server.live_sessions():
-            session.send_task(pb.Task(task_id=next(self._task_ids), kind=pb.SHUTDOWN, round=self.log.round))
+            session.send_task(pb.Task(task_id=next(self._task_ids), kind=pb.SHUTDOWN, round=self.clock.round))
             session.close()
 
 
@@ -339,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
     conf = job.conf
-    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name)
+    clock = VirtualClock()
+    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name, clock)
     torch.set_num_threads(conf.torch_threads)
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGINT, _raise_stopped)
@@ -353,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                                   timeout=conf.executor_timeout)
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict())
-        aggregator = Aggregator(job, run_dir, server, log)
+        aggregator = Aggregator(job, run_dir, server, log, clock)
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED

@@ -25,6 +25,7 @@ from fedscale.cloud.internal.traces import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import TorchClient
 from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.federated import FederatedData, load_federated_data
 from fedscale.dataloaders.models import build_model
@@ -51,15 +52,18 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
 
 
 class Executor:
-    """Serves one aggregator session with a trainer over this job's data."""
+    """Serves one aggregator session with a trainer over this job's data; ``clock``, which ``log``
+    stamps its events with, follows the round of the task at hand."""
 
-    def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog) -> None:
+    def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog,
+                 clock: VirtualClock) -> None:
         self.job = job
         self.conf = job.conf
         self.executor_id = executor_id
         self.address = address
         self.secret = secret
         self.log = log
+        self.clock = clock
         torch.set_num_threads(self.conf.torch_threads)
         self.data = load_federated_data(self.conf)
         self.trainer = get_client_trainer(self.conf, self.data)
@@ -80,7 +84,7 @@ class Executor:
         try:
             while True:
                 task, tensors = conn.next_task()
-                self.log.round = task.round
+                self.clock.start_round(task.round)
                 if task.kind == pb.SHUTDOWN:
                     return
                 vector = torch.from_numpy(tensors["model"])
@@ -185,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
-    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.job_name)
+    clock = VirtualClock()
+    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.job_name, clock)
     started = time.time()
     try:
-        Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log).serve()
+        Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log, clock).serve()
     except (AggregatorLost, Unauthenticated) as err:
         log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
         print(f"{args.executor_id}: {err}", file=sys.stderr)
