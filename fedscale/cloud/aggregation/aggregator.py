@@ -30,8 +30,8 @@ from fedscale.cloud import commons
 from fedscale.cloud.aggregation.optimizers import ServerOptimizer
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
-from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
-                                            ServerEvent)
+from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, AggregatorServer,
+                                            ExecutorSession, ServerEvent)
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
 from fedscale.cloud.internal.traces import job_fleet
 from fedscale.cloud.config_parser import JobSpec
@@ -90,10 +90,15 @@ class Aggregator:
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
+        """The next executor event; an executor's internal error ends the job."""
         try:
             event = self.server.events.get(timeout=timeout)
         except queue.Empty:
             return None
+        if event.kind == ERROR:
+            executor = event.session.executor_id
+            raise JobFailed(f"internal error in {executor}: {event.message} "
+                            f"(traceback in {self.run_dir / commons.console_output_name(executor)})")
         if event.kind == LOST:
             self.log.emit(commons.EXECUTOR_LOST, executor=event.session.executor_id, reason=event.message)
         elif event.kind == JOINED and self.clients is not None:
@@ -367,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         status, reason, code = commons.STATUS_FAILED, str(err), EXIT_FAILED
     except Exception as err:  # a bug: keep the traceback in the .out file, end the job cleanly
         traceback.print_exc()
-        status, reason, code = commons.STATUS_FAILED, f"internal error: {type(err).__name__}: {err}", EXIT_FAILED
+        console = run_dir / commons.console_output_name("aggregator")
+        status, reason, code = (commons.STATUS_FAILED,
+                                f"internal error: {type(err).__name__}: {err} (traceback in {console})", EXIT_FAILED)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
