@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
+from fedscale.cloud.execution.torch_client import ClientFailure
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.models import build_model
 from fedscale.robust.attacks.label_flip import flip_labels
@@ -86,14 +87,14 @@ def test_payload_floor_lets_the_client_overrun(tmp_path):
 
 def test_a_budget_without_room_for_a_step_fails(tmp_path):
     client, start = make(tmp_path)
-    out = train(client, start, DOWNLOAD - 0.1, settings(phase_2=True))
-    assert out.update is None and "budget" in out.failure
+    with pytest.raises(ClientFailure, match="budget does not cover one step"):
+        train(client, start, DOWNLOAD - 0.1, settings(phase_2=True))
 
 
 def test_going_offline_mid_training_fails(tmp_path):
     client, start = make(tmp_path, active=[0], inactive=[2], finish_time=100)
-    out = train(client, start, 20.0, settings())
-    assert out.update is None and "offline" in out.failure
+    with pytest.raises(ClientFailure, match="offline during training"):
+        train(client, start, 20.0, settings())
 
 
 def test_a_byzantine_client_spends_the_same_budget_on_flipped_labels(tmp_path):

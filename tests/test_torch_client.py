@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fedscale.cloud.execution.compression import topk_sparsify
-from fedscale.cloud.execution.torch_client import TorchClient, batch_positions, client_seed
+from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient, batch_positions, client_seed
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.models import build_model
 from fedscale.robust.attacks.label_flip import flip_labels
@@ -89,8 +89,19 @@ def test_a_byzantine_client_trains_on_flipped_labels():
 
 def test_a_byzantine_client_without_a_data_attack_is_refused():
     client, _, start = make_client()
-    with pytest.raises(ValueError, match="no data attack"):
+    with pytest.raises(ClientFailure, match="no data attack"):
         client.train(start, 0, 1, 1, 8, 0.1, byzantine=True)
+
+
+def test_a_client_without_samples_or_whose_training_diverges_fails():
+    client, _, start = make_client()
+    client.client_indices[1] = client.client_indices[1][:0]
+    with pytest.raises(ClientFailure, match="client 1 holds no training samples"):
+        client.train(start, 1, 1, 1, 8, 0.1)
+    with pytest.raises(ClientFailure, match="diverged"):
+        client.train(start, 0, 1, 5, 8, 1e30)
+    with pytest.raises(ClientFailure, match="diverged"):
+        client.train(torch.full_like(start, float("nan")), 0, 1, 1, 8, 0.1)
 
 
 def fedprox_by_hand(client, data, start, client_id, round_index, steps, batch_size, lr, mu):

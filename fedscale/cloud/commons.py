@@ -28,3 +28,9 @@ JOB_FILE = "job.json"
 def executor_log_name(executor_id: str) -> str:
     """File name of an executor's event log inside the run folder."""
     return f"{executor_id}.jsonl"
+
+
+def console_output_name(process: str) -> str:
+    """File name, inside the run folder, of a process's console output (where tracebacks go);
+    ``process`` is ``aggregator`` or an executor id."""
+    return f"{process}.out"

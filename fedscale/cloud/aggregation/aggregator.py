@@ -28,18 +28,18 @@ import torch
 
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.optimizers import ServerOptimizer
+from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
-from fedscale.cloud.channels.server import (JOINED, LOST, RESULTS, TEST, AggregatorServer, ExecutorSession,
-                                            ServerEvent)
+from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, AggregatorServer,
+                                            ExecutorSession, ServerEvent)
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
 from fedscale.cloud.internal.traces import job_fleet
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector
+from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
-from fedscale.robust.attacks import ATTACKS, DATA_ATTACKS
-from fedscale.robust.registry import parse_attack, robust_aggregator
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 130
@@ -68,14 +68,17 @@ def split_evenly(count: int, parts: int) -> list[list[int]]:
 
 
 class Aggregator:
-    """Runs one job's rounds against the executors connected to ``server``."""
+    """Runs one job's rounds against the executors connected to ``server``, moving ``clock``
+    (which ``log`` stamps its events with)."""
 
-    def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog) -> None:
+    def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog,
+                 clock: VirtualClock) -> None:
         self.job = job
         self.conf = job.conf
         self.run_dir = run_dir
         self.server = server
         self.log = log
+        self.clock = clock
         self._task_ids = itertools.count(1)
         self.clients: ClientManager | None = None
         self.model: torch.Tensor | None = None
@@ -83,13 +86,19 @@ class Aggregator:
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
         self.fleet = job_fleet(self.conf.clients_file, self.conf.device_conf_file, self.conf.device_avail_file)
+        self.threat: ThreatModel | None = None
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
+        """The next executor event; an executor's internal error ends the job."""
         try:
             event = self.server.events.get(timeout=timeout)
         except queue.Empty:
             return None
+        if event.kind == ERROR:
+            executor = event.session.executor_id
+            raise JobFailed(f"internal error in {executor}: {event.message} "
+                            f"(traceback in {self.run_dir / commons.console_output_name(executor)})")
         if event.kind == LOST:
             self.log.emit(commons.EXECUTOR_LOST, executor=event.session.executor_id, reason=event.message)
         elif event.kind == JOINED and self.clients is not None:
@@ -130,28 +139,11 @@ class Aggregator:
                                      self.model.numel() * self.model.element_size(), make_selector(self.conf))
         for session in self.server.sessions[1:]:
             self._check_hello(session.hello)
-        self._set_up_byzantine(len(first.client_sample_counts))
+        self.threat = ThreatModel(self.conf, len(first.client_sample_counts))
         if self.conf.num_participants > len(self.clients.eligible):
             raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but only "
                             f"{len(self.clients.eligible)} clients hold between filter_less={self.conf.filter_less} "
                             f"and filter_more={self.conf.filter_more} samples")
-
-    def _set_up_byzantine(self, num_clients: int) -> None:
-        """Fix the Byzantine clients (a seeded subset), the attack and the robust aggregator.
-        Under a data attack the executors train the Byzantine clients on poisoned data and their
-        rows are kept as sent; an update attack forges their rows here."""
-        conf = self.conf
-        count = conf.num_byzantine if conf.num_byzantine >= 0 else round(conf.byzantine_fraction * num_clients)
-        if count > num_clients:
-            raise JobFailed(f"job_conf.num_byzantine={count} exceeds the {num_clients} clients")
-        rng = np.random.default_rng([conf.seed, 0xB12])
-        self.byzantine = frozenset(rng.choice(num_clients, size=count, replace=False).tolist())
-        f = conf.f if conf.f >= 0 else round(count / max(num_clients, 1) * conf.num_participants)
-        attack = parse_attack(conf.attack) if conf.attack and count else None
-        self.data_attack = attack is not None and attack.name in DATA_ATTACKS
-        self.attack = None if self.data_attack else attack
-        self.robust = robust_aggregator(conf.aggregator, f=f,
-                                        generator=torch.Generator().manual_seed(conf.seed))
 
     # -- rounds ------------------------------------------------------------------------------
     def run_round(self, round_index: int) -> None:
@@ -160,20 +152,21 @@ class Aggregator:
         A round starts when some eligible client is online: with nobody online the clock first
         jumps to the next time someone is (``idle_seconds`` in ROUND_BEGIN).
         """
-        self.log.round = round_index
+        self.clock.start_round(round_index)
         started = time.perf_counter()
-        waiting_from = self.log.virtual_time
-        self.log.virtual_time = self.clients.next_online_time(waiting_from)
-        if not np.isfinite(self.log.virtual_time):
+        waiting_from = self.clock.time
+        round_start = self.clients.next_online_time(waiting_from)
+        if not np.isfinite(round_start):
             raise JobFailed("no eligible client is ever online in the device traces")
+        self.clock.advance_to(round_start)
         adaptive = self.conf.adaptive_training
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
-        plan = planner(round_index, self.log.virtual_time)
+        plan = planner(round_index, self.clock.time)
         live = self._live()
         blocks = split_evenly(len(plan.participants), len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
         self.log.emit(commons.ROUND_BEGIN, num_clients=self.clients.num_clients, assignment=assignment,
-                      idle_seconds=self.log.virtual_time - waiting_from, **plan.log_fields())
+                      idle_seconds=self.clock.time - waiting_from, **plan.log_fields())
         for client in plan.offline.tolist():
             self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
                           reason="the device went offline before finishing")
@@ -182,7 +175,6 @@ class Aggregator:
             plan = self.clients.settle_adaptive_round(plan, {c: r for c, (r, _) in outcome.results.items()})
             outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
         aggregated = sorted(outcome.results)
-        byzantine = [c for c in aggregated if c in self.byzantine]
         if aggregated:
             samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
             update, defence = self._aggregate(round_index, aggregated, outcome, samples)
@@ -192,43 +184,25 @@ class Aggregator:
         else:
             train_loss, defence = float("nan"), {}
         self.clients.finish_round(plan, {c: r for c, (r, _) in outcome.results.items()})
-        self.log.virtual_time += plan.duration
+        self.clock.advance_by(plan.duration)
         self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
                       failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
                       stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
-                      byzantine=byzantine, byzantine_aggregated=len(byzantine), defence=defence,
+                      **self.threat.round_fields(aggregated, defence),
                       train_loss=train_loss, round_duration=plan.duration,
                       wall_seconds=time.perf_counter() - started,
                       compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
 
     def _aggregate(self, round_index: int, aggregated: list[int], outcome: RoundOutcome,
                    samples: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The round's update and the defence's choice: Byzantine participants' rows replaced
-        by the attack's output (computed from the honest rows, as an omniscient attacker could),
-        then the robust aggregation spec (``mean`` weighted by sample counts is FedAvg).
-
-        The choice maps ``kept`` / ``clipped`` (see ``fedscale.robust.report``) to client ids and
-        counts the Byzantine clients among them (``byzantine_kept`` / ``byzantine_clipped``)."""
-        updates = torch.stack([outcome.results[c][1] for c in aggregated])
-        bad = torch.tensor([c in self.byzantine for c in aggregated])
-        if self.attack is not None and bad.any() and not bad.all():
-            generator = torch.Generator().manual_seed(self.conf.seed * 1_000_003 + round_index)
-            forged = ATTACKS[self.attack.name](updates[~bad], num_byzantine=int(bad.sum()), generator=generator,
-                                               **self.attack.params)
-            updates[bad] = forged.to(updates.dtype)
+        """The round's update and the defence's choice (see ``ThreatModel``): the Byzantine rows
+        forged, the server algorithm's rows taken, then the defence (``mean`` weighted by sample
+        counts is FedAvg)."""
+        updates = self.threat.forge(round_index, aggregated,
+                                    torch.stack([outcome.results[c][1] for c in aggregated]))
         losses = torch.tensor([outcome.results[c][0].initial_loss for c in aggregated], dtype=torch.float64)
         updates, samples = self.optimizer.rows(updates, samples, losses)
-        report: dict[str, list[int]] = {}
-        try:
-            update = self.robust(updates, samples, report)
-        except ValueError as err:
-            raise JobFailed(f"job_conf.aggregator={self.conf.aggregator!r} cannot aggregate round {round_index}'s "
-                            f"{len(aggregated)} updates: {err}") from None
-        defence: dict[str, Any] = {}
-        for key, rows in report.items():
-            defence[key] = [aggregated[r] for r in rows]
-            defence[f"byzantine_{key}"] = sum(aggregated[r] in self.byzantine for r in rows)
-        return update, defence
+        return self.threat.aggregate(round_index, aggregated, updates, samples)
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
                plan: RoundPlan) -> RoundOutcome:
@@ -254,8 +228,7 @@ class Aggregator:
             else:
                 task.client_local_steps.extend(plan.local_steps[block].tolist())
                 task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
-            if self.data_attack:
-                task.client_data_attack.extend(c in self.byzantine for c in clients.tolist())
+            task.client_data_attack.extend(self.threat.poisoned(clients.tolist()))
             task_ids.add(task.task_id)
             session.send_task(task, model_arrays)
             owner.update({int(c): session for c in clients})
@@ -338,7 +311,7 @@ class Aggregator:
         with open(folder / "model.npz.tmp", "wb") as f:
             np.savez(f, model=self.model.numpy())
         os.replace(folder / "model.npz.tmp", folder / "model.npz")
-        state = {"round": round_index, "virtual_time": self.log.virtual_time, "test": self.last_test}
+        state = {"round": round_index, "virtual_time": self.clock.time, "test": self.last_test}
         (folder / "state.json.tmp").write_text(json.dumps(state))
         os.replace(folder / "state.json.tmp", folder / "state.json")
 
@@ -351,7 +324,7 @@ class Aggregator:
         for round_index in range(1, self.conf.rounds + 1):
             self.run_round(round_index)
             self.rounds_completed = round_index
-            last = round_index == self.conf.rounds or self.log.virtual_time >= budget
+            last = round_index == self.conf.rounds or self.clock.time >= budget
             if round_index % self.conf.eval_interval == 0 or last:
                 self.test(round_index)
             if last:
@@ -361,7 +334,7 @@ class Aggregator:
 
     def shutdown_executors(self) -> None:
         for session in self.server.live_sessions():
-            session.send_task(pb.Task(task_id=next(self._task_ids), kind=pb.SHUTDOWN, round=self.log.round))
+            session.send_task(pb.Task(task_id=next(self._task_ids), kind=pb.SHUTDOWN, round=self.clock.round))
             session.close()
 
 
@@ -376,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
     conf = job.conf
-    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name)
+    clock = VirtualClock()
+    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name, clock)
     torch.set_num_threads(conf.torch_threads)
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGINT, _raise_stopped)
@@ -390,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                                   timeout=conf.executor_timeout)
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict())
-        aggregator = Aggregator(job, run_dir, server, log)
+        aggregator = Aggregator(job, run_dir, server, log, clock)
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED
@@ -398,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         status, reason, code = commons.STATUS_FAILED, str(err), EXIT_FAILED
     except Exception as err:  # a bug: keep the traceback in the .out file, end the job cleanly
         traceback.print_exc()
-        status, reason, code = commons.STATUS_FAILED, f"internal error: {type(err).__name__}: {err}", EXIT_FAILED
+        console = run_dir / commons.console_output_name("aggregator")
+        status, reason, code = (commons.STATUS_FAILED,
+                                f"internal error: {type(err).__name__}: {err} (traceback in {console})", EXIT_FAILED)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

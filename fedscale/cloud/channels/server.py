@@ -33,13 +33,14 @@ GRPC_OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
 ]
 
-JOINED, RESULTS, TEST, LOST = "joined", "results", "test", "lost"
+JOINED, RESULTS, TEST, ERROR, LOST = "joined", "results", "test", "error", "lost"
 _CLOSE = object()
 
 
 @dataclass
 class ServerEvent:
-    """Something an executor did: ``kind`` is one of JOINED, RESULTS, TEST, LOST."""
+    """Something an executor did: ``kind`` is one of JOINED, RESULTS, TEST, ERROR (an internal
+    error; ``message`` is its reason), LOST."""
 
     kind: str
     session: "ExecutorSession"
@@ -149,6 +150,8 @@ class AggregatorServer:
                     payload.start(msg.results, msg.results.tensors)
                 elif kind == "test":
                     self.events.put(ServerEvent(TEST, session, msg.test))
+                elif kind == "error":
+                    self.events.put(ServerEvent(ERROR, session, msg.error.reason))
                 done = payload.take()
                 if done is not None:
                     self.events.put(ServerEvent(RESULTS, session, *done))

@@ -8,7 +8,7 @@ Phase 1 (coarse fill) trains in chunks of ``budget_recheck_steps``: before each 
 checks that the remaining budget still covers the chunk plus a full upload at the current
 rates, using per-step compute time smoothed as an EWMA of what earlier chunks took
 (``ewma_lambda``), so the decision uses what the client has observed rather than the trace's
-future. A client that goes offline mid-training fails. Without phase 2, the steps that still
+future. A client that goes offline mid-training fails (``ClientFailure``). Without phase 2, the steps that still
 fit run as one last block and the dense update is sent.
 
 Phase 2 (fine trade-off) goes one step at a time: after each step the payload fraction
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud.execution.compression import topk_sparsify
-from fedscale.cloud.execution.torch_client import ClientUpdate, LocalRun, TorchClient
+from fedscale.cloud.execution.torch_client import ClientFailure, ClientUpdate, LocalRun, TorchClient
 from fedscale.cloud.internal.client_metadata import Fleet
 
 
@@ -50,15 +50,14 @@ class AdaptiveSettings:
 
 @dataclass
 class AdaptiveOutcome:
-    """A client's adaptive round: its update (None if it failed) and its simulated times."""
+    """A client's adaptive round: its update and its simulated times."""
 
-    update: ClientUpdate | None
+    update: ClientUpdate
     t_download: float
     t_compute: float
     t_upload: float
     phase1_steps: int
     phase2_steps: int
-    failure: str = ""
 
     @property
     def wall(self) -> float:
@@ -82,7 +81,8 @@ class AdaptiveTorchClient(TorchClient):
     def train_adaptive(self, global_vector: torch.Tensor, client_id: int, round_index: int, learning_rate: float,
                        device: int, round_start: float, t_download: float, t_budget: float,
                        s: AdaptiveSettings, *, proximal_mu: float = 0.0, byzantine: bool = False) -> AdaptiveOutcome:
-        """Train client ``client_id`` on device row ``device`` within ``t_budget`` seconds."""
+        """Train client ``client_id`` on device row ``device`` within ``t_budget`` seconds;
+        ClientFailure if the device goes offline or the budget does not cover one step."""
         started = time.perf_counter()
         dev = np.array([device])
         model_bytes = self.weights.nbytes
@@ -101,8 +101,7 @@ class AdaptiveTorchClient(TorchClient):
             phase1 += chunk
             budget, now = budget - elapsed, now + elapsed
             if not self.fleet.is_active(dev, now)[0]:
-                return AdaptiveOutcome(None, t_download, now - round_start - t_download, 0.0, phase1, 0,
-                                       "the device went offline during training")
+                raise ClientFailure("the device went offline during training")
             step_estimate = s.ewma_lambda * step_estimate + (1 - s.ewma_lambda) * elapsed / chunk
         keep, phase2 = 1.0, 0
         if s.run_phase_2:
@@ -113,13 +112,11 @@ class AdaptiveTorchClient(TorchClient):
             phase1 += fits
             budget, now = budget - elapsed, now + elapsed
         if run.steps == 0:
-            return AdaptiveOutcome(None, t_download, 0.0, 0.0, 0, 0,
-                                   "the budget does not cover one step and the upload")
+            raise ClientFailure("the budget does not cover one step and the upload")
         t_compute = now - round_start - t_download
         t_upload = self._upload(dev, now, keep * model_bytes, s)
         if not self.fleet.stays_active(dev, round_start, now + t_upload)[0]:
-            return AdaptiveOutcome(None, t_download, t_compute, t_upload, phase1, phase2,
-                                   "the device went offline before finishing")
+            raise ClientFailure("the device went offline before finishing")
         update = self.finish(run, global_vector, keep, started)
         return AdaptiveOutcome(update, t_download, t_compute, t_upload, phase1, phase2)
 

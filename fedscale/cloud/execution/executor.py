@@ -4,6 +4,11 @@ Started by a launcher as ``python -m fedscale.cloud.execution.executor --run-dir
 --executor-id ID --address HOST:PORT`` with the job secret in the environment. It loads the
 resolved job (``DIR/job.json``) and the federated data set, opens one session to the
 aggregator, then serves tasks until told to shut down or until the aggregator is gone.
+
+A client that fails (``ClientFailure``) is reported as a failure of that client and the task
+goes on. Any other exception while serving is a bug: its traceback goes to this process's
+console output, the aggregator is told (an ``ExecutorError``) and ends the job, and the process
+exits.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -23,8 +29,9 @@ from fedscale.cloud.channels.tensor_codec import headers
 from fedscale.cloud.config_parser import JobConf, JobSpec
 from fedscale.cloud.internal.traces import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
-from fedscale.cloud.execution.torch_client import TorchClient
+from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient
 from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.federated import FederatedData, load_federated_data
 from fedscale.dataloaders.models import build_model
@@ -34,6 +41,7 @@ from fedscale.robust.registry import data_attack
 EXIT_AGGREGATOR_LOST = 3
 EXIT_REFUSED = 4
 EXIT_BAD_DATA = 2
+EXIT_INTERNAL_ERROR = 1
 RESULT_BUFFER_BYTES = 64 << 20
 
 
@@ -51,16 +59,28 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     return TorchClient(model, data.train, data.client_indices, conf.seed, poison)
 
 
-class Executor:
-    """Serves one aggregator session with a trainer over this job's data."""
+class InternalError(Exception):
+    """A bug while serving the aggregator: the traceback is printed and the aggregator told."""
 
-    def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog) -> None:
+
+def describe(err: BaseException) -> str:
+    """``"<exception type>: <message>"``, the one-line form of an internal error."""
+    return f"{type(err).__name__}: {err}"
+
+
+class Executor:
+    """Serves one aggregator session with a trainer over this job's data; ``clock``, which ``log``
+    stamps its events with, follows the round of the task at hand."""
+
+    def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog,
+                 clock: VirtualClock) -> None:
         self.job = job
         self.conf = job.conf
         self.executor_id = executor_id
         self.address = address
         self.secret = secret
         self.log = log
+        self.clock = clock
         torch.set_num_threads(self.conf.torch_threads)
         self.data = load_federated_data(self.conf)
         self.trainer = get_client_trainer(self.conf, self.data)
@@ -73,24 +93,35 @@ class Executor:
                         num_classes=self.data.train.num_classes)
 
     def serve(self) -> None:
-        """Register, then run tasks until SHUTDOWN (returns) or the aggregator is lost (raises)."""
+        """Register, then run tasks until SHUTDOWN (returns) or the aggregator is lost (raises).
+        A bug prints its traceback, reports it to the aggregator and raises InternalError."""
         conn = AggregatorConnection(self.address, self.secret, self._hello(),
                                     connect_timeout=float(self.conf.connection_timeout),
                                     on_lost=self._abandon)
         self.log.emit(commons.EXECUTOR_JOINED, executor=self.executor_id, index=conn.welcome.executor_index)
         try:
-            while True:
-                task, tensors = conn.next_task()
-                self.log.round = task.round
-                if task.kind == pb.SHUTDOWN:
-                    return
-                vector = torch.from_numpy(tensors["model"])
-                if task.kind == pb.TRAIN:
-                    self._train(conn, task, vector)
-                elif task.kind == pb.TEST:
-                    self._test(conn, task, vector)
+            self._run_tasks(conn)
+        except AggregatorLost:
+            raise
+        except Exception as err:
+            traceback.print_exc()
+            sys.stderr.flush()
+            conn.send(pb.ExecutorMessage(error=pb.ExecutorError(reason=describe(err))))
+            raise InternalError(describe(err)) from err
         finally:
             conn.close()
+
+    def _run_tasks(self, conn: AggregatorConnection) -> None:
+        while True:
+            task, tensors = conn.next_task()
+            self.clock.start_round(task.round)
+            if task.kind == pb.SHUTDOWN:
+                return
+            vector = torch.from_numpy(tensors["model"])
+            if task.kind == pb.TRAIN:
+                self._train(conn, task, vector)
+            elif task.kind == pb.TEST:
+                self._test(conn, task, vector)
 
     def _train(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
         """Train the task's clients back to back, then send their results in one batch.
@@ -109,10 +140,8 @@ class Executor:
                 continue
             try:
                 result, update = self._train_client(task, index, vector, settings)
-            except (RuntimeError, ValueError) as err:
-                result, update = None, f"training failed: {err}"
-            if result is None:
-                batch.failures.add(client_id=client_id, reason=update)
+            except ClientFailure as failure:
+                batch.failures.add(client_id=client_id, reason=str(failure))
                 continue
             batch.results.append(result)
             updates.append(update)
@@ -129,8 +158,8 @@ class Executor:
                                 self.conf.reduction_factor)
 
     def _train_client(self, task: pb.Task, index: int, vector: torch.Tensor,
-                      settings: AdaptiveSettings | None) -> tuple[pb.ClientResult | None, torch.Tensor | str]:
-        """Train the task's ``index``-th client: its result and update, or None and the reason.
+                      settings: AdaptiveSettings | None) -> tuple[pb.ClientResult, torch.Tensor]:
+        """Train the task's ``index``-th client: its result and update; ClientFailure if it fails.
         ``settings`` is set for an adaptive task."""
         cfg, client_id = task.train, task.client_ids[index]
         byzantine = bool(task.client_data_attack) and task.client_data_attack[index]
@@ -139,8 +168,6 @@ class Executor:
             adaptive = self.trainer.train_adaptive(vector, client_id, task.round, cfg.learning_rate, conf.device,
                                                    cfg.adaptive.round_start, conf.download_seconds, conf.t_budget,
                                                    settings, proximal_mu=cfg.proximal_mu, byzantine=byzantine)
-            if adaptive.update is None:
-                return None, adaptive.failure
             out = adaptive.update
             times = dict(t_download=adaptive.t_download, t_compute=adaptive.t_compute, t_upload=adaptive.t_upload,
                          phase1_steps=adaptive.phase1_steps, phase2_steps=adaptive.phase2_steps)
@@ -178,6 +205,13 @@ class Executor:
         os._exit(EXIT_AGGREGATOR_LOST)
 
 
+def _fail(log: EventLog, executor_id: str, reason: str, code: int) -> int:
+    """Log the failed end with ``reason``, say it on stderr in one line, return ``code``."""
+    log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=reason)
+    print(f"{executor_id}: {reason}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A fedscale executor process.")
     parser.add_argument("--run-dir", required=True)
@@ -186,18 +220,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
-    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.job_name)
+    clock = VirtualClock()
+    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.job_name, clock)
     started = time.time()
     try:
-        Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log).serve()
-    except (AggregatorLost, Unauthenticated) as err:
-        log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
-        print(f"{args.executor_id}: {err}", file=sys.stderr)
-        return EXIT_REFUSED if isinstance(err, Unauthenticated) else EXIT_AGGREGATOR_LOST
+        executor = Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log, clock)
     except ValueError as err:
-        log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
-        print(f"{args.executor_id}: {err}", file=sys.stderr)
-        return EXIT_BAD_DATA
+        return _fail(log, args.executor_id, str(err), EXIT_BAD_DATA)
+    try:
+        executor.serve()
+    except (AggregatorLost, Unauthenticated) as err:
+        return _fail(log, args.executor_id, str(err),
+                     EXIT_REFUSED if isinstance(err, Unauthenticated) else EXIT_AGGREGATOR_LOST)
+    except InternalError as err:
+        return _fail(log, args.executor_id, f"internal error: {err}", EXIT_INTERNAL_ERROR)
     log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
     return 0
 

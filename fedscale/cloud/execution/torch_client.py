@@ -14,6 +14,10 @@ proximal part applied as one interpolation of the flat parameter vector towards 
 
 A Byzantine client under a data attack (``fedscale.robust.attacks.DATA_ATTACKS``, e.g. label
 flipping) trains the same way on its altered labels, computed once when its run starts.
+
+A client that cannot train or whose training goes wrong for reasons of its own (no samples, a
+Byzantine mark without a data attack, a diverged run, a device that goes offline) raises
+``ClientFailure``: the round goes on without it. Any other exception is a bug.
 """
 from __future__ import annotations
 
@@ -29,6 +33,10 @@ from torch import nn
 from fedscale.cloud.execution.compression import topk_sparsify
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.dataset import ArrayDataset
+
+
+class ClientFailure(Exception):
+    """A client-level problem that makes this client fail the round; the message is the reason."""
 
 
 @dataclass
@@ -132,10 +140,12 @@ class TorchClient:
         self.weights.load_(global_vector)
         self.model.train()
         indices = self.client_indices[client_id]
+        if not len(indices):
+            raise ClientFailure(f"client {client_id} holds no training samples")
         labels = self.train_data.y[indices]
         if byzantine:
             if self.data_attack is None:
-                raise ValueError(f"client {client_id} is marked Byzantine but the job has no data attack")
+                raise ClientFailure(f"client {client_id} is marked Byzantine but the job has no data attack")
             labels = self.data_attack(labels, self.train_data.num_classes)
         generator = torch.Generator().manual_seed(client_seed(self.seed, round_index, client_id))
         optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
@@ -168,17 +178,21 @@ class TorchClient:
 
     def finish(self, run: LocalRun, global_vector: torch.Tensor, keep_fraction: float,
                started: float) -> ClientUpdate:
-        """The run's update (compressed to ``keep_fraction``) and its statistics.
+        """The run's update (compressed to ``keep_fraction``) and its statistics; ClientFailure if
+        the run diverged (a non-finite loss or update).
 
         The utility is Oort's statistical utility (Lai et al., OSDI 2021, Sec. 4.2):
         ``|B| * sqrt(mean over trained samples of loss^2)``, ``|B|`` the distinct samples trained.
         """
         update = self.weights.vector - global_vector
+        norm = float(update.norm())
+        if not (math.isfinite(norm) and math.isfinite(run.loss_sum)):
+            raise ClientFailure("the training diverged: non-finite loss or update")
         distinct = min(len(run.indices), run.samples_seen)
         utility = distinct * math.sqrt(run.squared_loss_sum / run.samples_seen) if run.samples_seen else 0.0
         return ClientUpdate(run.client_id, topk_sparsify(update, keep_fraction), len(run.indices),
                             run.loss_sum / run.steps if run.steps else float("nan"),
-                            time.perf_counter() - started, utility, run.steps, float(update.norm()), keep_fraction,
+                            time.perf_counter() - started, utility, run.steps, norm, keep_fraction,
                             run.initial_loss)
 
     def train(self, global_vector: torch.Tensor, client_id: int, round_index: int, local_steps: int,

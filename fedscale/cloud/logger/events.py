@@ -1,7 +1,7 @@
 """The structured event log: one JSON object per line, one file per process.
 
-Every line carries ``tag``, ``job``, ``round``, ``virtual_time`` and ``wall_time`` (Unix
-seconds), then the event's own keys. Lines are flushed as written so a crashed process loses
+Every line carries ``tag``, ``job``, ``round``, ``virtual_time`` (both read from the process's
+``VirtualClock``) and ``wall_time`` (Unix seconds), then the event's own keys. Lines are flushed as written so a crashed process loses
 nothing it had logged and readers (the driver's progress display, the sweep) can tail the file.
 """
 from __future__ import annotations
@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
+
+from fedscale.cloud.virtual_clock import VirtualClock
 
 
 def _json_default(value: Any) -> Any:
@@ -34,21 +36,21 @@ def _finite(value: Any) -> Any:
 
 
 class EventLog:
-    """Appends tagged JSON events to ``path`` for job ``job``; safe to call from any thread."""
+    """Appends tagged JSON events to ``path`` for job ``job``, stamped with ``clock``'s round and
+    time; safe to call from any thread."""
 
-    def __init__(self, path: str | Path, job: str) -> None:
+    def __init__(self, path: str | Path, job: str, clock: VirtualClock) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.job = job
-        self.round = 0
-        self.virtual_time = 0.0
+        self.clock = clock
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")
 
     def emit(self, tag: str, **fields: Any) -> dict[str, Any]:
         """Write one event line and return it as a dict."""
-        event = {"tag": tag, "job": self.job, "round": self.round,
-                 "virtual_time": self.virtual_time, "wall_time": time.time()}
+        event = {"tag": tag, "job": self.job, "round": self.clock.round,
+                 "virtual_time": self.clock.time, "wall_time": time.time()}
         event.update(fields)
         line = json.dumps(_finite(event), default=_json_default, allow_nan=False)
         with self._lock:
