@@ -18,6 +18,7 @@ setup(
         "grpcio==1.85.3",
         "protobuf==7.36.2",
         "pyyaml==6.0.3",
+        "pydantic==2.13.4",
         "scikit-learn==1.9.1",
         "pillow==13.0.0",
     ],

@@ -277,3 +277,8 @@ def test_contiguous_bounds_split_near_evenly():
     from fedscale.dataloaders.partition import contiguous_bounds
     assert contiguous_bounds(10, 3).tolist() == [0, 3, 7, 10]
     assert contiguous_bounds(2, 4).tolist() == [0, 0, 1, 2, 2]
+
+
+def test_every_catalogued_model_has_a_builder():
+    from fedscale.dataloaders.models import _BUILDERS
+    assert tuple(_BUILDERS) == MODEL_NAMES

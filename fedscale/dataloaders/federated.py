@@ -6,14 +6,11 @@ from typing import Protocol
 
 import numpy as np
 
+from fedscale.dataloaders.catalog import DATA_SETS, PARTITIONS
 from fedscale.dataloaders.dataset import ArrayDataset, DataError
 from fedscale.dataloaders.digits import load_digits
 from fedscale.dataloaders.femnist import load_femnist
 from fedscale.dataloaders.partition import dirichlet_partition, iid_partition, map_file_partition
-
-DATA_SETS = ("digits", "femnist")
-PARTITIONS = ("iid", "dirichlet")
-
 
 class DataConfig(Protocol):
     """The job settings ``load_federated_data`` reads; ``data_map_file == ""`` means unset."""

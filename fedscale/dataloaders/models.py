@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from fedscale.dataloaders.catalog import MODEL_NAMES
+
 _HIDDEN_UNITS = 128
 _CNN_CHANNELS = (16, 32)
 _CNN_POOLED_SIDE = 4
@@ -55,7 +57,6 @@ _BUILDERS: dict[str, Callable[[tuple[int, ...], int], nn.Module]] = {
     "mlp": _mlp,
     "cnn": _cnn,
 }
-MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from fedscale.cloud import commons
 from fedscale.cloud.config_parser import ConfigError, JobSpec, inactive_keys
+from fedscale.cloud.preflight import preflight
 from fedscale.cloud.logger.events import EventTail, read_events
 from fedscale.deploy import registry
 from fedscale.deploy.local import LocalLauncher, is_local_host, last_line, signal_group
@@ -84,6 +85,7 @@ def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
 def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> JobResult:
     """Run ``job`` to its end on this machine; return how it ended."""
     check_deployable(job)
+    preflight(job)
     for key in inactive_keys(job.conf):
         print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
               file=err)

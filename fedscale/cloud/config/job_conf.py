@@ -1,0 +1,209 @@
+"""The job's configuration: every component's typed settings, composed and checked together.
+
+``JobConf`` reads raw job_conf values (by key name or alias), converts and checks each with its
+key's declaration, builds every component's model from them (so each component's own rules
+run), then checks the rules that span components. ``KEYS`` is every declared key, generated
+from the components; a key several components read is declared alike by each (checked here).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from fedscale.cloud.config.components import (AdaptiveConfig, Cluster, DataConfig, FedScaleCompat, FleetConfig,
+                                               JobIdentity, RobustnessConfig, SelectionConfig, SelectorKeys,
+                                               ServerAlgorithmKeys, ServerConfig, TrainingConfig)
+from fedscale.cloud.config.keys import Component, ConfigError, KeySpec, show, suggest
+
+COMPONENTS: tuple[tuple[str, type[Component]], ...] = (
+    ("identity", JobIdentity),
+    ("cluster", Cluster),
+    ("data", DataConfig),
+    ("training", TrainingConfig),
+    ("fleet", FleetConfig),
+    ("selection", SelectionConfig),
+    ("selector_keys", SelectorKeys),
+    ("adaptive", AdaptiveConfig),
+    ("robustness", RobustnessConfig),
+    ("server", ServerConfig),
+    ("server_keys", ServerAlgorithmKeys),
+    ("compat", FedScaleCompat),
+)
+
+
+def _declared_keys() -> dict[str, KeySpec]:
+    """Every component's keys by name; a key declared twice must be declared alike."""
+    keys: dict[str, KeySpec] = {}
+    for _, model in COMPONENTS:
+        for spec in model.key_specs():
+            if keys.setdefault(spec.name, spec) != spec:
+                raise TypeError(f"job_conf key {spec.name!r} is declared differently by {model.__name__}")
+    return keys
+
+
+KEYS: dict[str, KeySpec] = _declared_keys()
+_ALIASES: dict[str, str] = {alias: spec.name for spec in KEYS.values() for alias in spec.aliases}
+ALL_NAMES: tuple[str, ...] = (*KEYS, *_ALIASES)
+
+
+def canonical_pairs(pairs: Iterable[tuple[Any, Any]]) -> tuple[dict[str, Any], frozenset[str]]:
+    """Map (key as written, raw value) pairs to canonical key names.
+
+    Rejects unknown keys (suggesting the nearest), a key given twice, and a key given
+    under two of its names. Returns the raw values by canonical name and the names set.
+    """
+    values: dict[str, Any] = {}
+    written: dict[str, Any] = {}
+    for key, value in pairs:
+        name = _ALIASES.get(key, key) if isinstance(key, str) else None
+        if name not in KEYS:
+            raise ConfigError(f"unknown key {show(key)}{suggest(key, ALL_NAMES)}", "job_conf")
+        if name in values:
+            first = written[name]
+            problem = (f"duplicate key {key!r}" if first == key
+                       else f"{first!r} and {key!r} are names of the same key; set only one")
+            raise ConfigError(problem, "job_conf")
+        values[name] = value
+        written[name] = key
+    return values, frozenset(values)
+
+
+class JobConf:
+    """The job's configuration: every job_conf key resolved to a typed value, defaults filled in,
+    and each component's typed model (``conf.training``, ``conf.fleet``, ...); immutable.
+
+    Components read their own model. The flat FedScale view reads values as attributes
+    (``conf.learning_rate``) or by name (``conf["train-manifest"]``); aliases such as
+    ``sample_seed`` work too. ``explicit`` holds the canonical names of the keys that were set
+    rather than defaulted. Building one always validates: each value, each component's rules,
+    then the rules between components (so ``JobConf()`` is the all-defaults configuration).
+    """
+
+    __slots__ = ("_values", "explicit", *(name for name, _ in COMPONENTS))
+    _values: dict[str, Any]
+    explicit: frozenset[str]
+    identity: JobIdentity
+    cluster: Cluster
+    data: DataConfig
+    training: TrainingConfig
+    fleet: FleetConfig
+    selection: SelectionConfig
+    selector_keys: SelectorKeys
+    adaptive: AdaptiveConfig
+    robustness: RobustnessConfig
+    server: ServerConfig
+    server_keys: ServerAlgorithmKeys
+    compat: FedScaleCompat
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, explicit: Iterable[str] | None = None) -> None:
+        """Validate ``settings`` (raw values by key name or alias); ``explicit`` defaults to their keys."""
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, Mapping):
+            raise ConfigError(f"expected a mapping of keys to values, got {show(settings)}", "job_conf")
+        raw, given = canonical_pairs(settings.items())
+        values = {name: spec.parse(raw[name], f"job_conf.{name}") if name in raw else spec.default
+                  for name, spec in KEYS.items()}
+        object.__setattr__(self, "_values", values)
+        for name, model in COMPONENTS:
+            object.__setattr__(self, name, _component(model, values))
+        _check_relations(self)
+        if explicit is not None:
+            given = canonical_pairs((name, None) for name in explicit)[1]
+        object.__setattr__(self, "explicit", given)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], explicit: Iterable[str] | None = None) -> JobConf:
+        """Re-validate a configuration read back from ``to_dict`` output (e.g. by an executor process).
+
+        Pass ``explicit`` to keep track of which keys the user set; without it every key in
+        ``d`` counts as set.
+        """
+        return cls(d, explicit)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All values by canonical name, JSON-serialisable (lists for list keys)."""
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in self._values.items()}
+
+    def replace(self, **changes: Any) -> JobConf:
+        """A validated copy with ``changes`` applied; the changed keys count as explicit."""
+        changed, names = canonical_pairs(changes.items())
+        return JobConf({**self._values, **changed}, self.explicit | names)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._values[_ALIASES.get(name, name)]
+        except KeyError:
+            raise KeyError(f"no job_conf key {name!r}{suggest(name, ALL_NAMES)}") from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as err:
+            raise AttributeError(err.args[0]) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("JobConf is immutable; use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("JobConf is immutable; use replace()")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return JobConf, (self.to_dict(), sorted(self.explicit))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JobConf):
+            return NotImplemented
+        return self._values == other._values and self.explicit == other.explicit
+
+    def __hash__(self) -> int:
+        return hash((tuple(self._values.items()), self.explicit))
+
+    def __repr__(self) -> str:
+        changed = (f"{name}={value!r}" for name, value in self._values.items() if value != KEYS[name].default)
+        return f"JobConf({', '.join(changed)})"
+
+
+def inactive_keys(conf: JobConf) -> list[str]:
+    """Keys the user set that are accepted for FedScale compatibility but have no effect yet."""
+    return [name for name, spec in KEYS.items() if name in conf.explicit and not spec.active]
+
+
+def _component(model: type[Component], values: Mapping[str, Any]) -> Component:
+    """``model`` built from the typed values; its own rules' errors as one ConfigError."""
+    try:
+        return model.from_values(values)
+    except ValidationError as err:
+        raise _as_config_error(err) from None
+
+
+def _as_config_error(err: ValidationError) -> ConfigError:
+    """The first problem of a component's validation. A rule raises ConfigError, or a ValueError
+    whose message starts with the key it is about ('key: problem')."""
+    first = err.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    message = str(cause) if cause is not None else first["msg"]
+    key, colon, problem = message.partition(": ")
+    if colon and key in KEYS:
+        return ConfigError(problem, f"job_conf.{key}")
+    where = ".".join(map(str, first["loc"]))
+    return ConfigError(message, f"job_conf.{where}" if where else "job_conf")
+
+
+def _check_relations(conf: JobConf) -> None:
+    """Rules that involve several components."""
+    data, training = conf.data, conf.training
+    if not data.data_map_file and data.data_set == "digits" and training.num_participants > data.num_clients:
+        raise ConfigError(f"expected at most num_clients ({data.num_clients}), got {training.num_participants}",
+                          "job_conf.num_participants")
+
+
+def inactive_keys(conf: JobConf) -> list[str]:
+    """Keys the user set that are accepted for FedScale compatibility but have no effect yet."""
+    return [name for name, spec in KEYS.items() if name in conf.explicit and not spec.active]
