@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.internal.client_metadata import Fleet
-from fedscale.cloud.internal.traces import TraceError, job_fleet
+from fedscale.cloud.internal.trace_formats import TraceError
+from fedscale.cloud.internal.traces import job_fleet
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,14 @@ def preflight(job: JobSpec) -> Preflight:
 
 
 def _fleet(job: JobSpec) -> Fleet:
+    """The device fleet, read as the aggregator will; a bad file is named by its key."""
     fleet = job.conf.fleet
-    key = ("device_conf_file" if fleet.device_conf_file else "clients_file" if fleet.clients_file else "")
+    files = {"device_conf_file": fleet.device_conf_file, "device_avail_file": fleet.device_avail_file,
+             "clients_file": fleet.clients_file}
     try:
-        return job_fleet(job.conf)
+        return job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file)
     except TraceError as err:
+        key = next((key for key, path in files.items() if path and str(err).startswith(path)), "")
         raise ConfigError(str(err), f"job_conf.{key}" if key else "") from None
 
 
