@@ -1,13 +1,17 @@
 """Server algorithms on hand-computed steps (McMahan et al., AISTATS 2017; Hsu et al., 2019; Reddi et al.,
-ICLR 2021, Algorithm 2; Li et al., MLSys 2020, FedProx; Li et al., ICLR 2020, q-FedAvg), and their declared
-job_conf keys."""
+ICLR 2021, Algorithm 2; Li et al., MLSys 2020, FedProx; Li et al., ICLR 2020, q-FedAvg), their declared
+job_conf keys, and the README's example of adding one."""
 import math
+import re
+from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 from pydantic import ValidationError
 
 from fedscale.cloud import commons
+from fedscale.cloud.aggregation import server_algorithms
 from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS, build_server_algorithm
 from fedscale.cloud.aggregation.server_algorithms.fedprox import proximal_term
 from fedscale.cloud.aggregation.server_algorithms.qfedavg import q_fedavg_rows
@@ -176,3 +180,16 @@ def test_an_out_of_range_value_is_refused_naming_the_field(policy, key):
         build_server_algorithm(policy, {key: bad}, 0.05)
     assert error.value.errors()[0]["loc"] == (key,)
 
+
+def test_the_readme_example_is_a_working_algorithm():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("#### Adding a server algorithm", 1)[1]
+    namespace = {}
+    exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), namespace)
+    example = namespace["FedAvgLR"]
+    with mock.patch.dict(server_algorithms.SERVER_ALGORITHMS, {example.name: example}):
+        algorithm = build_server_algorithm("fed-avg-lr", {"server_learning_rate": 0.5, "qfed_q": 2.0}, 0.05)
+    assert torch.equal(algorithm.step(torch.ones(2, dtype=torch.float64), DELTA), 1 + 0.5 * DELTA)
+    spec = KEYS["server_learning_rate"]
+    field = example.Config.model_fields["server_learning_rate"]
+    assert (field.default, bounds(field)) == (spec.default, {"gt": spec.gt})
