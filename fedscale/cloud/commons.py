@@ -1,7 +1,9 @@
 """Stable public names: event-log tags, gradient policies, the secret's metadata key and environment variable.
 
 The sweep, the report and users' notebooks match on these strings: add new ones, never rename.
+The gradient policies are the names of the registered server algorithms.
 """
+from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
 
 JOB_BEGIN = "JOB_BEGIN"
 EXECUTOR_JOINED = "EXECUTOR_JOINED"
@@ -16,7 +18,7 @@ STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
 STATUS_STOPPED = "stopped"
 
-GRADIENT_POLICIES = ("fed-avg", "fed-prox", "q-fedavg", "fed-avgm", "fed-adagrad", "fed-adam", "fed-yogi")
+GRADIENT_POLICIES = tuple(SERVER_ALGORITHMS)
 
 SECRET_METADATA_KEY = "x-fedscale-secret"
 SECRET_ENV = "FEDSCALE_JOB_SECRET"

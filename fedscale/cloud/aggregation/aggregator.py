@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
-from fedscale.cloud.aggregation.optimizers import ServerOptimizer
+from fedscale.cloud.aggregation.server_algorithms import build_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, AggregatorServer,
@@ -82,7 +82,8 @@ class Aggregator:
         self._task_ids = itertools.count(1)
         self.clients: ClientManager | None = None
         self.model: torch.Tensor | None = None
-        self.optimizer = ServerOptimizer(self.conf.gradient_policy or "fed-avg", self.conf)
+        self.optimizer = build_server_algorithm(self.conf.gradient_policy or "fed-avg", self.conf.to_dict(),
+                                                self.conf.learning_rate)
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
         self.fleet = job_fleet(self.conf.clients_file, self.conf.device_conf_file, self.conf.device_avail_file)
@@ -212,7 +213,7 @@ class Aggregator:
         task_ids = set()
         model_arrays = [("model", self.model.numpy())]
         train = pb.TrainConfig(local_steps=conf.local_steps, batch_size=conf.batch_size,
-                               learning_rate=conf.learning_rate, proximal_mu=self.optimizer.proximal_mu)
+                               learning_rate=conf.learning_rate, **self.optimizer.client_settings())
         if conf.adaptive_training:
             train.adaptive.CopyFrom(pb.AdaptiveConfig(
                 round_start=plan.start_time, ewma_lambda=conf.ewma_lambda, min_payload_frac=conf.min_payload_frac,

@@ -7,10 +7,8 @@ from per-epoch shuffles of the client's samples drawn from a generator seeded by
 (job seed, round, client), so a client's update does not depend on which executor trains it
 or in which order.
 
-With ``proximal_mu`` > 0 the client minimises FedProx's local objective (Li et al.,
-"Federated Optimization in Heterogeneous Networks", MLSys 2020, Eq. 2)
-``F_k(w) + (mu/2) ||w - w^t||^2``: each SGD step is ``w <- w - lr (g + mu (w - w^t))``, the
-proximal part applied as one interpolation of the flat parameter vector towards ``w^t``.
+With ``proximal_mu`` > 0 the client minimises FedProx's local objective, adding its
+proximal term to each step (``fedscale.cloud.aggregation.server_algorithms.fedprox``).
 
 A Byzantine client under a data attack (``fedscale.robust.attacks.DATA_ATTACKS``, e.g. label
 flipping) trains the same way on its altered labels, computed once when its run starts.
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedscale.cloud.aggregation.server_algorithms.fedprox import ProximalTerm, proximal_term
 from fedscale.cloud.execution.compression import topk_sparsify
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.dataset import ArrayDataset
@@ -99,7 +98,7 @@ def batch_positions(num_samples: int, local_steps: int, batch_size: int,
 @dataclass
 class LocalRun:
     """Local SGD in progress on one client: its batches, the labels it trains on, its optimiser,
-    FedProx's anchor ``w^t`` and step weight ``lr * mu`` (None and 0 without it) and loss statistics,
+    FedProx's proximal term (None without it) and loss statistics,
     among them the loss of the first mini-batch, at the global model (q-FedAvg's ``F_k(w^t)``)."""
 
     client_id: int
@@ -107,8 +106,7 @@ class LocalRun:
     labels: torch.Tensor
     batches: BatchStream
     optimizer: torch.optim.Optimizer
-    anchor: torch.Tensor | None = None
-    proximal_weight: float = 0.0
+    proximal: ProximalTerm | None = None
     steps: int = 0
     initial_loss: float = math.nan
     loss_sum: float = 0.0
@@ -149,11 +147,8 @@ class TorchClient:
             labels = self.data_attack(labels, self.train_data.num_classes)
         generator = torch.Generator().manual_seed(client_seed(self.seed, round_index, client_id))
         optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
-        run = LocalRun(client_id, indices, labels, BatchStream(len(indices), batch_size, generator), optimizer)
-        if proximal_mu:
-            run.anchor = self.weights.parameters.clone()
-            run.proximal_weight = learning_rate * proximal_mu
-        return run
+        return LocalRun(client_id, indices, labels, BatchStream(len(indices), batch_size, generator), optimizer,
+                        proximal_term(self.weights.parameters, learning_rate, proximal_mu))
 
     def run_steps(self, run: LocalRun, steps: int) -> None:
         """``steps`` SGD steps of ``run`` on the shared model."""
@@ -166,8 +161,8 @@ class TorchClient:
             if step == 0 and run.steps == 0:
                 run.initial_loss = float(loss.detach())
             loss.backward()
-            if run.anchor is not None:
-                self.weights.parameters.lerp_(run.anchor, run.proximal_weight)
+            if run.proximal is not None:
+                run.proximal.pull(self.weights.parameters)
             run.optimizer.step()
             total_loss += loss.detach()
             total_squared += losses.detach().square().sum()
