@@ -1,5 +1,5 @@
-"""Bliss v1 (research notes selection.md §3.5): the device encoder, the g/h regressors, and the
-selector on small hand-made fleets and at a million clients."""
+"""Bliss v1 (docs/bliss.md): the device encoder, the g/h regressors, and the selector on small
+hand-made fleets and at a million clients."""
 from __future__ import annotations
 
 import json
@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thirdparty.bliss.bliss import G_DIM, H_DIM, BlissConfig, BlissSelector, paced_budget
-from thirdparty.bliss.encode import (BRANDS, STATIC_DIM, STATIC_FEATURES, WINDOW_DIM, encode_static,
-                                     encode_windows, os_release_year)
+from fedscale.selection.base import STATIC_COLUMNS, Feedback
+from fedscale.selection.config import build_config
+from fedscale.selection.pacer import moved, relax_on_plateau
+from thirdparty.bliss.bliss import G_DIM, H_DIM, BlissConfig, BlissSelector
+from thirdparty.bliss.encode import (BRANDS, NUMERIC_SCALES, STATIC_DIM, STATIC_FEATURES, WINDOW_DIM,
+                                     encode_static, encode_windows, os_release_year)
 from thirdparty.bliss.regressor import REGRESSORS, make_regressor
 
 ODD = {
@@ -26,6 +29,12 @@ ODD = {
     "ram_gb": [2.0, np.nan, 0.01, 64.0, np.inf, 3.0],
     "gpu_flops": np.array([3e9, 0.0, np.nan, 1e15, 2e9, -5.0]),
 }
+
+
+def feed(selector, client, reward, round_index, duration, success, **extras) -> None:
+    """One client's outcome as a one-client feedback batch."""
+    selector.register_feedback(Feedback(round_index=round_index, client_ids=client, rewards=reward,
+                                        durations=duration, success=success, **extras))
 
 
 def feature(name: str) -> int:
@@ -42,8 +51,7 @@ def random_windows(ids: np.ndarray, t: float) -> np.ndarray:
 def make(n: int, seed: int = 0, **knobs) -> BlissSelector:
     """A selector over clients 0..n-1 (no device metadata) that reads ``random_windows``."""
     selector = BlissSelector(BlissConfig(**knobs), seed)
-    selector.register_clients(np.arange(n), np.full(n, 10), np.ones(n))
-    selector.window_source = random_windows
+    selector.register_clients(np.arange(n), np.full(n, 10), np.ones(n), window_source=random_windows)
     return selector
 
 
@@ -52,11 +60,15 @@ def play(selector: BlissSelector, num: int, online: np.ndarray, rewards, round_i
     picks = selector.select_participants(num, 600.0 * round_index, online)
     for client in picks:
         reward = float(rewards[client])
-        selector.register_feedback(client, max(reward, 0.0), round_index, 100.0, reward >= 0)
+        feed(selector, client, max(reward, 0.0), round_index, 100.0, reward >= 0)
     return picks
 
 
 # ---------------------------------------------------------------- encoder
+
+def test_numeric_scales_cover_the_numeric_static_columns() -> None:
+    assert tuple(NUMERIC_SCALES) == STATIC_COLUMNS[3:]
+
 
 def test_odd_metadata_gives_finite_deterministic_vectors() -> None:
     features = encode_static(ODD)
@@ -184,11 +196,11 @@ def test_unknown_regressor_is_an_error() -> None:
     ("t_budget", 0.0), ("pacer_step", 0), ("pacer_delta", -1.0), ("round_penalty", float("nan")),
     ("exploration_factor", 1.5), ("exploration_decay", 0.0), ("exploration_min", 0.95), ("cut_off_util", 2.0),
     ("bliss_selection", "best"), ("bliss_train_sampling", "loss"), ("bliss_retrain_every", 0),
-    ("bliss_min_train", 0), ("bliss_refresh_random", -0.1), ("collect_data", "yes"),
+    ("bliss_min_train", 0), ("bliss_refresh_random", -0.1), ("collect_data", "maybe"),
 ])
 def test_bad_config_values_name_the_field(field: str, value) -> None:
-    with pytest.raises(ValueError, match=rf"BlissConfig\.{field} = "):
-        BlissConfig(**{field: value})
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        build_config(BlissConfig, {field: value})
 
 
 def test_pools_are_unseen_at_random_and_seen_by_utility_plus_a_random_share() -> None:
@@ -226,8 +238,8 @@ def test_g_and_h_rows_on_hand_built_windows() -> None:
     table = {t: np.array([[[0.2 * t, 0.5 + 0.1 * t, 10.0 * t + c]] * 5 for c in range(3)]) for t in (1, 2, 3)}
     selector = BlissSelector(BlissConfig(collect_data=True), 0)
     selector.register_clients(np.arange(3), np.full(3, 5), np.ones(3),
-                              {"brand": ["HTC", "Samsung", None], "ram_gb": [1.0, 2.0, np.nan]})
-    selector.window_source = lambda ids, t: table[int(t)][ids]
+                              static={"brand": ["HTC", "Samsung", None], "ram_gb": [1.0, 2.0, np.nan]},
+                              window_source=lambda ids, t: table[int(t)][ids])
     static = encode_static({"brand": ["HTC", "Samsung", None], "ram_gb": [1.0, 2.0, np.nan]})
     encoded = {t: encode_windows(windows) for t, windows in table.items()}
     assert encoded[1][0, :3] == pytest.approx([0.2 / 1.25, 0.25 / 0.65, 11.0 / 100])
@@ -235,7 +247,7 @@ def test_g_and_h_rows_on_hand_built_windows() -> None:
     for r in (1, 2):
         picks = selector.select_participants(3, float(r), ids)
         for client in picks:
-            selector.register_feedback(client, 10.0 * (client + 1) * r, r, 10.0, client != 2 or r == 1)
+            feed(selector, client, 10.0 * (client + 1) * r, r, 10.0, client != 2 or r == 1)
     assert np.allclose(selector.g_rows(ids), np.hstack([encoded[2], static]))
     u_first = np.array([10.0, 20.0, 30.0])
     history = np.column_stack([u_first, [1, 1, 1], [1, 1, 1]])
@@ -254,12 +266,14 @@ def test_g_and_h_rows_on_hand_built_windows() -> None:
 
 
 def test_pacer_rule_plateau_swing_and_floor() -> None:
-    assert paced_budget(300.0, 105.0, 100.0, 5.0) == 305.0
-    assert paced_budget(300.0, 600.0, 100.0, 5.0) == 295.0
-    assert paced_budget(300.0, 150.0, 100.0, 5.0) == 300.0
-    assert paced_budget(7.0, 0.0, 0.0, 5.0) == 7.0
-    assert paced_budget(7.0, 600.0, 100.0, 5.0) == 5.0
-    assert paced_budget(3.0, 600.0, 100.0, 5.0) == 3.0
+    def paced(budget: float, recent: float, previous: float) -> float:
+        return moved(budget, relax_on_plateau(recent, previous), 5.0)
+
+    assert paced(300.0, 105.0, 100.0) == 305.0
+    assert paced(300.0, 600.0, 100.0) == 295.0
+    assert paced(300.0, 150.0, 100.0) == 300.0
+    assert paced(7.0, 600.0, 100.0) == 5.0
+    assert paced(3.0, 600.0, 100.0) == 3.0
 
 
 def test_pacer_moves_the_budget_every_window() -> None:
@@ -267,13 +281,13 @@ def test_pacer_moves_the_budget_every_window() -> None:
     online = np.arange(4)
     for r in range(1, 5):
         play(selector, 4, online, np.full(4, 10.0), r)
-        assert selector.t_budget == 300.0
+        assert selector.time_budget == 300.0
     play(selector, 4, online, np.full(4, 1000.0), 5)
-    assert selector.t_budget == 305.0 and selector.details()["pacer_move"]["to"] == 305.0
+    assert selector.time_budget == 305.0 and selector.details()["pacer_move"]["to"] == 305.0
     play(selector, 4, online, np.full(4, 1000.0), 6)
     assert selector.details()["pacer_move"] is None
     play(selector, 4, online, np.full(4, 1000.0), 7)
-    assert selector.t_budget == 300.0 and selector.details()["pacer_moves"] == 2
+    assert selector.time_budget == 300.0 and selector.details()["pacer_moves"] == 2
 
 
 def test_topk_takes_the_best_predictions_best_first() -> None:
@@ -299,10 +313,10 @@ def test_weighted_selection_gives_the_unseen_pool_its_epsilon_share() -> None:
 def test_failure_targets_zero_and_slow_non_adaptive_clients_are_penalised() -> None:
     selector = make(4, collect_data=True)
     selector.select_participants(4, 0.0, np.arange(4))
-    selector.register_feedback(0, 50.0, 1, 10.0, False)
-    selector.register_feedback(1, 50.0, 1, 600.0, True)
-    selector.register_feedback(2, 50.0, 1, 600.0, True, adaptive=True)
-    selector.register_feedback(3, 50.0, 1, 200.0, True)
+    feed(selector, 0, 50.0, 1, 10.0, False)
+    feed(selector, 1, 50.0, 1, 600.0, True)
+    feed(selector, 2, 50.0, 1, 600.0, True, adaptive=True)
+    feed(selector, 3, 50.0, 1, 200.0, True)
     assert selector.utility == pytest.approx([0.0, 12.5, 50.0, 50.0])
     rows = selector.training_data()
     assert rows["target"][np.argsort(rows["client"])] == pytest.approx([0.0, 12.5, 50.0, 50.0])
@@ -312,13 +326,13 @@ def test_utility_is_an_exponential_average_started_at_the_first_target() -> None
     selector = make(1)
     for r, (reward, success) in enumerate([(10.0, True), (20.0, True), (30.0, False)], start=1):
         selector.select_participants(1, 0.0, np.arange(1))
-        selector.register_feedback(0, reward, r, 1.0, success)
+        feed(selector, 0, reward, r, 1.0, success)
     assert selector.utility[0] == pytest.approx(0.3 * (0.7 * 20 + 0.3 * 10))
     raw = make(1, ema_alpha=1.0)
     raw.select_participants(1, 0.0, np.arange(1))
-    raw.register_feedback(0, 10.0, 1, 1.0, True)
+    feed(raw, 0, 10.0, 1, 1.0, True)
     raw.select_participants(1, 0.0, np.arange(1))
-    raw.register_feedback(0, 20.0, 2, 1.0, True)
+    feed(raw, 0, 20.0, 2, 1.0, True)
     assert raw.utility[0] == 20.0
 
 
@@ -372,26 +386,28 @@ def test_collected_rows_can_be_saved(tmp_path) -> None:
 
 def test_registration_details_and_misuse() -> None:
     selector = BlissSelector(BlissConfig(), 0)
-    selector.register_client(4, {"num_samples": 10, "duration": 5.0, "brand": None, "ram_gb": float("nan"),
-                                 "os_version": "Android 7.0", "model": "x"})
+    static = {"brand": [None], "ram_gb": [float("nan")], "os_version": ["Android 7.0"], "model": ["x"]}
+    selector.register_clients(np.array([4]), np.array([10]), np.array([5.0]), static=static)
     assert selector.details() == {}
     with pytest.raises(RuntimeError, match="window_source"):
         selector.select_participants(1, 0.0, np.array([4]))
-    selector.window_source = random_windows
+    selector.register_clients(np.array([4]), np.array([10]), np.array([5.0]), static=static,
+                              window_source=random_windows)
     assert selector.select_participants(1, 0.0, np.array([4])) == [4]
     json.dumps(selector.details())
     with pytest.raises(ValueError, match="not registered"):
-        selector.register_feedback(3, 1.0, 1, 1.0, True)
-    with pytest.raises(ValueError, match="time_stamp"):
-        selector.register_feedback(4, 1.0, 2, 1.0, True)
-    selector.register_feedback(4, 1.0, 1, 1.0, True)
+        feed(selector, 3, 1.0, 1, 1.0, True)
+    with pytest.raises(ValueError, match="round_index"):
+        feed(selector, 4, 1.0, 2, 1.0, True)
+    feed(selector, 4, 1.0, 1, 1.0, True)
     selector.register_clients(np.array([4]), np.array([3]), np.array([1.0]))
     assert selector.seen[4] == 0 and selector.utility[4] == 0
 
 
 def test_window_source_must_answer_one_row_per_client() -> None:
     selector = make(3)
-    selector.window_source = lambda ids, t: np.zeros((len(ids) + 1, 5, 3))
+    selector.register_clients(np.arange(3), np.full(3, 10), np.ones(3),
+                              window_source=lambda ids, t: np.zeros((len(ids) + 1, 5, 3)))
     with pytest.raises(ValueError, match="window_source returned"):
         selector.select_participants(1, 0.0, np.arange(3))
 
@@ -408,9 +424,9 @@ def test_a_million_clients_register_and_select_fast() -> None:
               "cpu_flops": rng.uniform(4e9, 6e10, n)}
     selector = BlissSelector(BlissConfig(), 0)
     start = time.perf_counter()
-    selector.register_clients(np.arange(n), np.full(n, 10), np.ones(n), static)
+    selector.register_clients(np.arange(n), np.full(n, 10), np.ones(n), static=static,
+                              window_source=lambda ids, t: np.random.default_rng(len(ids)).random((len(ids), 5, 3)))
     assert time.perf_counter() - start < 3.0
-    selector.window_source = lambda ids, t: np.random.default_rng(len(ids)).random((len(ids), 5, 3))
     timings = []
     for r in range(1, 7):
         online = np.sort(rng.choice(n, 200_000, replace=False))
@@ -418,6 +434,6 @@ def test_a_million_clients_register_and_select_fast() -> None:
         picks = selector.select_participants(130, 600.0 * r, online)
         timings.append(time.perf_counter() - start)
         for client in picks:
-            selector.register_feedback(client, float(rng.random() * 100), r, 100.0, True)
+            feed(selector, client, float(rng.random() * 100), r, 100.0, True)
     assert selector.details()["g_fitted"] and selector.details()["h_fitted"]
     assert max(timings) < 1.0 and float(np.median(timings)) < 0.25

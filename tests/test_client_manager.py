@@ -8,7 +8,9 @@ import pytest
 from fedscale.cloud.client_manager import ClientManager, make_selector
 from fedscale.cloud.config_parser import JobConf
 from fedscale.cloud.internal.trace_formats import fleet_from_json
-from fedscale.cloud.random_selector import RandomSelector
+from fedscale.selection.base import Feedback
+from fedscale.selection.config import SelectorConfig
+from fedscale.selection.random import RandomSelector
 
 MODEL_BYTES = 1_000_000
 
@@ -38,19 +40,21 @@ class Recorder(RandomSelector):
     """A random selector that records the feedback it gets."""
 
     def __init__(self, seed, picks=None):
-        super().__init__(seed)
+        super().__init__(SelectorConfig(), seed)
         self.picks = picks
         self.feedback = []
         self.registered = None
 
-    def register_clients(self, client_ids, num_samples, durations):
+    def register_clients(self, client_ids, num_samples, durations, *, static=None, window_source=None):
         self.registered = (client_ids.tolist(), num_samples.tolist(), durations)
 
     def select_participants(self, num, cur_time, online_ids):
         return self.picks if self.picks is not None else super().select_participants(num, cur_time, online_ids)
 
-    def register_feedback(self, client_id, reward, time_stamp, duration, success, **extra):
-        self.feedback.append((client_id, reward, time_stamp, round(duration, 6), success))
+    def register_feedback(self, feedback):
+        self.feedback.extend(zip(feedback.client_ids.tolist(), feedback.rewards.tolist(),
+                                 [feedback.round_index] * len(feedback.client_ids),
+                                 np.round(feedback.durations, 6).tolist(), feedback.success.tolist()))
 
 
 def test_eligibility_bounds_and_registration(tmp_path):
@@ -109,8 +113,10 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
                          enumerate([(10, 2000.0), (40, 50_000.0), (20, 4000.0), (90, 1000.0)])])
     job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3)
     manager = ClientManager(np.full(4, 20), f, job, MODEL_BYTES, make_selector(job))
-    for client in range(4):   # every client has run once, with distinct gradient utility
-        manager.selector.register_feedback(client, 1.0, 1, 10.0, True, gradient_norm=float(4 - client))
+    clients = np.arange(4)    # every client has run once, with distinct gradient utility
+    manager.selector.register_feedback(Feedback(round_index=1, client_ids=clients, rewards=np.ones(4),
+                                                durations=np.full(4, 10.0), success=np.ones(4, dtype=bool),
+                                                gradient_norm=4.0 - clients))
     plan = manager.plan_round(2, 0.0)
     assert len(plan.participants) == 3
     # upload dropout grows with rank (lower gradient utility uploads less), extra steps fill idle time

@@ -1,7 +1,6 @@
 """Oort selector: the paper's rules (Lai et al., OSDI 2021, §4) on small fleets, and its cost at a million clients."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -9,7 +8,17 @@ import time
 import numpy as np
 import pytest
 
+import pydantic
+
+from fedscale.selection.base import Feedback
+from fedscale.selection.config import build_config
 from thirdparty.oort.oort import OortConfig, OortSelector
+
+
+def feed(selector, client, reward, round_index, duration, success, **extras) -> None:
+    """One client's outcome as a one-client feedback batch."""
+    selector.register_feedback(Feedback(round_index=round_index, client_ids=client, rewards=reward,
+                                        durations=duration, success=success, **extras))
 
 
 def make(durations, samples=None, seed: int = 0, **knobs) -> OortSelector:
@@ -25,7 +34,7 @@ def explore_all(selector: OortSelector, rewards, durations=None, time_stamp: int
     """Feedback that makes clients 0..len(rewards)-1 explored with these rewards."""
     for client, reward in enumerate(rewards):
         duration = selector.profiled_duration[client] if durations is None else durations[client]
-        selector.register_feedback(client, float(reward), time_stamp, float(duration), True)
+        feed(selector, client, float(reward), time_stamp, float(duration), True)
 
 
 def test_defaults_are_the_papers() -> None:
@@ -42,11 +51,11 @@ def test_defaults_are_the_papers() -> None:
     ("round_penalty", -1.0), ("cut_off_util", 1.2), ("clip_bound", 0.0), ("blacklist_rounds", 0),
     ("blacklist_rounds", 2.5), ("blacklist_max_len", 1.1), ("pacer_step", 0), ("pacer_delta", -5.0),
     ("pacer_mode", "fast"), ("t_mode", "seconds"), ("round_threshold", 101.0), ("sample_window", 0.5),
-    ("round_penalty", float("nan")), ("exploration_factor", True),
+    ("round_penalty", float("nan")), ("blacklist_rounds", -2),
 ])
 def test_bad_config_values_name_the_field(field: str, value) -> None:
-    with pytest.raises(ValueError, match=rf"OortConfig\.{field} = "):
-        OortConfig(**{field: value})
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        build_config(OortConfig, {field: value})
 
 
 def test_absolute_round_threshold_must_be_positive_seconds() -> None:
@@ -76,7 +85,7 @@ def test_exploration_share_decays_to_floor_and_takes_the_fastest_unexplored(wind
         assert set(explored_now) <= set(fastest)
         shares.append(len(explored_now) / num)
         for client in picks:
-            selector.register_feedback(int(client), 1.0, r, float(durations[client]), True)
+            feed(selector, int(client), 1.0, r, float(durations[client]), True)
     assert shares[-1] == pytest.approx(0.2) and shares[-10] == pytest.approx(0.2)
     assert selector.details()["explored_total"] == sum(round(s * num) for s in shares[:-1])
 
@@ -110,8 +119,8 @@ def test_reported_duration_replaces_the_profiled_one() -> None:
 
 def test_staleness_bonus_favours_clients_left_out_longer() -> None:
     selector = make([1.0, 1.0])
-    selector.register_feedback(0, 10.0, 1, 1.0, True)
-    selector.register_feedback(1, 10.0, 4, 1.0, True)
+    feed(selector, 0, 10.0, 1, 1.0, True)
+    feed(selector, 1, 10.0, 4, 1.0, True)
     utility = selector.exploitation_utility(np.arange(2), 9, math.inf)
     assert utility == pytest.approx([1 + math.sqrt(0.1 * math.log(9) / 1), 1 + math.sqrt(0.1 * math.log(9) / 4)])
     assert selector.exploitation_utility(np.arange(2), 1, math.inf) == pytest.approx([1.0, 1.0])
@@ -129,7 +138,7 @@ def test_outlier_utility_is_clipped_at_the_percentile() -> None:
     assert unclipped.exploitation_utility(np.arange(20), 1, math.inf)[18] == pytest.approx(0.019)
 
 
-@pytest.mark.parametrize("cut_off, admitted", [(0.95, 3), (0.7, 5), (0.0, 10)])
+@pytest.mark.parametrize("cut_off, admitted", [(0.95, 3), (0.7, 5), (1e-3, 10)])
 def test_cut_off_admits_clients_within_c_of_the_boundary(cut_off: float, admitted: int) -> None:
     rewards = np.arange(100, 0, -10)
     chosen = set()
@@ -157,7 +166,7 @@ def run_pacer(schedule, knobs, failing_rounds=(), fact: str = "preferred_duratio
         if r <= len(schedule):
             for client in range(4):
                 failed = client == 0 and r in failing_rounds
-                selector.register_feedback(client, 1000.0 if failed else schedule[r - 1], r,
+                feed(selector, client, 1000.0 if failed else schedule[r - 1], r,
                                            float(client + 1), not failed)
     return used
 
@@ -216,7 +225,7 @@ def simulate(seed: int, online_order=lambda ids: ids, rounds: int = 15) -> list[
         picks = selector.select_participants(50, float(r), online_order(online))
         history.append(picks)
         for client in picks:
-            selector.register_feedback(client, float(rewards[client]), r, float(durations[client]), client % 7 != 0)
+            feed(selector, client, float(rewards[client]), r, float(durations[client]), client % 7 != 0)
     return history
 
 
@@ -238,7 +247,7 @@ def test_only_online_registered_clients_are_returned() -> None:
         assert len(picks) == len(set(picks)) == 40 and picks == sorted(picks)
         assert set(picks) <= set(online) & (set(range(500)) | {700})
         for client in picks:
-            selector.register_feedback(client, 1.0 + client % 13, r, 10.0, True)
+            feed(selector, client, 1.0 + client % 13, r, 10.0, True)
 
 
 def test_fewer_online_than_requested_returns_them_all() -> None:
@@ -255,27 +264,17 @@ def test_details_are_json_and_errors_are_clear() -> None:
     details = json.loads(json.dumps(selector.details(), allow_nan=False))
     assert details["round"] == 1 and details["num_explored"] == 5 and details["pacer_move"] is None
     with pytest.raises(ValueError, match="client 25 is not registered"):
-        selector.register_feedback(25, 1.0, 1, 1.0, True)
-    with pytest.raises(ValueError, match="time_stamp"):
-        selector.register_feedback(3, 1.0, 0, 1.0, True)
+        feed(selector, 25, 1.0, 1, 1.0, True)
+    with pytest.raises(ValueError, match="round_index"):
+        feed(selector, 3, 1.0, 0, 1.0, True)
     with pytest.raises(ValueError, match="durations"):
         selector.register_clients(np.array([1]), np.array([1]), np.array([0.0]))
     with pytest.raises(ValueError, match="integer client ids"):
         selector.select_participants(5, 0.0, np.array([1.5]))
 
 
-def test_register_client_matches_bulk_registration() -> None:
-    one = OortSelector(OortConfig(), 3)
-    for client, (samples, duration) in enumerate([(5, 2.0), (9, 1.0), (4, 3.0)]):
-        one.register_client(client, {"num_samples": samples, "duration": duration})
-    bulk = make([2.0, 1.0, 3.0], samples=[5, 9, 4], seed=3)
-    for field in ("registered", "num_samples", "profiled_duration", "duration"):
-        assert np.array_equal(getattr(one, field)[:3], getattr(bulk, field)[:3])
-    assert one.select_participants(2, 0.0, np.arange(3)) == bulk.select_participants(2, 0.0, np.arange(3))
-
-
 def test_config_is_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         OortConfig().pacer_step = 3
 
 
@@ -294,6 +293,6 @@ def test_a_million_clients_stay_cheap() -> None:
         timings.append(time.perf_counter() - start)
         assert len(picks) == 1300
         for client in picks[:600]:
-            selector.register_feedback(client, float(client % 97), r, 20.0, True)
+            feed(selector, client, float(client % 97), r, 20.0, True)
     assert selector.details()["num_exploited"] > 0
     assert sorted(timings)[2] < 0.1

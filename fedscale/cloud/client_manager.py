@@ -4,8 +4,10 @@ Each data client is bound to a device of the fleet (client ``i`` to device row
 ``i mod fleet size``, as FedScale maps its clients onto its device table), which gives it a
 compute speed, bandwidth traces and availability intervals. Clients outside the
 ``filter_less``..``filter_more`` sample-count bounds never take part. The selector
-(``sample_mode``) is called only through ``register_clients`` / ``select_participants`` /
-``register_feedback`` (and, for selectors that shape each client's work, ``client_overrides``).
+(``sample_mode``, a ``fedscale.selection`` ``Selector``) is called only through
+``register_clients`` / ``select_participants`` / ``register_feedback``; what else it gets
+(device metadata, trace windows, failures, its own time budget, per-client work) follows
+its declared ``needs``.
 
 ``plan_round`` is the non-adaptive round of FedScale/Oort (Lai et al., OSDI 2021, Sec. 5):
 over-commit ``overcommitment x K`` online candidates, simulate each one's download, compute
@@ -18,38 +20,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
-from fedscale.cloud.random_selector import RandomSelector
+from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector
+from fedscale.selection.registry import SAMPLE_MODES, build_selector
 
-SAMPLE_MODES = ("random", "oort", "pyramidfl", "bliss")
-STATIC_COLUMNS = ("brand", "model", "os_version", "ram_gb", "storage_gb", "battery_mah", "cpu_flops", "gpu_flops",
-                  "peak_throughput_mbps")
-
-
-class Selector(Protocol):
-    def register_clients(self, client_ids: np.ndarray, num_samples: np.ndarray, durations: np.ndarray) -> None: ...
-    def select_participants(self, num: int, cur_time: float, online_ids: np.ndarray) -> list[int]: ...
-    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
-                          success: bool, **extra: Any) -> None: ...
-    def details(self) -> dict[str, Any]: ...
+__all__ = ["SAMPLE_MODES", "ClientManager", "RoundPlan", "make_selector"]
 
 
 def make_selector(conf: Any) -> Selector:
-    """The selector named by ``sample_mode``, configured from the job's keys."""
-    if conf.sample_mode == "random":
-        return RandomSelector(conf.seed)
-    from thirdparty.bliss.bliss import BlissConfig, BlissSelector
-    from thirdparty.oort.oort import OortConfig, OortSelector
-    from thirdparty.pyramidfl.pyramidfl import PyramidFLConfig, PyramidFLSelector
-    config_type, selector_type = {"oort": (OortConfig, OortSelector),
-                                  "pyramidfl": (PyramidFLConfig, PyramidFLSelector),
-                                  "bliss": (BlissConfig, BlissSelector)}[conf.sample_mode]
-    fields = config_type.__dataclass_fields__
-    return selector_type(config_type(**{name: conf[name] for name in fields}), conf.seed)
+    """The selector named by ``sample_mode``, configured from the job's keys and seeded by ``seed``."""
+    return build_selector(conf.sample_mode, conf.to_dict(), conf.seed)
 
 
 @dataclass
@@ -100,15 +84,13 @@ class ClientManager:
         self.eligible = np.flatnonzero(keep)
         self._cursor = OnlineCursor(fleet, self.device[self.eligible])
         profiled = self.get_completion_time(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
-        counts, durations = self.sample_counts[self.eligible], sum(profiled)
-        if getattr(selector, "needs_static", False):
+        needs = selector.needs
+        static = None
+        if needs.static_features:
             devices = fleet.take(self.device[self.eligible])
-            selector.register_clients(self.eligible, counts, durations,
-                                      static={name: getattr(devices, name) for name in STATIC_COLUMNS})
-        else:
-            selector.register_clients(self.eligible, counts, durations)
-        if getattr(selector, "needs_windows", False):
-            selector.window_source = self.dynamic_windows
+            static = {name: getattr(devices, name) for name in STATIC_COLUMNS}
+        selector.register_clients(self.eligible, self.sample_counts[self.eligible], sum(profiled), static=static,
+                                  window_source=self.dynamic_windows if needs.trace_windows else None)
 
     @property
     def num_clients(self) -> int:
@@ -132,10 +114,6 @@ class ClientManager:
 
     def select_participants(self, num: int, cur_time: float) -> list[int]:
         return self.selector.select_participants(num, cur_time, self.online(cur_time))
-
-    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
-                          success: bool, **kwargs: Any) -> None:
-        self.selector.register_feedback(client_id, reward, time_stamp, duration, success, **kwargs)
 
     def get_completion_time(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
                          keep_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,7 +139,7 @@ class ClientManager:
         order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
         kept = order[:min(conf.num_participants, int(stays.sum()))]
         keep_fraction = np.ones(len(kept))
-        if hasattr(self.selector, "client_overrides") and len(kept):
+        if self.selector.needs.client_overrides and len(kept):
             steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
                                                               conf.local_steps, t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
@@ -179,8 +157,8 @@ class ClientManager:
 
     @property
     def t_budget(self) -> float:
-        """The round's time budget: the selector's (Bliss's pacer moves it) or the job's."""
-        return float(getattr(self.selector, "t_budget", self.conf.t_budget))
+        """The round's time budget: the selector's if it declares one (Bliss's pacer moves it), else the job's."""
+        return float(self.selector.time_budget if self.selector.needs.time_budget else self.conf.t_budget)
 
     def plan_adaptive_round(self, round_index: int, cur_time: float) -> RoundPlan:
         """The adaptive path's plan: every over-committed candidate is dispatched with the
@@ -226,26 +204,30 @@ class ClientManager:
             duration=float(walls[kept].max()) if len(kept) else plan.duration)
 
     def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
-        """Feed the round's outcome back to the selector.
+        """Feed the round's outcome back to the selector, as one batch.
 
         Aggregated clients report their measured utility and simulated duration, and PyramidFL's
         gradient utility ``||update|| * samples trained / 100`` (its authors' scaling); stragglers get
         the round's mean utility and their own simulated duration, unsuccessful (as FedScale does
         for clients cut by over-commitment). Clients that went offline, or whose executor
-        failed, get no feedback, except for selectors that learn from failures (Bliss: target 0).
+        failed, get no feedback, except for selectors that declare ``failure_feedback`` (Bliss:
+        target 0), which get them last, with the round's duration.
         """
-        r = plan.round_index
         mean_utility = float(np.mean([res.utility for res in results.values()])) if results else 0.0
-        for i, client in enumerate(plan.participants.tolist()):
-            if client in results:
-                res = results[client]
-                trained = min(res.num_samples, res.local_steps * self.conf.batch_size)
-                self.register_feedback(client, res.utility, r, float(plan.totals[i]), True,
-                                       gradient_norm=res.update_norm * trained / 100, steps=res.local_steps,
-                                       t_comp=float(plan.t_comp[i]), t_comm=float(plan.t_dl[i] + plan.t_ul[i]),
-                                       adaptive=bool(self.conf.adaptive_training))
-        for client, duration in zip(plan.stragglers.tolist(), plan.straggler_durations.tolist()):
-            self.register_feedback(client, mean_utility, r, duration, False)
-        if getattr(self.selector, "learns_from_failures", False):
-            for client in plan.offline.tolist():
-                self.register_feedback(client, 0.0, r, plan.duration, False)
+        done = [(i, c) for i, c in enumerate(plan.participants.tolist()) if c in results]
+        report = [results[c] for _, c in done]
+        positions = np.array([i for i, _ in done], dtype=np.int64)
+        trained = np.array([min(r.num_samples, r.local_steps * self.conf.batch_size) for r in report], dtype=np.float64)
+        norms = np.array([r.update_norm for r in report], dtype=np.float64) * trained / 100
+        failed = plan.offline if self.selector.needs.failure_feedback else np.empty(0, dtype=np.int64)
+        clients = np.concatenate([np.array([c for _, c in done], dtype=np.int64), plan.stragglers, failed])
+        unsuccessful = len(plan.stragglers) + len(failed)
+        self.selector.register_feedback(Feedback(
+            round_index=plan.round_index, client_ids=clients,
+            rewards=np.concatenate([[r.utility for r in report], np.full(len(plan.stragglers), mean_utility),
+                                    np.zeros(len(failed))]),
+            durations=np.concatenate([plan.totals[positions], plan.straggler_durations,
+                                      np.full(len(failed), plan.duration)]),
+            success=np.arange(len(clients)) < len(report),
+            gradient_norm=np.concatenate([norms, np.full(unsuccessful, np.nan)]),
+            adaptive=bool(self.conf.adaptive_training)))

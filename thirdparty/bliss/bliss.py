@@ -6,15 +6,16 @@ would be, instead of trusting the utility it reported the last time it ran. Two 
 it: ``g`` scores clients never tried, from their device's recent state (bandwidth, free CPU,
 battery over the last five ten-minute windows) and its static specs; ``h`` re-scores clients
 already tried, from how their state changed since then, their specs and their last outcome.
-This module implements "Bliss v1", the corrected specification of the project's research
-notes (selection.md §3.5); the rules and where they come from:
+This module implements "Bliss v1", the public code's algorithm with its defects fixed, as
+``docs/bliss.md`` specifies it; the rules and where they come from:
 
 1. Pacer on the round-time budget ``t_budget`` (seconds): every ``pacer_step`` rounds, from
    twice that on, compare the summed per-round mean utility of the successful participants
    over the last ``pacer_step`` rounds (A) with the ``pacer_step`` before (B); relax by
    ``pacer_delta`` on a plateau (``|A - B| <= 0.1 B``), tighten on a swing (``>= 5 B``), never
-   below ``pacer_delta``. This is the rule of Oort's artifact and FedScale's Oort code (Lai et
-   al., OSDI 2021; notes §1.4-2), which the public Bliss code applies to ``t_budget``.
+   below ``pacer_delta``. This is the rule of Oort's artifact (SymbioticLab/Oort ``oort/oort.py``)
+   and FedScale's Oort code (Lai et al., OSDI 2021, §4.2), which the public Bliss code applies
+   to ``t_budget`` (``fedscale.selection.pacer``).
 2. Candidate pools among the online clients: up to ``number_clients_to_predict_utility``
    never-tried clients, uniformly (public code); the ``number_clients_to_refresh_utility``
    tried clients with the highest stored utility (public code) plus a ``bliss_refresh_random``
@@ -52,7 +53,7 @@ Decisions beyond the specification, and why:
   clients than the configured pool sizes still scores every pick.
 - A row trains ``g``/``h`` only once the outcome of the participation it describes has been fed
   back, so a client picked but not yet heard from does not teach its stale utility.
-- ``epsilon_0`` of §3.5 is ``WEIGHT_FLOOR`` times the pool's best prediction, so a client
+- The weight floor ``epsilon_0`` of step 5 is ``WEIGHT_FLOOR`` times the pool's best prediction, so a client
   predicted at 0 keeps a small chance once admitted; all-zero pools are drawn uniformly.
 - Until ``g`` is fitted the never-tried clients are scored with the median stored utility of
   the clients it would train on (a uniform draw); until ``h`` is fitted a tried client's
@@ -64,107 +65,73 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from thirdparty.bliss.encode import (DENSE_DIM, STATIC_COLUMNS, STATIC_DIM, WINDOW_DIM, CompactStatic,
-                                     compact_static, encode_windows, expand_static)
-from thirdparty.bliss.regressor import REGRESSORS, make_regressor
-from thirdparty.oort.oort import PLATEAU, SWING, OortConfig, OortSelector, as_ids
+from fedscale.selection.base import Feedback, Needs, Selector, WindowSource
+from fedscale.selection.config import ExplorationConfig, PacerConfig, PenaltyConfig
+from fedscale.selection.pacer import Pacer, relax_on_plateau
+from thirdparty.bliss.encode import (DENSE_DIM, STATIC_DIM, WINDOW_DIM, CompactStatic, compact_static,
+                                     encode_windows, expand_static)
+from thirdparty.bliss.regressor import RegressorName, make_regressor
+from thirdparty.oort.oort import OortSelector, as_ids
 
-SELECTIONS = ("weighted", "topk")
-TRAIN_SAMPLINGS = ("uniform", "utility")
 WEIGHT_FLOOR = 1e-3
 H_HISTORY = ("last_utility", "last_success", "round_gap")
 G_DIM = WINDOW_DIM + STATIC_DIM
 H_DIM = WINDOW_DIM + STATIC_DIM + len(H_HISTORY)
 
-WindowSource = Callable[[np.ndarray, float], np.ndarray]
 
-
-@dataclass(frozen=True)
-class BlissConfig:
+class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     """Bliss's knobs; each is the job_conf key of the same name (module docstring for the rules).
 
     Pools and training sets: ``number_clients_to_predict_utility`` (never-tried clients scored
     by g), ``number_clients_to_refresh_utility`` (tried clients re-scored by h),
-    ``amount_clients_predict_train_set`` / ``amount_clients_refresh_train_set`` (rows per fit),
-    ``bliss_min_train`` (fewer rows: no fit), ``bliss_retrain_every`` (rounds between fits),
-    ``bliss_train_sampling``, ``bliss_refresh_random``. Models: ``g_model``/``h_model``, one
-    of ``REGRESSORS``. Feedback: ``ema_alpha``, ``round_penalty`` (non-adaptive path only).
-    Pacer: ``t_budget`` (initial seconds), ``pacer_step``, ``pacer_delta``. Selection:
-    ``bliss_selection`` and, for ``weighted``, the epsilon schedule and ``cut_off_util``.
-    ``collect_data`` keeps every pick's features and outcome for ``training_data``.
+    ``amount_clients_predict_train_set`` / ``amount_clients_refresh_train_set`` (rows per fit,
+    at least ``bliss_min_train``), ``bliss_min_train`` (fewer rows: no fit),
+    ``bliss_retrain_every`` (rounds between fits), ``bliss_train_sampling``,
+    ``bliss_refresh_random``. Models: ``g_model``/``h_model``. Feedback: ``ema_alpha``,
+    ``round_penalty`` (non-adaptive path only). Pacer: ``t_budget`` (initial seconds),
+    ``pacer_step``, ``pacer_delta``. Selection: ``bliss_selection`` and, for ``weighted``, the
+    epsilon schedule and ``cut_off_util``. ``collect_data`` keeps every pick's features and
+    outcome for ``training_data``.
     """
 
-    number_clients_to_predict_utility: int = 300
-    number_clients_to_refresh_utility: int = 300
-    amount_clients_predict_train_set: int = 500
-    amount_clients_refresh_train_set: int = 500
-    g_model: str = "linreg"
-    h_model: str = "linreg"
-    ema_alpha: float = 0.7
-    t_budget: float = 300.0
-    pacer_step: int = 20
-    pacer_delta: float = 5.0
-    round_penalty: float = 2.0
-    exploration_factor: float = 0.9
-    exploration_decay: float = 0.98
-    exploration_min: float = 0.2
-    cut_off_util: float = 0.95
-    bliss_selection: str = "weighted"
-    bliss_train_sampling: str = "uniform"
-    bliss_retrain_every: int = 1
-    bliss_min_train: int = 20
-    bliss_refresh_random: float = 0.1
-    collect_data: bool = False
+    number_clients_to_predict_utility: int = Field(300, ge=0, description=(
+        "Bliss: online clients never seen whose utility g predicts each round."))
+    number_clients_to_refresh_utility: int = Field(300, ge=0, description=(
+        "Bliss: online seen clients (top by utility) whose utility h refreshes each round."))
+    amount_clients_predict_train_set: int = Field(500, ge=1, description="Bliss: most training rows for g.")
+    amount_clients_refresh_train_set: int = Field(500, ge=1, description="Bliss: most training rows for h.")
+    g_model: RegressorName = Field("linreg", description="Bliss: regressor predicting unseen clients' utility.")
+    h_model: RegressorName = Field("linreg", description="Bliss: regressor refreshing seen clients' utility.")
+    ema_alpha: float = Field(0.7, gt=0, le=1,
+                             description="Bliss: weight of the newest observed utility in its moving average.")
+    bliss_selection: Literal["weighted", "topk"] = Field("weighted", description=(
+        "Bliss: draw participants proportionally to predicted utility (weighted) or take the best (topk)."))
+    bliss_train_sampling: Literal["uniform", "utility"] = Field(
+        "uniform", description="Bliss: how g's and h's training rows are drawn.")
+    bliss_retrain_every: int = Field(1, ge=1, description="Bliss: rounds between refits of g and h.")
+    bliss_min_train: int = Field(20, ge=1, description="Bliss: fewest rows g or h is fitted on.")
+    bliss_refresh_random: float = Field(0.1, ge=0, description=(
+        "Bliss: extra refresh candidates drawn uniformly from the other seen online clients, as a "
+        "share of number_clients_to_refresh_utility."))
+    collect_data: bool = Field(False, description="Bliss: dump g's and h's training rows to the run folder.")
+    t_budget: float = Field(300.0, gt=0, description=(
+        "Seconds a round allows each client for download, compute and upload (Bliss's pacer moves it)."))
 
-    _require = OortConfig._require
-    _require_number = OortConfig._require_number
-
-    def __post_init__(self) -> None:
-        self._require_number("number_clients_to_predict_utility", 0, integer=True)
-        self._require_number("number_clients_to_refresh_utility", 0, integer=True)
-        self._require_number("bliss_min_train", 1, integer=True)
-        self._require_number("amount_clients_predict_train_set", self.bliss_min_train, integer=True)
-        self._require_number("amount_clients_refresh_train_set", self.bliss_min_train, integer=True)
-        self._require("g_model", self.g_model in REGRESSORS, f"one of {REGRESSORS}")
-        self._require("h_model", self.h_model in REGRESSORS, f"one of {REGRESSORS}")
-        self._require_number("ema_alpha", 0, 1, above=True)
-        self._require_number("t_budget", 0, above=True)
-        self._require_number("pacer_step", 1, integer=True)
-        self._require_number("pacer_delta", 0)
-        self._require_number("round_penalty", 0)
-        self._require_number("exploration_factor", 0, 1)
-        self._require_number("exploration_decay", 0, 1, above=True)
-        self._require_number("exploration_min", 0, self.exploration_factor)
-        self._require_number("cut_off_util", 0, 1)
-        self._require("bliss_selection", self.bliss_selection in SELECTIONS, f"one of {SELECTIONS}")
-        self._require("bliss_train_sampling", self.bliss_train_sampling in TRAIN_SAMPLINGS,
-                      f"one of {TRAIN_SAMPLINGS}")
-        self._require_number("bliss_retrain_every", 1, integer=True)
-        self._require_number("bliss_refresh_random", 0)
-        self._require("collect_data", isinstance(self.collect_data, bool), "true or false")
+    @model_validator(mode="after")
+    def _train_sets_fit(self) -> BlissConfig:
+        for key in ("amount_clients_predict_train_set", "amount_clients_refresh_train_set"):
+            if getattr(self, key) < self.bliss_min_train:
+                raise ValueError(f"{key}: expected at least bliss_min_train ({self.bliss_min_train}), "
+                                 f"got {getattr(self, key)}")
+        return self
 
 
-def paced_budget(budget: float, recent: float, previous: float, delta: float) -> float:
-    """The pacer's new budget from the utility of the last window (``recent``) and the one
-    before (``previous``): ``+delta`` on a plateau (change <= 10% of previous), ``-delta`` on a
-    swing (change >= 5x previous) but never below ``delta`` nor raised by tightening, else
-    unchanged; unchanged too when ``previous`` is not positive (nothing to compare with)."""
-    if previous <= 0:
-        return budget
-    change = abs(recent - previous)
-    if change <= PLATEAU * previous:
-        return budget + delta
-    if change >= SWING * previous:
-        return max(budget - delta, min(budget, delta))
-    return budget
-
-
-class BlissSelector:
+class BlissSelector(Selector):
     """Bliss v1 over a fleet held in arrays indexed by client id (module docstring for the rules).
 
     Fleet arrays (length = largest registered id + 1, grown by doubling): ``registered``;
@@ -173,17 +140,15 @@ class BlissSelector:
     ``picked_round``/``previous_round`` (rounds of the latest two picks, -1 none);
     ``feedback_round`` (round of the latest feedback, -1 none); ``window``/``previous_window``
     (encoded dynamic windows at the latest two picks); ``static_dense``/``brand``/``model``
-    (the ``CompactStatic`` device encoding). ``window_source(ids, t)`` must be set before the
-    first selection: it returns each client's ``[5, 3]`` windows at virtual time ``t``.
+    (the ``CompactStatic`` device encoding). A ``window_source`` must be given at registration
+    before the first selection: it returns each client's ``[5, 3]`` windows at virtual time ``t``.
     Each ``select_participants`` call is round 1, 2, ...; all randomness comes from the seed.
-    The class flags tell the ClientManager to register the device metadata (``needs_static``),
-    to set ``window_source`` (``needs_windows``) and to report failed clients too
-    (``learns_from_failures``: their target is 0).
+    Bliss needs device metadata and trace windows, learns from failed clients too (their target
+    is 0) and sets the round's time budget.
     """
 
-    needs_static = True
-    needs_windows = True
-    learns_from_failures = True
+    Config = BlissConfig
+    needs = Needs(static_features=True, trace_windows=True, failure_feedback=True, time_budget=True)
 
     _FLEET_ARRAYS: tuple[tuple[str, Any, Any, int], ...] = (
         ("registered", np.bool_, False, 0),
@@ -221,10 +186,10 @@ class BlissSelector:
     _candidates = OortSelector._candidates
     _check_registered = OortSelector._check_registered
 
+    config: BlissConfig
+
     def __init__(self, config: BlissConfig, seed: int) -> None:
-        if not isinstance(config, BlissConfig):
-            raise TypeError(f"BlissSelector needs a BlissConfig, got {type(config).__name__}")
-        self.config = config
+        super().__init__(config, seed)
         self.round = 0
         self.epsilon = float(config.exploration_factor)
         self.window_source: WindowSource | None = None
@@ -232,38 +197,32 @@ class BlissSelector:
         self.h = make_regressor(config.h_model, seed + 1)
         self.last_predict_pool = np.empty(0, dtype=np.int64)
         self.last_refresh_pool = np.empty(0, dtype=np.int64)
-        self._t_budget = float(config.t_budget)
+        self.pacer = Pacer(float(config.t_budget), config.pacer_step, config.pacer_delta, relax_on_plateau,
+                           needs_base=True)
         self._rng = np.random.default_rng(seed)
-        self._round_utility_sum = [0.0]
-        self._round_success_count = [0]
-        self._pacer_moves = 0
         self._last: dict[str, Any] = {}
         self._rows = _RowLog() if config.collect_data else None
         for name, dtype, fill, width in self._FLEET_ARRAYS:
             setattr(self, name, np.full((0, width) if width else 0, fill, dtype=dtype))
 
     @property
-    def t_budget(self) -> float:
+    def time_budget(self) -> float:
         """The round-time budget in seconds, as the pacer last set it."""
-        return self._t_budget
+        return self.pacer.value
 
-    def register_client(self, client_id: int, static_info: dict[str, Any]) -> None:
-        """Register one client from ``static_info``: ``num_samples``, ``duration`` and any of the
-        device columns of ``encode.STATIC_COLUMNS`` as scalars."""
-        static = {name: [static_info[name]] for name in STATIC_COLUMNS if name in static_info}
-        self.register_clients(np.array([client_id]), np.array([static_info["num_samples"]]),
-                              np.array([static_info["duration"]], dtype=np.float64), static)
-
-    def register_clients(self, client_ids: np.ndarray, num_samples: np.ndarray, durations: np.ndarray,
-                         static: Mapping[str, Any] | None = None) -> None:
+    def register_clients(self, client_ids: np.ndarray, num_samples: np.ndarray, durations: np.ndarray, *,
+                         static: Mapping[str, Any] | None = None, window_source: WindowSource | None = None) -> None:
         """Register many clients at once, encoding their devices in one vectorised pass.
 
         ``static`` maps device columns (``encode.encode_static``'s, aligned with
         ``client_ids``; labels may be ``Categorical``-like codes into a vocabulary) to arrays;
         absent columns and values are encoded as unknown. ``num_samples`` and ``durations`` are
         checked but not kept: Bliss learns a client's worth from its device and outcomes. A
-        client registered again starts afresh, never tried.
+        client registered again starts afresh, never tried. ``window_source``, if given,
+        replaces the one windows are read from.
         """
+        if window_source is not None:
+            self.window_source = window_source
         ids = as_ids(client_ids, "client_ids")
         samples, seconds = np.asarray(num_samples), np.asarray(durations, dtype=np.float64)
         if samples.shape != ids.shape or seconds.shape != ids.shape:
@@ -291,12 +250,10 @@ class BlissSelector:
         if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
             raise ValueError(f"num must be a non-negative integer, got {num!r}")
         if self.window_source is None:
-            raise RuntimeError("BlissSelector.window_source must be set before the first selection")
+            raise RuntimeError("BlissSelector needs a window_source, given at registration, before the first selection")
         config = self.config
         self.round += 1
-        self._round_utility_sum.append(0.0)
-        self._round_success_count.append(0)
-        move = self._pace()
+        move = self.pacer.start_round(self.round)
         candidates = self._candidates(online_ids, np.empty(0, dtype=np.int64))
         tried = self.seen[candidates] > 0
         predict_pool = self._draw_uniform(candidates[~tried], max(config.number_clients_to_predict_utility, num))
@@ -321,7 +278,7 @@ class BlissSelector:
         from_predict = int(np.count_nonzero(~from_refresh))
         self._last = {
             "round": self.round, "selection": config.bliss_selection, "epsilon": self.epsilon,
-            "t_budget": self._t_budget, "pacer_move": move, "pacer_moves": self._pacer_moves,
+            "t_budget": self.time_budget, "pacer_move": move, "pacer_moves": self.pacer.moves,
             "num_candidates": len(candidates), "num_unseen_online": int(np.count_nonzero(~tried)),
             "predict_pool": len(predict_pool), "refresh_pool": len(refresh_pool), "refresh_random": refresh_random,
             "g_predictions": len(predict_pool) if self.g.fitted else 0,
@@ -333,33 +290,33 @@ class BlissSelector:
         self.epsilon = max(self.epsilon * config.exploration_decay, config.exploration_min)
         return picked.tolist()
 
-    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
-                          success: bool, **extra: Any) -> None:
-        """Fold in one client's outcome of round ``time_stamp`` (step 7 of the module docstring).
+    def register_feedback(self, feedback: Feedback) -> None:
+        """Fold in a batch of outcomes of round ``feedback.round_index`` (step 7 of the module docstring).
 
-        ``reward`` is the utility the client reported (Oort's ``|B| x RMS loss``), ``duration``
-        its seconds for the round; ``extra["adaptive"]`` true means the client trained under
-        the time budget (adaptive path), so no duration penalty applies. Successful outcomes
-        feed the pacer.
+        ``rewards`` are the utilities the clients reported (Oort's ``|B| x RMS loss``),
+        ``durations`` their seconds for the round; ``feedback.adaptive`` means the clients
+        trained under the time budget, so no duration penalty applies. Successful outcomes feed
+        the pacer, in the order given.
         """
-        cid = int(self._check_registered(np.array([client_id]))[0])
-        if isinstance(time_stamp, bool) or not isinstance(time_stamp, (int, np.integer)) \
-                or not 1 <= time_stamp <= self.round:
-            raise ValueError(f"time_stamp must be a round index in [1, {self.round}], got {time_stamp!r}")
-        target = max(float(reward), 0.0) if success and math.isfinite(reward) else 0.0
-        slow = math.isfinite(duration) and duration > self._t_budget
-        if target > 0 and slow and not extra.get("adaptive", False):
-            target *= (self._t_budget / duration) ** self.config.round_penalty
-        alpha = self.config.ema_alpha if self.feedback_round[cid] >= 0 else 1.0
-        self.last_utility[cid], self.last_success[cid] = self.utility[cid], self.success[cid]
-        self.utility[cid] = alpha * target + (1.0 - alpha) * self.utility[cid]
-        self.success[cid] = bool(success)
-        self.feedback_round[cid] = time_stamp
-        if success:
-            self._round_utility_sum[time_stamp] += float(self.utility[cid])
-            self._round_success_count[time_stamp] += 1
+        ids = self._check_registered(feedback.client_ids)
+        stamp, success, rewards, durations = (feedback.round_index, feedback.success, feedback.rewards,
+                                              feedback.durations)
+        if stamp > self.round:
+            raise ValueError(f"round_index must be a round index in [1, {self.round}], got {stamp}")
+        target = np.where(success & np.isfinite(rewards), np.maximum(rewards, 0.0), 0.0)
+        budget = self.time_budget
+        penalised = np.flatnonzero((target > 0) & np.isfinite(durations) & (durations > budget)) \
+            if not feedback.adaptive else np.empty(0, dtype=np.int64)
+        # Python's pow, element by element: numpy's vectorised power can differ in the last bit.
+        target[penalised] *= [ratio ** self.config.round_penalty for ratio in (budget / durations[penalised]).tolist()]
+        alpha = np.where(self.feedback_round[ids] >= 0, self.config.ema_alpha, 1.0)
+        self.last_utility[ids], self.last_success[ids] = self.utility[ids], self.success[ids]
+        self.utility[ids] = alpha * target + (1.0 - alpha) * self.utility[ids]
+        self.success[ids] = success
+        self.feedback_round[ids] = stamp
+        self.pacer.record(stamp, self.utility[ids[success]])
         if self._rows is not None:
-            self._rows.record_outcome(time_stamp, cid, target, float(self.utility[cid]))
+            self._rows.record_outcomes(stamp, ids, target, self.utility[ids])
 
     def details(self) -> dict[str, Any]:
         """Facts about the last selection for the round log (JSON-serialisable; empty before the first).
@@ -404,25 +361,6 @@ class BlissSelector:
             change = current - self.window[ids]
             history = (self.utility[ids], self.success[ids], self.round - self.picked_round[ids])
         return np.hstack([change, self._static(ids), np.column_stack(history)], dtype=np.float64)
-
-    def _pace(self) -> dict[str, Any] | None:
-        """Step 1: after every ``pacer_step`` completed rounds from twice that on, maybe move
-        ``t_budget`` by ``paced_budget``; a round's utility is the mean smoothed utility of its
-        successful participants (0 if none)."""
-        window, done = self.config.pacer_step, self.round - 1
-        if done < 2 * window or done % window:
-            return None
-        span = slice(done - 2 * window + 1, done + 1)
-        means = [total / count if count else 0.0
-                 for total, count in zip(self._round_utility_sum[span], self._round_success_count[span])]
-        previous, recent = sum(means[:window]), sum(means[window:])
-        old = self._t_budget
-        new = paced_budget(old, recent, previous, self.config.pacer_delta)
-        if new == old:
-            return None
-        self._t_budget = new
-        self._pacer_moves += 1
-        return {"round": self.round, "from": old, "to": new, "recent": recent, "previous": previous}
 
     def _refresh_pool(self, tried: np.ndarray, num: int) -> tuple[np.ndarray, int]:
         """Step 2's refresh pool among the online tried clients: the ``max(n_ref, num)`` with the
@@ -567,14 +505,19 @@ class _RowLog:
         self.round_rows[round_index] = rows
         self.size = stop
 
-    def record_outcome(self, round_index: int, client: int, target: float, utility: float) -> None:
-        """Set the target and smoothed utility of ``client``'s pick in ``round_index``, if logged."""
+    def record_outcomes(self, round_index: int, clients: np.ndarray, targets: np.ndarray,
+                        utilities: np.ndarray) -> None:
+        """Set the target and smoothed utility of each of ``clients``' picks in ``round_index``, if logged."""
         rows = self.round_rows.get(round_index)
-        if rows is None:
+        if rows is None or len(clients) == 0:
             return
-        match = rows.start + np.flatnonzero(self.columns["client"][rows] == client)
-        self.columns["target"][match] = target
-        self.columns["utility"][match] = utility
+        order = np.argsort(clients)
+        logged = self.columns["client"][rows]
+        at = np.minimum(np.searchsorted(clients[order], logged), len(clients) - 1)
+        found = clients[order][at] == logged
+        match, source = rows.start + np.flatnonzero(found), order[at[found]]
+        self.columns["target"][match] = targets[source]
+        self.columns["utility"][match] = utilities[source]
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {name: column[:self.size].copy() for name, column in self.columns.items()}

@@ -10,9 +10,9 @@ GB, mAh, FLOPS and Mb/s), vectorised over the whole fleet, and with two changes:
 
 * An unknown value is not confused with the smallest one: it is imputed with a typical device's
   value and flagged in its own ``unknown_*`` column, so every model can tell the two apart.
-  Typical values are the medians of Bliss's 12,641-device table where the research notes give
-  them (selection.md §6.3: Android 5.1-6.0, RAM, CPU/GPU FLOPS, throughput), else of our fleet
-  generator (storage, battery).
+  Typical values are the medians of Bliss's 12,641-device table (Android 5.1-6.0, RAM 2 GB,
+  CPU 2.56e10 and GPU 3.25e9 FLOPS, 150 Mb/s; ``docs/bliss.md``), else of our fleet generator
+  (storage, battery).
 * The model one-hot needs no data file: a model name lands in one of ``MODEL_BUCKETS`` buckets
   by a CRC-32 of its normalised name (stable across runs, processes and machines, unlike
   Python's salted ``hash``). Unlike Bliss's hand-made clusters, buckets group models
@@ -39,8 +39,9 @@ Dynamic windows (``encode_windows``): per client the mean bandwidth factor (the 
 a fraction of the nominal bandwidth; ``Fleet.dynamic_windows`` reports kbps, i.e. the factor
 times ``bandwidth_kbps``), free-CPU fraction and battery percent over each of the last 5
 windows, oldest first; each channel is min-max scaled by ``WINDOW_SCALES`` (factor 0-1.25,
-CPU 0.35-1, battery -1-99, the ranges of the LiveLab/Carat traces Bliss uses, selection.md
-§6.3) and clipped, then flattened to 15 numbers ordered window by window.
+CPU 0.35-1, battery -1-99: the ranges of the LiveLab (Shepard et al., SIGMETRICS PER 2011) and
+Carat (Oliner et al., SenSys 2013) traces Bliss uses; ``docs/bliss.md``) and clipped, then
+flattened to 15 numbers ordered window by window.
 """
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from fedscale.selection.base import STATIC_COLUMNS
 
 BRANDS: tuple[str, ...] = ("Samsung", "Apple", "Huawei", "Xiaomi", "Oppo", "Vivo", "Motorola", "LG", "HTC",
                            "Sony", "Asus", "Lenovo", "Google", "OnePlus", "ZTE", "Nokia", "Alcatel")
@@ -105,7 +108,6 @@ STATIC_DIM = len(STATIC_FEATURES)
 DENSE_DIM = len(_DENSE)
 WINDOW_FEATURES: tuple[str, ...] = tuple(f"{channel}_{k}" for k in range(NUM_WINDOWS) for channel in WINDOW_CHANNELS)
 WINDOW_DIM = len(WINDOW_FEATURES)
-STATIC_COLUMNS = ("brand", "model", "os_version", *NUMERIC_SCALES)
 
 _BRAND_SLOT = {name.casefold(): slot for slot, name in enumerate(BRANDS)}
 _BRAND_SLOT.update({alias: _BRAND_SLOT[name.casefold()] for alias, name in BRAND_ALIASES.items()})

@@ -23,11 +23,12 @@ from __future__ import annotations
 import importlib
 import warnings
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-REGRESSORS = ("linreg", "xgboost", "mlp")
+RegressorName = Literal["linreg", "xgboost", "mlp"]
+REGRESSORS: tuple[str, ...] = get_args(RegressorName)
 XGBOOST_PARAMS: dict[str, Any] = {"n_estimators": 100, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8,
                                   "colsample_bytree": 0.8, "tree_method": "hist", "device": "cpu", "n_jobs": 1,
                                   "verbosity": 0}

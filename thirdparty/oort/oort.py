@@ -40,83 +40,57 @@ Choices beyond the paper, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field, model_validator
+
+from fedscale.selection.base import Feedback, Selector, WindowSource
+from fedscale.selection.config import ExplorationConfig, PacerConfig, PenaltyConfig
+from fedscale.selection.pacer import Pacer, relax_on_fall, relax_on_plateau
 
 STALENESS_WEIGHT = 0.1
-PACER_MODES = ("paper", "fedscale")
-T_MODES = ("percentile", "absolute")
-PLATEAU = 0.1
-SWING = 5.0
+PacerMode = Literal["paper", "fedscale"]
+TMode = Literal["percentile", "absolute"]
+PACER_RULES = dict(zip(get_args(PacerMode), (relax_on_fall, relax_on_plateau)))
+T_MODES: tuple[str, ...] = get_args(TMode)
 
 
-@dataclass(frozen=True)
-class OortConfig:
-    """Oort's knobs with the paper's defaults (§4.2 and the §7 setup); job_conf keys map onto them by name.
+class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
+    """Oort's knobs with the paper's defaults (§4.2 and the §7 setup), each named as its job_conf key.
 
-    ``exploration_factor``/``exploration_decay``/``exploration_min``: epsilon starts at 0.9 and
-    is multiplied by 0.98 each round down to 0.2 (Algorithm 1). ``round_penalty`` is alpha of
-    Eq. (2). ``cut_off_util`` is c: explored clients with utility >= c x the boundary utility are
-    admitted (Algorithm 1). ``clip_bound`` is the quantile at which rewards are clipped and
-    ``blacklist_rounds``/``blacklist_max_len`` exclude clients picked more than that many times,
-    at most that fraction of the fleet (§4.3); -1 turns the blacklist off. ``pacer_step`` is W,
-    ``pacer_delta`` is Delta, ``pacer_mode`` picks the relax rule (module docstring).
-    ``t_mode``/``round_threshold`` give the initial T: a percentile of the clients' durations or
-    seconds. ``sample_window``: unexplored clients considered per exploration pick.
+    Shared with other selectors: the epsilon schedule and ``cut_off_util`` (c of Algorithm 1),
+    the pacer's W (``pacer_step``) and Delta (``pacer_delta``), alpha of Eq. (2)
+    (``round_penalty``). Oort's own: ``clip_bound``, the quantile at which rewards are clipped,
+    and ``blacklist_rounds``/``blacklist_max_len``, which exclude clients picked more than that
+    many times, at most that fraction of the fleet (§4.3; -1 turns the blacklist off);
+    ``pacer_mode`` picks the relax rule (module docstring); ``t_mode``/``round_threshold`` give
+    the initial T, a percentile of the clients' durations or seconds; ``sample_window``:
+    unexplored clients considered per exploration pick.
     """
 
-    exploration_factor: float = 0.9
-    exploration_decay: float = 0.98
-    exploration_min: float = 0.2
-    round_penalty: float = 2.0
-    cut_off_util: float = 0.95
-    clip_bound: float = 0.95
-    blacklist_rounds: int = -1
-    blacklist_max_len: float = 0.3
-    pacer_step: int = 20
-    pacer_delta: float = 5.0
-    pacer_mode: str = "paper"
-    t_mode: str = "percentile"
-    round_threshold: float = 30.0
-    sample_window: float = 5.0
+    round_threshold: float = Field(30.0, gt=0, description=(
+        "Oort: initial preferred round duration T: a percentile of the clients' durations (t_mode "
+        "percentile) or seconds (t_mode absolute)."))
+    t_mode: TMode = Field("percentile", description="Oort: unit of round_threshold and pacer_delta.")
+    clip_bound: float = Field(0.95, gt=0, le=1, description="Oort: quantile at which outlier client utilities are clipped.")
+    blacklist_rounds: int = Field(-1, description="Oort: exclude a client once picked more than this many times (-1: never).")
+    blacklist_max_len: float = Field(0.3, ge=0, le=1,
+                                     description="Oort: largest fraction of the clients that may be excluded.")
+    sample_window: float = Field(5.0, ge=1,
+                                 description="Oort: unexplored candidates considered, as a multiple of those picked.")
+    pacer_mode: PacerMode = Field("paper", description=(
+        "Oort: relax when the window's utility falls (paper) or on a plateau, tightening on a swing (fedscale)."))
 
-    def __post_init__(self) -> None:
-        self._require_number("exploration_factor", 0, 1)
-        self._require_number("exploration_decay", 0, 1, above=True)
-        self._require_number("exploration_min", 0, self.exploration_factor)
-        self._require_number("round_penalty", 0)
-        self._require_number("cut_off_util", 0, 1)
-        self._require_number("clip_bound", 0, 1, above=True)
-        self._require_number("blacklist_rounds", -1, integer=True)
-        self._require("blacklist_rounds", self.blacklist_rounds != 0, "-1 (off) or a positive integer")
-        self._require_number("blacklist_max_len", 0, 1)
-        self._require_number("pacer_step", 1, integer=True)
-        self._require_number("pacer_delta", 0)
-        self._require("pacer_mode", self.pacer_mode in PACER_MODES, f"one of {PACER_MODES}")
-        self._require("t_mode", self.t_mode in T_MODES, f"one of {T_MODES}")
-        if self.t_mode == "percentile":
-            self._require_number("round_threshold", 0, 100)
-        else:
-            self._require_number("round_threshold", 0, above=True)
-        self._require_number("sample_window", 1)
-
-    def _require(self, name: str, ok: bool, rule: str) -> None:
-        """Raise a ValueError naming the field, its value and the rule it breaks."""
-        if not ok:
-            raise ValueError(f"{type(self).__name__}.{name} = {getattr(self, name)!r}: must be {rule}")
-
-    def _require_number(self, name: str, low: float = -math.inf, high: float = math.inf, *,
-                        above: bool = False, below: bool = False, integer: bool = False) -> None:
-        """Require a finite number (an integer if ``integer``) between low and high, each bound
-        inclusive unless ``above`` (excludes low) or ``below`` (excludes high)."""
-        value = getattr(self, name)
-        kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-        ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and (value > low if above else value >= low) and (value < high if below else value <= high)
-        interval = f"{'(' if above else '['}{low:g}, {high:g}{')' if below or high == math.inf else ']'}"
-        self._require(name, ok, f"{'an integer' if integer else 'a number'} in {interval}")
+    @model_validator(mode="after")
+    def _oort_rules(self) -> OortConfig:
+        if self.blacklist_rounds == 0 or self.blacklist_rounds < -1:
+            raise ValueError(f"blacklist_rounds: expected -1 (off) or a positive integer, got {self.blacklist_rounds}")
+        if self.t_mode == "percentile" and self.round_threshold > 100:
+            raise ValueError(f"round_threshold: expected at most 100 when t_mode is 'percentile', "
+                             f"got {self.round_threshold}")
+        return self
 
 
 def as_ids(values: Any, name: str) -> np.ndarray:
@@ -129,7 +103,7 @@ def as_ids(values: Any, name: str) -> np.ndarray:
     return ids.astype(np.int64, copy=False)
 
 
-class OortSelector:
+class OortSelector(Selector):
     """Oort's participant selection (§4, Algorithm 1) over a fleet held in arrays indexed by client id.
 
     Fleet arrays (length = largest registered id + 1, grown by doubling): ``registered``,
@@ -140,6 +114,8 @@ class OortSelector:
     Each ``select_participants`` call is the next round R = 1, 2, ...; everything is a function
     of the seed and the calls made.
     """
+
+    Config = OortConfig
 
     _FLEET_ARRAYS: tuple[tuple[str, Any, Any], ...] = (
         ("registered", np.bool_, False),
@@ -163,26 +139,27 @@ class OortSelector:
     explored: np.ndarray
     exploited_in: np.ndarray
 
+    config: OortConfig
+
     def __init__(self, config: OortConfig, seed: int) -> None:
-        self.config = config
+        super().__init__(config, seed)
         self.round = 0
         self.epsilon = float(config.exploration_factor)
-        self.round_threshold = float(config.round_threshold)
+        self.pacer = Pacer(float(config.round_threshold), config.pacer_step, config.pacer_delta,
+                           PACER_RULES[config.pacer_mode], cap=100.0 if config.t_mode == "percentile" else math.inf)
         self._rng = np.random.default_rng(seed)
         self._num_registered = 0
-        self._round_reward_sum = [0.0]
-        self._round_reward_count = [0]
-        self._pacer_moves = 0
         self._last: dict[str, Any] = {}
         for name, dtype, fill in self._FLEET_ARRAYS:
             setattr(self, name, np.full(0, fill, dtype=dtype))
 
-    def register_client(self, client_id: int, static_info: dict[str, Any]) -> None:
-        """Register one client from ``static_info["num_samples"]`` and ``static_info["duration"]``."""
-        self.register_clients(np.array([client_id]), np.array([static_info["num_samples"]]),
-                              np.array([static_info["duration"]], dtype=np.float64))
+    @property
+    def round_threshold(self) -> float:
+        """T as the pacer last set it: a percentile or seconds, per ``t_mode``."""
+        return self.pacer.value
 
-    def register_clients(self, client_ids: np.ndarray, num_samples: np.ndarray, durations: np.ndarray) -> None:
+    def register_clients(self, client_ids: np.ndarray, num_samples: np.ndarray, durations: np.ndarray, *,
+                         static: Mapping[str, Any] | None = None, window_source: WindowSource | None = None) -> None:
         """Register many clients at once; a client registered again starts afresh, unexplored.
 
         ``durations`` are profiled seconds for one round on each client's device: they rank
@@ -231,9 +208,7 @@ class OortSelector:
         if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
             raise ValueError(f"num must be a non-negative integer, got {num!r}")
         self.round += 1
-        self._round_reward_sum.append(0.0)
-        self._round_reward_count.append(0)
-        move = self._pace()
+        move = self.pacer.start_round(self.round)
         preferred = self.preferred_duration()
         excluded = self.blacklist()
         candidates = self._candidates(online_ids, excluded)
@@ -255,33 +230,29 @@ class OortSelector:
             "round_threshold": self.round_threshold, "t_mode": self.config.t_mode,
             "num_candidates": len(candidates), "num_exploited": len(exploit), "num_explored": len(explore),
             "num_admitted": admitted, "explored_total": int(np.count_nonzero(self.explored)),
-            "blacklist_size": len(excluded), "pacer_move": move, "pacer_moves": self._pacer_moves,
+            "blacklist_size": len(excluded), "pacer_move": move, "pacer_moves": self.pacer.moves,
         }
         self.epsilon = max(self.epsilon * self.config.exploration_decay, self.config.exploration_min)
         return picked.tolist()
 
-    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
-                          success: bool, **extra: Any) -> None:
-        """Fold in one client's outcome of round ``time_stamp`` (1-based).
+    def register_feedback(self, feedback: Feedback) -> None:
+        """Fold in a batch of outcomes of round ``feedback.round_index``.
 
-        ``reward`` is the statistical utility of Eq. (1) and ``duration`` the seconds the round
-        took on the client (t_i of Eq. (2)); a non-finite value (or a non-positive duration)
-        leaves the previous one in place, so a failure can omit what it did not measure. The
-        client becomes explored and L_i = ``time_stamp``. Successful feedback of clients picked
-        by exploitation in that round feeds the pacer. ``extra`` is for subclasses.
+        ``rewards`` are the statistical utility of Eq. (1) and ``durations`` the seconds the
+        round took on each client (t_i of Eq. (2)); a non-finite value (or a non-positive
+        duration) leaves the previous one in place, so a failure can omit what it did not
+        measure. The clients become explored with L_i = the round. Successful feedback of
+        clients picked by exploitation in that round feeds the pacer.
         """
-        cid = int(self._check_registered(np.array([client_id]))[0])
-        if isinstance(time_stamp, bool) or not isinstance(time_stamp, (int, np.integer)) or time_stamp < 1:
-            raise ValueError(f"time_stamp must be a round index >= 1, got {time_stamp!r}")
-        if math.isfinite(reward):
-            self.reward[cid] = reward
-        if math.isfinite(duration) and duration > 0:
-            self.duration[cid] = duration
-        self.last_round[cid] = time_stamp
-        self.explored[cid] = True
-        if success and math.isfinite(reward) and self.exploited_in[cid] == time_stamp:
-            self._round_reward_sum[time_stamp] += reward
-            self._round_reward_count[time_stamp] += 1
+        ids = self._check_registered(feedback.client_ids)
+        rewards, durations, stamp = feedback.rewards, feedback.durations, feedback.round_index
+        measured = np.isfinite(rewards)
+        self.reward[ids[measured]] = rewards[measured]
+        timed = np.isfinite(durations) & (durations > 0)
+        self.duration[ids[timed]] = durations[timed]
+        self.last_round[ids] = stamp
+        self.explored[ids] = True
+        self.pacer.record(stamp, rewards[feedback.success & measured & (self.exploited_in[ids] == stamp)])
 
     def details(self) -> dict[str, Any]:
         """Facts about the last selection for the round log (JSON-serialisable; empty before the first).
@@ -344,36 +315,6 @@ class OortSelector:
         slow = durations > preferred
         utility[slow] *= (preferred / durations[slow]) ** self.config.round_penalty
         return utility
-
-    def _pace(self) -> dict[str, Any] | None:
-        """The pacer (§4.2): after every W completed rounds from 2W on, maybe move the threshold.
-
-        A and B are the sums, over the last W rounds and the W before, of each round's mean
-        reward of successful exploited clients. Paper: relax when A < B. FedScale: relax when
-        |A - B| <= 0.1 B, tighten when |A - B| >= 5 B. Relaxing adds Delta (capped at 100 in
-        percentile mode); tightening subtracts it, never below Delta.
-        """
-        window, done = self.config.pacer_step, self.round - 1
-        if done < 2 * window or done % window:
-            return None
-        means = [total / count if count else 0.0 for total, count in
-                 zip(self._round_reward_sum[done - 2 * window + 1:done + 1],
-                     self._round_reward_count[done - 2 * window + 1:done + 1])]
-        previous, recent = sum(means[:window]), sum(means[window:])
-        change = abs(recent - previous)
-        if self.config.pacer_mode == "paper":
-            direction = 1 if recent < previous else 0
-        else:
-            direction = 1 if change <= PLATEAU * previous else -1 if change >= SWING * previous else 0
-        old, delta = self.round_threshold, self.config.pacer_delta
-        new = old + delta if direction > 0 else max(old - delta, min(old, delta)) if direction < 0 else old
-        if self.config.t_mode == "percentile":
-            new = min(new, 100.0)
-        if new == old:
-            return None
-        self.round_threshold = new
-        self._pacer_moves += 1
-        return {"round": self.round, "from": old, "to": new, "recent": recent, "previous": previous}
 
     def _candidates(self, online_ids: np.ndarray, excluded: np.ndarray) -> np.ndarray:
         """Registered, non-excluded online ids, unique and ascending (independent of input order)."""

@@ -19,15 +19,14 @@ capped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
+from fedscale.selection.base import Feedback, Needs, Overrides
 from thirdparty.oort.oort import OortConfig, OortSelector, as_ids
 
 
-@dataclass(frozen=True)
 class PyramidFLConfig(OortConfig):
     """Oort's knobs plus PyramidFL's, with the defaults of the released runs (artifact configs and logs).
 
@@ -37,51 +36,47 @@ class PyramidFLConfig(OortConfig):
     ``max_extra_factor``: extra iterations are capped at this multiple of the base steps.
     """
 
-    dropout_low: float = 0.1
-    dropout_high: float = 0.6
-    adaptive_epoch_beta: float = 1.0
-    max_extra_factor: float = 10.0
+    dropout_low: float = Field(0.1, ge=0, lt=1,
+                               description="PyramidFL: upload dropout of the highest-utility participant.")
+    dropout_high: float = Field(0.6, ge=0, lt=1,
+                                description="PyramidFL: upload dropout of the lowest-utility participant.")
+    adaptive_epoch_beta: float = Field(1.0, ge=0, le=1, description=(
+        "PyramidFL: share of a participant's idle time filled with extra local steps."))
+    max_extra_factor: float = Field(10.0, ge=0,
+                                    description="PyramidFL: cap on extra local steps, as a multiple of local_steps.")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._require_number("dropout_low", 0, 1, below=True)
-        self._require_number("dropout_high", self.dropout_low, 1, below=True)
-        self._require_number("adaptive_epoch_beta", 0)
-        self._require_number("max_extra_factor", 0)
+    @model_validator(mode="after")
+    def _dropout_ordered(self) -> PyramidFLConfig:
+        if self.dropout_low > self.dropout_high:
+            raise ValueError(f"dropout_low: expected at most dropout_high ({self.dropout_high}), got {self.dropout_low}")
+        return self
 
 
 class PyramidFLSelector(OortSelector):
     """Oort's selector plus ``client_overrides``: per-participant local steps and upload dropout.
 
     Adds the fleet array ``gradient_norm``: the last update norm each client reported (NaN
-    until it has run), fed back as ``register_feedback(..., gradient_norm=...)``.
+    until it has run), fed back as ``Feedback.gradient_norm``.
     """
+
+    Config = PyramidFLConfig
+    needs = Needs(client_overrides=True)
 
     _FLEET_ARRAYS = OortSelector._FLEET_ARRAYS + (("gradient_norm", np.float64, np.nan),)
 
     gradient_norm: np.ndarray
     config: PyramidFLConfig
 
-    def __init__(self, config: PyramidFLConfig, seed: int) -> None:
-        if not isinstance(config, PyramidFLConfig):
-            raise TypeError(f"PyramidFLSelector needs a PyramidFLConfig, got {type(config).__name__}")
-        super().__init__(config, seed)
-
-    def register_feedback(self, client_id: int, reward: float, time_stamp: int, duration: float,
-                          success: bool, **extra: Any) -> None:
-        """Oort's feedback, plus the update norm ``extra["gradient_norm"]`` if reported and finite.
-
-        The norm ranks the client the next time it runs (artifact step 2: gradient utility).
-        Other extras (``steps``, ``t_comp``, ``t_comm``) are not kept: the split times that
-        matter are those of the round being planned, which ``client_overrides`` receives.
-        """
-        super().register_feedback(client_id, reward, time_stamp, duration, success, **extra)
-        norm = extra.get("gradient_norm")
-        if norm is not None and math.isfinite(norm):
-            self.gradient_norm[int(client_id)] = norm
+    def register_feedback(self, feedback: Feedback) -> None:
+        """Oort's feedback, plus each finite ``gradient_norm``: it ranks the client the next time
+        it runs (artifact step 2: gradient utility)."""
+        super().register_feedback(feedback)
+        norms = feedback.gradient_norm
+        reported = np.isfinite(norms)
+        self.gradient_norm[feedback.client_ids[reported]] = norms[reported]
 
     def client_overrides(self, client_ids: np.ndarray, t_comp: np.ndarray, t_comm: np.ndarray,
-                         base_steps: int, t_fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         base_steps: int, t_fixed: np.ndarray | None = None) -> Overrides:
         """(local steps, upload dropout fraction) for each of the K clients that will run this round.
 
         ``t_comp``/``t_comm`` are each client's compute and (compressible, upload)
@@ -113,7 +108,7 @@ class PyramidFLSelector(OortSelector):
             raise ValueError(f"base_steps must be a positive integer, got {base_steps!r}")
         count = len(ids)
         if count == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0)
+            return Overrides(np.empty(0, dtype=np.int64), np.empty(0))
         norms = self.gradient_norm[ids]
         ran = np.isfinite(norms)
         rank = np.empty(count, dtype=np.int64)
@@ -128,4 +123,4 @@ class PyramidFLSelector(OortSelector):
         busy = comp > 0
         fits[busy] = np.floor(self.config.adaptive_epoch_beta * idle[busy] / (comp[busy] / base_steps))
         extra = np.where(ran, np.minimum(fits, cap), 0).astype(np.int64)
-        return base_steps + extra, dropout
+        return Overrides(base_steps + extra, dropout)

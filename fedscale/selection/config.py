@@ -1,0 +1,78 @@
+"""Selector configurations as frozen pydantic models whose fields are the FedScale job_conf keys.
+
+Each field carries its key's default, bounds, choices and help text. Knobs that several
+selectors share are declared once here, in small models the selectors' configs inherit from:
+Oort's epsilon-greedy exploration and admission (Lai et al., OSDI 2021, Algorithm 1), its pacer
+(§4.2) and its penalty on slow clients (Eq. (2)). A rule between fields raises a ValueError
+whose message starts with the field's name and a colon; ``build_config`` turns any rejection
+into one such line.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+C = TypeVar("C", bound="SelectorConfig")
+
+
+class SelectorConfig(BaseModel):
+    """A selector's knobs: immutable, unknown names and non-finite numbers rejected. Empty for
+    selectors without knobs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class ExplorationConfig(SelectorConfig):
+    """Epsilon-greedy split and admission of Oort's Algorithm 1: epsilon starts at
+    ``exploration_factor`` and decays by ``exploration_decay`` per round down to
+    ``exploration_min``; candidates within ``cut_off_util`` of the boundary utility are admitted."""
+
+    exploration_factor: float = Field(0.9, ge=0, le=1,
+                                      description="Oort: initial fraction of picks spent on unexplored clients.")
+    exploration_decay: float = Field(0.98, gt=0, le=1, description="Oort: per-round decay of the exploration fraction.")
+    exploration_min: float = Field(0.2, ge=0, le=1, description="Oort: floor of the exploration fraction.")
+    cut_off_util: float = Field(0.95, gt=0, le=1, description="Oort: clients with utility at least this fraction of "
+                                                              "the exploitation boundary's are admitted.")
+
+    @model_validator(mode="after")
+    def _floor_below_start(self) -> ExplorationConfig:
+        if self.exploration_min > self.exploration_factor:
+            raise ValueError(f"exploration_min: expected at most exploration_factor ({self.exploration_factor}), "
+                             f"got {self.exploration_min}")
+        return self
+
+
+class PacerConfig(SelectorConfig):
+    """The pacer of Oort §4.2: every ``pacer_step`` rounds it may move a threshold by ``pacer_delta``."""
+
+    pacer_step: int = Field(20, ge=1, description="Oort: rounds between pacer decisions.")
+    pacer_delta: float = Field(5.0, ge=0,
+                               description="Oort: step by which the pacer moves the preferred round duration.")
+
+
+class PenaltyConfig(SelectorConfig):
+    """Oort's Eq. (2): a client slower than the preferred duration T has its utility multiplied by
+    ``(T / t)^round_penalty``."""
+
+    round_penalty: float = Field(2.0, ge=0, description="Oort: exponent alpha penalising clients slower than the "
+                                                        "preferred round duration.")
+
+
+def build_config(config_type: type[C], values: Mapping[str, Any]) -> C:
+    """``config_type`` from the entries of ``values`` named like its fields (others ignored, missing
+    ones defaulted); a one-line ValueError ``"<key>: <problem>"`` if a value is rejected."""
+    try:
+        return config_type.model_validate({name: values[name] for name in config_type.model_fields if name in values})
+    except ValidationError as error:
+        raise ValueError(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    """The first problem of ``error`` as ``"<key>: <problem>"``; rules between fields already start so."""
+    first = error.errors()[0]
+    if not first["loc"]:
+        return first["msg"].removeprefix("Value error, ")
+    key = ".".join(str(part) for part in first["loc"])
+    return f"{key}: {first['msg'][:1].lower()}{first['msg'][1:]}, got {first['input']!r}"
