@@ -128,3 +128,32 @@ def test_a_malicious_pickle_is_refused_by_submit_before_any_process(tmp_path: Pa
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "job_conf.device_conf_file" in lines[0] and "refusing" in lines[0], done.stderr
     assert not marker.exists() and not run_dirs(tmp_path)
+
+
+EXAMPLE_JOBS = sorted(str(path) for pattern in ("benchmark/configs/**/*.yml", "fedscale/jobs/*.yml", "tests/golden/*.yml")
+                      for path in Path(__file__).resolve().parent.parent.glob(pattern))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_JOBS)
+def test_every_example_job_builds_its_parts_at_validation(path: str) -> None:
+    job = load_job(path)
+    built = preflight(job)
+    assert type(built.selector).Config is type(job.conf.selector)
+    assert built.server_algorithm.name == (job.conf.gradient_policy or "fed-avg")
+    assert type(built.server_algorithm).Config is type(job.conf.server_algorithm)
+    assert built.threat.aggregator_spec == job.conf.aggregator and built.fleet.num_clients > 0
+
+
+@pytest.mark.parametrize(("conf", "expected"), [
+    ({"sample_mode": "oort", "exploration_min": 0.95}, "job_conf.exploration_min: expected at most exploration_factor"),
+    ({"sample_mode": "oort", "blacklist_rounds": 0}, "job_conf.blacklist_rounds: "),
+    ({"sample_mode": "oort", "round_threshold": 150}, "job_conf.round_threshold: "),
+    ({"byzantine_fraction": 0.2, "attack": "little", "aggregator": "krum", "num_participants": 4, "num_clients": 20},
+     "job_conf.aggregator='krum' cannot aggregate"),
+    ({"num_byzantine": 30, "num_clients": 20, "num_participants": 4}, "job_conf.num_byzantine=30 exceeds"),
+])
+def test_values_a_component_refuses_are_refused_before_launch(tmp_path: Path, conf: dict[str, Any],
+                                                              expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        preflight(load_job(str(write_job(tmp_path, executors=1, **conf))))
+    assert expected in str(caught.value) and "\n" not in str(caught.value)

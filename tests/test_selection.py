@@ -15,7 +15,7 @@ import pytest
 
 from fedscale.cloud.client_manager import SAMPLE_MODES, ClientManager, make_selector
 from fedscale.cloud.config_parser import KEYS, JobConf
-from fedscale.cloud.internal.traces import fleet_from_json
+from fedscale.cloud.internal.trace_formats import fleet_from_json
 from fedscale.selection import registry
 from fedscale.selection.base import Feedback, Needs, Selector
 from fedscale.selection.config import SelectorConfig

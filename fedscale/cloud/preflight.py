@@ -1,18 +1,28 @@
 """Everything a job builds, built once before any process starts, so a bad value is refused
 with one line naming its key instead of failing inside the aggregator after the executors
 joined: the device fleet (read with the safe loaders), the aggregator's port, the selector,
-the server algorithm and the robust pipeline.
+the server algorithm, and the threat model with its robust pipeline, which is run once on a
+synthetic round of ``num_participants`` rows (its expected share of them Byzantine) so that
+an attack or a defence that cannot work at that size is refused here.
 """
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
 
+import torch
+
+from fedscale.cloud.aggregation.server_algorithms import ServerAlgorithm, build_server_algorithm
+from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.internal.client_metadata import Fleet
 from fedscale.cloud.internal.trace_formats import TraceError
 from fedscale.cloud.internal.traces import job_fleet
+from fedscale.selection.base import Selector
+from fedscale.selection.registry import build_selector
+
+SYNTHETIC_WIDTH = 16
 
 
 @dataclass(frozen=True)
@@ -20,13 +30,17 @@ class Preflight:
     """What the job's validation built."""
 
     fleet: Fleet
+    selector: Selector
+    server_algorithm: ServerAlgorithm
+    threat: ThreatModel
 
 
 def preflight(job: JobSpec) -> Preflight:
     """Build the job's parts; any problem is one ConfigError naming the job file and the key."""
     try:
         _check_port(job)
-        return Preflight(fleet=_fleet(job))
+        return Preflight(fleet=_fleet(job), selector=_selector(job), server_algorithm=_server_algorithm(job),
+                         threat=_threat(job))
     except ConfigError as err:
         raise ConfigError(err.problem, err.where, err.source or job.source) from None
 
@@ -43,10 +57,55 @@ def _fleet(job: JobSpec) -> Fleet:
         raise ConfigError(str(err), f"job_conf.{key}" if key else "") from None
 
 
+def _keyed(err: ValueError, default_key: str) -> ConfigError:
+    """A component's 'key: problem' ValueError as a ConfigError on that key."""
+    key, colon, problem = str(err).partition(": ")
+    if colon and key.isidentifier():
+        return ConfigError(problem, f"job_conf.{key}")
+    return ConfigError(str(err), f"job_conf.{default_key}")
+
+
+def _selector(job: JobSpec) -> Selector:
+    conf = job.conf
+    try:
+        return build_selector(conf.selection.sample_mode, conf.to_dict(), conf.training.seed)
+    except ValueError as err:
+        raise _keyed(err, "sample_mode") from None
+    except ImportError as err:
+        raise ConfigError(f"{conf.selection.sample_mode!r} cannot be built here: {err}", "job_conf.sample_mode") from None
+
+
+def _server_algorithm(job: JobSpec) -> ServerAlgorithm:
+    conf = job.conf
+    try:
+        return build_server_algorithm(conf.server.gradient_policy or "fed-avg", conf.to_dict(),
+                                      conf.training.learning_rate)
+    except ValueError as err:
+        raise _keyed(err, "gradient_policy") from None
+
+
+def _threat(job: JobSpec) -> ThreatModel:
+    """The threat model on ``num_clients`` clients (a data map file may make the real count
+    differ), run once on a synthetic round."""
+    conf = job.conf
+    participants = conf.training.num_participants
+    try:
+        threat = ThreatModel(conf, conf.data.num_clients)
+        byzantine = sorted(threat.byzantine)[:round(len(threat.byzantine) / conf.data.num_clients * participants)]
+        honest = [c for c in range(conf.data.num_clients) if c not in threat.byzantine][:participants - len(byzantine)]
+        clients = byzantine + honest
+        rows = torch.randn(len(clients), SYNTHETIC_WIDTH, generator=torch.Generator().manual_seed(0),
+                           dtype=torch.float64)
+        threat.aggregate(1, clients, threat.forge(1, clients, rows), torch.ones(len(clients), dtype=torch.float64))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return threat
+
+
 def _check_port(job: JobSpec) -> None:
     """Refuse a fixed ``ps_port`` that another process already listens on."""
     if job.ps_port == 0:
-        return {}
+        return
     with socket.socket(socket.AF_INET6 if ":" in job.ps_ip else socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((job.ps_ip, job.ps_port))

@@ -13,8 +13,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
 from fedscale.cloud.config.keys import INACTIVE, PATH, Aliases, Check, Component, ConfigError
 from fedscale.dataloaders.catalog import DATA_SETS, MODEL_NAMES, PARTITIONS
+from fedscale.selection.registry import SAMPLE_MODES
+
+GRADIENT_POLICIES = tuple(SERVER_ALGORITHMS)
 
 
 def _is_name(text: str) -> bool:
@@ -186,7 +190,7 @@ class FleetConfig(Component):
 class SelectionConfig(Component):
     """Which selector picks each round's participants (its own keys live in its ``Config``)."""
 
-    sample_mode: Literal["random", "oort", "pyramidfl", "bliss"] = Field(
+    sample_mode: Literal[SAMPLE_MODES] = Field(
         "random", description="Client selection policy.")
 
 
@@ -235,7 +239,7 @@ class RobustnessConfig(Component):
 class ServerConfig(Component):
     """The server algorithm (its own keys live in its ``Config``)."""
 
-    gradient_policy: Literal["fed-avg", "fed-prox", "q-fedavg", "fed-avgm", "fed-adagrad", "fed-adam", "fed-yogi"] | None = Field(
+    gradient_policy: Literal[GRADIENT_POLICIES] | None = Field(
         None,
         description="Federated optimisation rule (empty: fed-avg): fed-prox adds a proximal term to the clients' "
                     "loss, q-fedavg reweights updates by the clients' losses, the others are server rules applied "
@@ -364,105 +368,3 @@ class FedScaleCompat(Component):
         0.5, alias="noise-max", description="Speech: highest noise level, at most 1.0.")
     no_bidirectional: Annotated[bool, INACTIVE] = Field(
         False, alias="no-bidirectional", description="Speech: use one-directional RNNs.")
-
-
-class SelectorKeys(Component):
-    """The selectors' keys (Oort, PyramidFL, Bliss)."""
-
-    round_threshold: float = Field(
-        30.0, gt=0,
-        description="Oort: initial preferred round duration T: a percentile of the clients' durations (t_mode "
-                    "percentile) or seconds (t_mode absolute).")
-    t_mode: Literal["percentile", "absolute"] = Field(
-        "percentile", description="Oort: unit of round_threshold and pacer_delta.")
-    round_penalty: float = Field(
-        2.0, ge=0, description="Oort: exponent alpha penalising clients slower than the preferred round duration.")
-    clip_bound: float = Field(
-        0.95, gt=0, le=1, description="Oort: quantile at which outlier client utilities are clipped.")
-    blacklist_rounds: int = Field(
-        -1, description="Oort: exclude a client once picked more than this many times (-1: never).")
-    blacklist_max_len: float = Field(
-        0.3, ge=0, le=1, description="Oort: largest fraction of the clients that may be excluded.")
-    exploration_min: float = Field(0.2, ge=0, le=1, description="Oort: floor of the exploration fraction.")
-    exploration_factor: float = Field(
-        0.9, ge=0, le=1, description="Oort: initial fraction of picks spent on unexplored clients.")
-    exploration_decay: float = Field(
-        0.98, gt=0, le=1, description="Oort: per-round decay of the exploration fraction.")
-    cut_off_util: float = Field(
-        0.95, gt=0, le=1,
-        description="Oort: clients with utility at least this fraction of the exploitation boundary's are "
-                    "admitted.")
-    sample_window: float = Field(
-        5.0, ge=1, description="Oort: unexplored candidates considered, as a multiple of those picked.")
-    pacer_delta: float = Field(
-        5.0, ge=0, description="Oort: step by which the pacer moves the preferred round duration.")
-    pacer_step: int = Field(20, ge=1, description="Oort: rounds between pacer decisions.")
-    pacer_mode: Literal["paper", "fedscale"] = Field(
-        "paper",
-        description="Oort: relax when the window's utility falls (paper) or on a plateau, tightening on a swing "
-                    "(fedscale).")
-    dropout_low: float = Field(
-        0.1, ge=0, lt=1, description="PyramidFL: upload dropout of the highest-utility participant.")
-    dropout_high: float = Field(
-        0.6, ge=0, lt=1, description="PyramidFL: upload dropout of the lowest-utility participant.")
-    adaptive_epoch_beta: float = Field(
-        1.0, ge=0, le=1,
-        description="PyramidFL: share of a participant's idle time filled with extra local steps.")
-    max_extra_factor: float = Field(
-        10.0, ge=0, description="PyramidFL: cap on extra local steps, as a multiple of local_steps.")
-    number_clients_to_predict_utility: int = Field(
-        300, ge=0, description="Bliss: online clients never seen whose utility g predicts each round.")
-    number_clients_to_refresh_utility: int = Field(
-        300, ge=0, description="Bliss: online seen clients (top by utility) whose utility h refreshes each round.")
-    amount_clients_predict_train_set: int = Field(500, ge=1, description="Bliss: most training rows for g.")
-    amount_clients_refresh_train_set: int = Field(500, ge=1, description="Bliss: most training rows for h.")
-    g_model: Literal["linreg", "xgboost", "mlp"] = Field(
-        "linreg", description="Bliss: regressor predicting unseen clients' utility.")
-    h_model: Literal["linreg", "xgboost", "mlp"] = Field(
-        "linreg", description="Bliss: regressor refreshing seen clients' utility.")
-    ema_alpha: float = Field(
-        0.7, gt=0, le=1, description="Bliss: weight of the newest observed utility in its moving average.")
-    bliss_selection: Literal["weighted", "topk"] = Field(
-        "weighted",
-        description="Bliss: draw participants proportionally to predicted utility (weighted) or take the best "
-                    "(topk).")
-    bliss_train_sampling: Literal["uniform", "utility"] = Field(
-        "uniform", description="Bliss: how g's and h's training rows are drawn.")
-    bliss_retrain_every: int = Field(1, ge=1, description="Bliss: rounds between refits of g and h.")
-    bliss_min_train: int = Field(20, ge=1, description="Bliss: fewest rows g or h is fitted on.")
-    bliss_refresh_random: float = Field(
-        0.1, ge=0,
-        description="Bliss: extra refresh candidates drawn uniformly from the other seen online clients, as a "
-                    "share of number_clients_to_refresh_utility.")
-    collect_data: bool = Field(False, description="Bliss: dump g's and h's training rows to the run folder.")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SelectorKeys:
-        for key in ("amount_clients_predict_train_set", "amount_clients_refresh_train_set"):
-            if getattr(self, key) < self.bliss_min_train:
-                raise ConfigError(f"expected at least bliss_min_train ({self.bliss_min_train}), "
-                                  f"got {getattr(self, key)}", f"job_conf.{key}")
-        if self.dropout_low > self.dropout_high:
-            raise ConfigError(f"expected at most dropout_high ({self.dropout_high}), got {self.dropout_low}",
-                              "job_conf.dropout_low")
-        return self
-
-
-class ServerAlgorithmKeys(Component):
-    """The server algorithms' keys."""
-
-    yogi_eta: float = Field(0.003, gt=0, description="fed-yogi/fed-adam/fed-adagrad: server learning rate.")
-    yogi_tau: float = Field(1e-08, gt=0, description="fed-yogi/fed-adam/fed-adagrad: adaptivity constant.")
-    yogi_beta: float = Field(
-        0.9, ge=0, lt=1, description="fed-yogi/fed-adam/fed-adagrad: decay of the first moment.")
-    yogi_beta2: float = Field(0.99, ge=0, lt=1, description="fed-yogi/fed-adam: decay of the second moment.")
-    server_learning_rate: float = Field(1.0, gt=0, description="fed-avgm: server learning rate.")
-    server_momentum: float = Field(0.9, ge=0, lt=1, description="fed-avgm: server momentum.")
-    qfed_q: float = Field(
-        1.0, ge=0,
-        description="q-fedavg: fairness exponent q; 0 is the plain mean of the updates, larger q weights clients "
-                    "with higher loss more (Li et al., ICLR 2020).")
-    proxy_mu: float = Field(
-        0.1, ge=0,
-        description="fed-prox: weight mu of the proximal term (mu/2)||w - w_global||^2 each client adds to its "
-                    "local loss (Li et al., MLSys 2020).")

@@ -2,44 +2,52 @@
 
 ``JobConf`` reads raw job_conf values (by key name or alias), converts and checks each with its
 key's declaration, builds every component's model from them (so each component's own rules
-run), then checks the rules that span components. ``KEYS`` is every declared key, generated
-from the components; a key several components read is declared alike by each (checked here).
+run), then checks the rules that span components. The components are the runtime's parts
+(``COMPONENTS``), the job's selector (the ``Config`` of the ``sample_mode`` selector) and its
+server algorithm (the ``Config`` of the ``gradient_policy`` algorithm). ``KEYS`` is every key
+declared by any of them, every selector's and server algorithm's included; a key several
+models read is declared alike by each (checked here).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
 from fedscale.cloud.config.components import (AdaptiveConfig, Cluster, DataConfig, FedScaleCompat, FleetConfig,
-                                               JobIdentity, RobustnessConfig, SelectionConfig, SelectorKeys,
-                                               ServerAlgorithmKeys, ServerConfig, TrainingConfig)
-from fedscale.cloud.config.keys import Component, ConfigError, KeySpec, show, suggest
+                                               JobIdentity, RobustnessConfig, SelectionConfig, ServerConfig,
+                                               TrainingConfig)
+from fedscale.cloud.config.keys import ConfigError, KeySpec, from_values, key_specs, show, suggest
+from fedscale.selection.registry import SELECTORS, selector_class
 
-COMPONENTS: tuple[tuple[str, type[Component]], ...] = (
+COMPONENTS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("identity", JobIdentity),
     ("cluster", Cluster),
     ("data", DataConfig),
     ("training", TrainingConfig),
     ("fleet", FleetConfig),
     ("selection", SelectionConfig),
-    ("selector_keys", SelectorKeys),
     ("adaptive", AdaptiveConfig),
     ("robustness", RobustnessConfig),
     ("server", ServerConfig),
-    ("server_keys", ServerAlgorithmKeys),
     ("compat", FedScaleCompat),
 )
+SELECTOR_CONFIGS: dict[str, type[BaseModel]] = {name: selector_class(name).Config for name in SELECTORS}
+ALGORITHM_CONFIGS: dict[str, type[BaseModel]] = {name: algorithm.Config for name, algorithm in SERVER_ALGORITHMS.items()}
+DEFAULT_ALGORITHM = "fed-avg"
 
 
 def _declared_keys() -> dict[str, KeySpec]:
-    """Every component's keys by name; a key declared twice must be declared alike."""
+    """Every model's keys by name; a key declared twice must be declared alike."""
     keys: dict[str, KeySpec] = {}
-    for _, model in COMPONENTS:
-        for spec in model.key_specs():
+    models = [model for _, model in COMPONENTS] + [*SELECTOR_CONFIGS.values(), *ALGORITHM_CONFIGS.values()]
+    for model in models:
+        for spec in key_specs(model):
             if keys.setdefault(spec.name, spec) != spec:
-                raise TypeError(f"job_conf key {spec.name!r} is declared differently by {model.__name__}")
+                raise TypeError(f"job_conf key {spec.name!r} is declared differently by {model.__name__}: "
+                                f"{spec} and {keys[spec.name]}")
     return keys
 
 
@@ -81,7 +89,7 @@ class JobConf:
     then the rules between components (so ``JobConf()`` is the all-defaults configuration).
     """
 
-    __slots__ = ("_values", "explicit", *(name for name, _ in COMPONENTS))
+    __slots__ = ("_values", "explicit", "selector", "server_algorithm", *(name for name, _ in COMPONENTS))
     _values: dict[str, Any]
     explicit: frozenset[str]
     identity: JobIdentity
@@ -90,12 +98,12 @@ class JobConf:
     training: TrainingConfig
     fleet: FleetConfig
     selection: SelectionConfig
-    selector_keys: SelectorKeys
     adaptive: AdaptiveConfig
     robustness: RobustnessConfig
     server: ServerConfig
-    server_keys: ServerAlgorithmKeys
     compat: FedScaleCompat
+    selector: BaseModel
+    server_algorithm: BaseModel
 
     def __init__(self, settings: Mapping[str, Any] | None = None, explicit: Iterable[str] | None = None) -> None:
         """Validate ``settings`` (raw values by key name or alias); ``explicit`` defaults to their keys."""
@@ -109,6 +117,9 @@ class JobConf:
         object.__setattr__(self, "_values", values)
         for name, model in COMPONENTS:
             object.__setattr__(self, name, _component(model, values))
+        object.__setattr__(self, "selector", _component(SELECTOR_CONFIGS[self.selection.sample_mode], values))
+        algorithm = self.server.gradient_policy or DEFAULT_ALGORITHM
+        object.__setattr__(self, "server_algorithm", _component(ALGORITHM_CONFIGS[algorithm], values))
         _check_relations(self)
         if explicit is not None:
             given = canonical_pairs((name, None) for name in explicit)[1]
@@ -173,10 +184,10 @@ def inactive_keys(conf: JobConf) -> list[str]:
     return [name for name, spec in KEYS.items() if name in conf.explicit and not spec.active]
 
 
-def _component(model: type[Component], values: Mapping[str, Any]) -> Component:
+def _component(model: type[BaseModel], values: Mapping[str, Any]) -> BaseModel:
     """``model`` built from the typed values; its own rules' errors as one ConfigError."""
     try:
-        return model.from_values(values)
+        return from_values(model, values)
     except ValidationError as err:
         raise _as_config_error(err) from None
 

@@ -288,19 +288,20 @@ INACTIVE = _Marker("INACTIVE")  # accepted so FedScale job files load; no effect
 
 class Component(BaseModel):
     """A component's configuration: one field per job_conf key it reads; immutable, and an
-    unknown field is an error. ``KeySpec.of`` describes each field as a key."""
+    unknown field is an error. ``KeySpec.of`` describes each field as a key. Selectors and
+    server algorithms declare their ``Config`` the same way, on pydantic's ``BaseModel``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @classmethod
-    def key_specs(cls) -> list[KeySpec]:
-        """This component's keys, in declaration order."""
-        return [KeySpec.of(name, info) for name, info in cls.model_fields.items()]
 
-    @classmethod
-    def from_values(cls, values: typing.Mapping[str, Any]) -> Component:
-        """Build from typed values by key name (other keys ignored; missing keys default)."""
-        return cls.model_validate({spec.name: values[spec.name] for spec in cls.key_specs() if spec.name in values})
+def key_specs(model: type[BaseModel]) -> list[KeySpec]:
+    """The keys a configuration model declares, in declaration order."""
+    return [KeySpec.of(name, info) for name, info in model.model_fields.items()]
+
+
+def from_values(model: type[BaseModel], values: typing.Mapping[str, Any]) -> BaseModel:
+    """``model`` built from typed values by key name (other keys ignored; missing keys default)."""
+    return model.model_validate({spec.name: values[spec.name] for spec in key_specs(model) if spec.name in values})
 
 
 _BOUNDS = {annotated_types.Ge: "ge", annotated_types.Gt: "gt", annotated_types.Le: "le", annotated_types.Lt: "lt"}
