@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from fedscale.cloud.config.job_conf import COMPONENTS
-from fedscale.cloud.config.keys import KeySpec
+from fedscale.cloud.config.job_conf import ALGORITHM_CONFIGS, COMPONENTS, SELECTOR_CONFIGS
+from fedscale.cloud.config.keys import KeySpec, key_specs
 from fedscale.cloud.config_parser import KEYS, ConfigError, JobConf, load_job
 from fedscale.cloud.preflight import preflight
 from tests.jobs import run_dirs, run_driver, write_job
@@ -57,14 +57,22 @@ def test_every_key_refuses_a_wrong_type_and_an_out_of_range_value_in_one_line(tm
         assert "\n" not in message
 
 
-def test_every_key_is_declared_by_a_component_and_shared_keys_alike() -> None:
-    declared = [spec.name for _, model in COMPONENTS for spec in model.key_specs()]
-    assert set(declared) == set(KEYS)
+def test_every_key_is_declared_by_a_component_a_selector_or_a_server_algorithm() -> None:
+    models = [model for _, model in COMPONENTS] + [*SELECTOR_CONFIGS.values(), *ALGORITHM_CONFIGS.values()]
+    assert {spec.name for model in models for spec in key_specs(model)} == set(KEYS)
     conf = JobConf()
     for name, model in COMPONENTS:
         component = getattr(conf, name)
         assert isinstance(component, model)
-        assert all(component.model_dump(by_alias=True)[spec.name] == spec.default for spec in model.key_specs())
+        assert all(component.model_dump(by_alias=True)[spec.name] == spec.default for spec in key_specs(model))
+
+
+@pytest.mark.parametrize(("sample_mode", "gradient_policy"), [("bliss", "fed-yogi"), ("pyramidfl", "q-fedavg")])
+def test_the_job_carries_its_selectors_and_server_algorithms_typed_config(sample_mode: str,
+                                                                          gradient_policy: str) -> None:
+    conf = JobConf({"sample_mode": sample_mode, "gradient_policy": gradient_policy, "pacer_step": 7})
+    assert type(conf.selector) is SELECTOR_CONFIGS[sample_mode] and conf.selector.pacer_step == 7
+    assert type(conf.server_algorithm) is ALGORITHM_CONFIGS[gradient_policy]
 
 
 def test_components_are_typed_and_immutable() -> None:
@@ -78,8 +86,9 @@ def test_components_are_typed_and_immutable() -> None:
 @pytest.mark.parametrize(("conf", "expected"), [
     ({"heartbeat_interval": 9}, "job_conf.heartbeat_interval: expected a number below executor_timeout"),
     ({"device_avail_file": __file__}, "job_conf.device_avail_file: needs device_conf_file"),
-    ({"dropout_low": 0.5, "dropout_high": 0.2}, "job_conf.dropout_low: expected at most dropout_high"),
-    ({"bliss_min_train": 50, "amount_clients_predict_train_set": 30},
+    ({"sample_mode": "pyramidfl", "dropout_low": 0.5, "dropout_high": 0.2},
+     "job_conf.dropout_low: expected at most dropout_high"),
+    ({"sample_mode": "bliss", "bliss_min_train": 50, "amount_clients_predict_train_set": 30},
      "job_conf.amount_clients_predict_train_set: expected at least bliss_min_train (50), got 30"),
 ])
 def test_rules_between_keys_name_the_key(conf: dict[str, Any], expected: str) -> None:

@@ -15,6 +15,7 @@ from fedscale.cloud.aggregation import server_algorithms
 from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS, build_server_algorithm
 from fedscale.cloud.aggregation.server_algorithms.fedprox import proximal_term
 from fedscale.cloud.aggregation.server_algorithms.qfedavg import q_fedavg_rows
+from fedscale.cloud.config import job_conf
 from fedscale.cloud.config_parser import KEYS, JobConf
 from fedscale.robust.registry import robust_aggregator
 
@@ -186,10 +187,10 @@ def test_the_readme_example_is_a_working_algorithm():
     section = readme.split("#### Adding a server algorithm", 1)[1]
     namespace = {}
     exec(re.search(r"```python\n(.*?)```", section, re.S).group(1), namespace)
-    example = namespace["FedAvgLR"]
+    example = namespace["FedAvgCapped"]
     with mock.patch.dict(server_algorithms.SERVER_ALGORITHMS, {example.name: example}):
-        algorithm = build_server_algorithm("fed-avg-lr", {"server_learning_rate": 0.5, "qfed_q": 2.0}, 0.05)
-    assert torch.equal(algorithm.step(torch.ones(2, dtype=torch.float64), DELTA), 1 + 0.5 * DELTA)
-    spec = KEYS["server_learning_rate"]
-    field = example.Config.model_fields["server_learning_rate"]
-    assert (field.default, bounds(field)) == (spec.default, {"gt": spec.gt})
+        algorithm = build_server_algorithm("fed-avg-capped", {"server_update_cap": 0.5, "qfed_q": 2.0}, 0.05)
+        keys = job_conf._declared_keys()
+    step = algorithm.step(torch.ones(2, dtype=torch.float64), torch.tensor([3.0, 4.0], dtype=torch.float64))
+    assert torch.allclose(step, torch.tensor([1.3, 1.4], dtype=torch.float64))
+    assert keys["server_update_cap"].default == 1.0 and keys["server_update_cap"].gt == 0

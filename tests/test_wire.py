@@ -117,3 +117,15 @@ def test_executor_learns_when_the_aggregator_goes_away(server):
 def test_no_aggregator_is_a_clear_error():
     with pytest.raises(AggregatorLost, match="no aggregator answered"):
         AggregatorConnection("127.0.0.1:1", SECRET, hello(), connect_timeout=0.5)
+
+
+def test_a_busy_port_is_an_os_error_naming_the_address():
+    import socket
+
+    from fedscale.cloud.channels.server import AggregatorServer
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{port} \(the port is in use"):
+            AggregatorServer("127.0.0.1", port, "secret", max_executors=1)

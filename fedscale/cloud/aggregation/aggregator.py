@@ -360,9 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     status, reason, code = commons.STATUS_COMPLETED, "", 0
     aggregator = None
     try:
-        server = AggregatorServer(job.ps_ip, job.ps_port, os.environ.get(commons.SECRET_ENV, ""),
-                                  max_executors=job.num_executors, heartbeat_interval=conf.heartbeat_interval,
-                                  timeout=conf.executor_timeout)
+        try:
+            server = AggregatorServer(job.ps_ip, job.ps_port, os.environ.get(commons.SECRET_ENV, ""),
+                                      max_executors=job.num_executors, heartbeat_interval=conf.heartbeat_interval,
+                                      timeout=conf.executor_timeout)
+        except OSError as err:
+            raise JobFailed(f"ps_port: {err}") from None
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict())
         aggregator = Aggregator(job, run_dir, server, log, clock)

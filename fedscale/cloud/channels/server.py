@@ -115,9 +115,13 @@ class AggregatorServer:
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * max_executors + 4),
                                  options=GRPC_OPTIONS)
         pb_grpc.add_JobServiceServicer_to_server(_Servicer(self), self._grpc)
-        self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+        try:
+            self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {host}:{port}")
+            raise OSError(f"cannot listen on {host}:{port} (the port is in use, or the address is not this "
+                          "machine's)")
         self._grpc.start()
 
     def _join(self, hello: pb.Hello) -> ExecutorSession | None:

@@ -34,16 +34,20 @@ COMPONENTS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("server", ServerConfig),
     ("compat", FedScaleCompat),
 )
-SELECTOR_CONFIGS: dict[str, type[BaseModel]] = {name: selector_class(name).Config for name in SELECTORS}
-ALGORITHM_CONFIGS: dict[str, type[BaseModel]] = {name: algorithm.Config for name, algorithm in SERVER_ALGORITHMS.items()}
 DEFAULT_ALGORITHM = "fed-avg"
+
+
+def _extension_configs() -> tuple[dict[str, type[BaseModel]], dict[str, type[BaseModel]]]:
+    """The ``Config`` of every registered selector and of every server algorithm, by name."""
+    return ({name: selector_class(name).Config for name in SELECTORS},
+            {name: algorithm.Config for name, algorithm in SERVER_ALGORITHMS.items()})
 
 
 def _declared_keys() -> dict[str, KeySpec]:
     """Every model's keys by name; a key declared twice must be declared alike."""
     keys: dict[str, KeySpec] = {}
-    models = [model for _, model in COMPONENTS] + [*SELECTOR_CONFIGS.values(), *ALGORITHM_CONFIGS.values()]
-    for model in models:
+    selectors, algorithms = _extension_configs()
+    for model in [model for _, model in COMPONENTS] + [*selectors.values(), *algorithms.values()]:
         for spec in key_specs(model):
             if keys.setdefault(spec.name, spec) != spec:
                 raise TypeError(f"job_conf key {spec.name!r} is declared differently by {model.__name__}: "
@@ -51,6 +55,7 @@ def _declared_keys() -> dict[str, KeySpec]:
     return keys
 
 
+SELECTOR_CONFIGS, ALGORITHM_CONFIGS = _extension_configs()
 KEYS: dict[str, KeySpec] = _declared_keys()
 _ALIASES: dict[str, str] = {alias: spec.name for spec in KEYS.values() for alias in spec.aliases}
 ALL_NAMES: tuple[str, ...] = (*KEYS, *_ALIASES)
