@@ -77,10 +77,24 @@ def test_the_defence_reports_client_ids_and_counts_the_byzantine_ones():
         threat.aggregate(2, clients[:2], updates[:2], torch.ones(2))
 
 
-def test_a_job_whose_attack_cannot_forge_a_round_ends_with_one_line_naming_the_attack(tmp_path):
+def test_an_attack_that_cannot_forge_the_rounds_is_refused_before_launch(tmp_path):
     """Two clients, one Byzantine, both in every round: ALIE needs two honest rows."""
     job = write_job(tmp_path, executors=1, num_clients=2, num_participants=2, rounds=2, attack="little",
                     num_byzantine=1)
+    done = run_driver(tmp_path, "submit", str(job))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "job_conf.attack='little' cannot forge round 1's rows" in lines[0], done.stderr
+    assert not run_dirs(tmp_path)
+
+
+def test_a_job_whose_attack_cannot_forge_a_round_ends_with_one_line_naming_the_attack(tmp_path):
+    """The data map file makes two clients, one Byzantine; validation, which does not read the map,
+    expects no Byzantine participant among 2 of num_clients=20, so the job starts and round 1 fails."""
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("client_id,sample_path\n" + "".join(f"{i % 2},{i}\n" for i in range(40)))
+    job = write_job(tmp_path, executors=1, num_clients=20, num_participants=2, rounds=2, attack="little",
+                    num_byzantine=1, data_map_file=str(mapping))
     done = run_driver(tmp_path, "submit", str(job))
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
