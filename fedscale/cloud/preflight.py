@@ -1,19 +1,21 @@
 """Everything a job builds, built once before any process starts, so a bad value is refused
 with one line naming its key instead of failing inside the aggregator after the executors
 joined: the device fleet (read with the safe loaders), the aggregator's port, the selector,
-the server algorithm, and the threat model with its robust pipeline, which is run once on a
-synthetic round of ``num_participants`` rows (its expected share of them Byzantine) so that
-an attack or a defence that cannot work at that size is refused here.
+the server algorithm, and (for a job with Byzantine clients or a robust rule) the threat model
+with its robust pipeline, which is run once on a synthetic round of ``num_participants`` rows
+(its expected share of them Byzantine) so that an attack or a defence that cannot work at that
+size is refused here. A job without either does not import torch here, so submitting one
+starts fast.
 """
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
 
-import torch
+from typing import TYPE_CHECKING
 
 from fedscale.cloud.aggregation.server_algorithms import ServerAlgorithm, build_server_algorithm
-from fedscale.cloud.aggregation.threat_model import ThreatModel
+from fedscale.cloud.config.components import RobustnessConfig
 from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.internal.client_metadata import Fleet
@@ -21,6 +23,9 @@ from fedscale.cloud.internal.trace_formats import TraceError
 from fedscale.cloud.internal.traces import job_fleet
 from fedscale.selection.base import Selector
 from fedscale.selection.registry import build_selector
+
+if TYPE_CHECKING:
+    from fedscale.cloud.aggregation.threat_model import ThreatModel
 
 SYNTHETIC_WIDTH = 16
 
@@ -32,7 +37,7 @@ class Preflight:
     fleet: Fleet
     selector: Selector
     server_algorithm: ServerAlgorithm
-    threat: ThreatModel
+    threat: ThreatModel | None
 
 
 def preflight(job: JobSpec) -> Preflight:
@@ -84,10 +89,16 @@ def _server_algorithm(job: JobSpec) -> ServerAlgorithm:
         raise _keyed(err, "gradient_policy") from None
 
 
-def _threat(job: JobSpec) -> ThreatModel:
+def _threat(job: JobSpec) -> ThreatModel | None:
     """The threat model on ``num_clients`` clients (a data map file may make the real count
-    differ), run once on a synthetic round."""
+    differ), run once on a synthetic round; None for a job with neither Byzantine clients nor a
+    robust rule, where nothing can fail."""
     conf = job.conf
+    if conf.robustness == RobustnessConfig():
+        return None
+    import torch
+
+    from fedscale.cloud.aggregation.threat_model import ThreatModel
     participants = conf.training.num_participants
     try:
         threat = ThreatModel(conf, conf.data.num_clients)
