@@ -148,9 +148,9 @@ def test_every_example_job_builds_its_parts_at_validation(path: str) -> None:
     job = load_job(path)
     built = preflight(job)
     assert type(built.selector).Config is type(job.conf.selector)
-    assert built.server_algorithm.name == (job.conf.gradient_policy or "fed-avg")
+    assert built.server_algorithm.name == (job.conf.server.gradient_policy or "fed-avg")
     assert type(built.server_algorithm).Config is type(job.conf.server_algorithm)
-    assert built.threat.aggregator_spec == job.conf.aggregator and built.fleet.num_clients > 0
+    assert built.threat.aggregator_spec == job.conf.robustness.aggregator and built.fleet.num_clients > 0
 
 
 @pytest.mark.parametrize(("conf", "expected"), [
