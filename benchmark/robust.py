@@ -35,7 +35,7 @@ def run(job: JobSpec, exp_path: str) -> tuple[float, float]:
     try:
         events = run_to_end(dataclasses.replace(job, exp_path=exp_path))
     except RuntimeError as err:
-        raise SystemExit(f"{job.source} (seed {job.conf.seed}): {err}") from None
+        raise SystemExit(f"{job.source} (seed {job.conf.training.seed}): {err}") from None
     tests = [e["accuracy"] for e in events if e["tag"] == commons.TEST_RESULT]
     byzantine = [e["byzantine_aggregated"] for e in events if e["tag"] == commons.ROUND_END]
     return tests[-1], float(np.mean(byzantine))
@@ -43,8 +43,9 @@ def run(job: JobSpec, exp_path: str) -> tuple[float, float]:
 
 def attack_free(job: JobSpec) -> bool:
     """Whether ``job`` has no attack or no Byzantine clients."""
-    conf = job.conf
-    return not conf.attack or conf.num_byzantine == 0 or (conf.num_byzantine < 0 and conf.byzantine_fraction == 0)
+    robustness = job.conf.robustness
+    return not robustness.attack or robustness.num_byzantine == 0 or (robustness.num_byzantine < 0
+                                                                       and robustness.byzantine_fraction == 0)
 
 
 def main() -> None:
@@ -82,8 +83,9 @@ def main() -> None:
         name = Path(job.source).stem
         acc = np.array([a for a, _ in results[name]])
         byzantine = np.mean([b for _, b in results[name]])
-        rule = job.conf.aggregator + (f" f={job.conf.f}" if job.conf.f >= 0 else "")
-        print(f"{name:<24}{rule:<22}{job.conf.attack or '-':<18}{byzantine:>10.2f}{acc.mean():>10.4f}"
+        robustness = job.conf.robustness
+        rule = robustness.aggregator + (f" f={robustness.f}" if robustness.f >= 0 else "")
+        print(f"{name:<24}{rule:<22}{robustness.attack or '-':<18}{byzantine:>10.2f}{acc.mean():>10.4f}"
               f"{f'{acc.min():.3f}-{acc.max():.3f}':>15}{(reference - acc.mean()) * 100:>7.1f}")
 
 

@@ -24,7 +24,8 @@ def _submit(args: argparse.Namespace) -> int:
     if result.exit_code == 0:
         print(result.run_dir)
     else:
-        print(f"job {job.conf.job_name} {result.status}: {result.reason} (logs: {result.run_dir})", file=sys.stderr)
+        print(f"job {job.conf.identity.job_name} {result.status}: {result.reason} (logs: {result.run_dir})",
+              file=sys.stderr)
     return result.exit_code
 
 

@@ -21,6 +21,11 @@ SMALL_JOB = {
 }
 
 
+def manager_settings(conf: Any) -> dict[str, Any]:
+    """The components of a JobConf that ClientManager reads, as its keyword arguments."""
+    return {"time_model": conf.fleet, "training": conf.training, "adaptive": conf.adaptive}
+
+
 def write_uniform_fleet(folder: Path, num_devices: int = 50) -> Path:
     """A fleet of always-available devices whose speeds differ slightly (distinct finish times)."""
     devices = [{"id": i + 1, "computation": 20.0 + i, "communication": 10_000.0} for i in range(num_devices)]

@@ -11,6 +11,7 @@ from fedscale.cloud.internal.trace_formats import fleet_from_json
 from fedscale.selection.base import Feedback
 from fedscale.selection.config import SelectorConfig
 from fedscale.selection.random import RandomSelector
+from tests.jobs import manager_settings
 
 MODEL_BYTES = 1_000_000
 
@@ -61,7 +62,7 @@ def test_eligibility_bounds_and_registration(tmp_path):
     f = fleet(tmp_path, [device(i, 10.0 * (i + 1)) for i in range(3)])
     selector = Recorder(0)
     counts = np.array([5, 0, 50, 7, 200])
-    manager = ClientManager(counts, f, conf(filter_less=5, filter_more=100), MODEL_BYTES, selector)
+    manager = ClientManager(counts, f, MODEL_BYTES, selector, **manager_settings(conf(filter_less=5, filter_more=100)))
     assert manager.eligible.tolist() == [0, 2, 3]
     ids, samples, durations = selector.registered
     assert ids == [0, 2, 3] and samples == [5, 50, 7]
@@ -72,7 +73,7 @@ def test_eligibility_bounds_and_registration(tmp_path):
 def test_plan_keeps_the_k_fastest_and_names_stragglers(tmp_path):
     f = fleet(tmp_path, [device(i, ms) for i, ms in enumerate([50, 10, 40, 20, 30, 60])])
     selector = Recorder(0, picks=[0, 1, 2, 3, 4, 5])
-    manager = ClientManager(np.full(6, 20), f, conf(), MODEL_BYTES, selector)
+    manager = ClientManager(np.full(6, 20), f, MODEL_BYTES, selector, **manager_settings(conf()))
     plan = manager.plan_round(1, 0.0)
     assert plan.participants.tolist() == [1, 3, 4]
     assert sorted(plan.stragglers.tolist()) == [0, 2, 5] and plan.offline.tolist() == []
@@ -91,7 +92,8 @@ def test_plan_keeps_the_k_fastest_and_names_stragglers(tmp_path):
 def test_a_device_that_goes_offline_mid_round_fails(tmp_path):
     f = fleet(tmp_path, [device(0, 10, active=[0], inactive=[8], finish_time=1000),  # finishing takes 6 s
                          device(1, 20), device(2, 30), device(3, 40)])
-    manager = ClientManager(np.full(4, 20), f, conf(num_participants=2), MODEL_BYTES, Recorder(0, picks=[0, 1, 2, 3]))
+    manager = ClientManager(np.full(4, 20), f, MODEL_BYTES, Recorder(0, picks=[0, 1, 2, 3]),
+                            **manager_settings(conf(num_participants=2)))
     plan = manager.plan_round(1, 5.0)
     assert plan.offline.tolist() == [0]
     assert plan.participants.tolist() == [1, 2] and plan.stragglers.tolist() == [3]
@@ -100,7 +102,7 @@ def test_a_device_that_goes_offline_mid_round_fails(tmp_path):
 def test_online_set_and_waiting_for_the_next_client(tmp_path):
     f = fleet(tmp_path, [device(0, 10, active=[100], inactive=[200], finish_time=1000),
                          device(1, 10, active=[150], inactive=[400], finish_time=1000)])
-    manager = ClientManager(np.full(2, 20), f, conf(), MODEL_BYTES, Recorder(0))
+    manager = ClientManager(np.full(2, 20), f, MODEL_BYTES, Recorder(0), **manager_settings(conf()))
     assert manager.online(50.0).tolist() == []
     assert manager.next_online_time(50.0) == 100.0
     assert manager.online(160.0).tolist() == [0, 1]
@@ -112,7 +114,7 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
     f = fleet(tmp_path, [device(i, ms, kbps) for i, (ms, kbps) in
                          enumerate([(10, 2000.0), (40, 50_000.0), (20, 4000.0), (90, 1000.0)])])
     job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3)
-    manager = ClientManager(np.full(4, 20), f, job, MODEL_BYTES, make_selector(job))
+    manager = ClientManager(np.full(4, 20), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
     clients = np.arange(4)    # every client has run once, with distinct gradient utility
     manager.selector.register_feedback(Feedback(round_index=1, client_ids=clients, rewards=np.ones(4),
                                                 durations=np.full(4, 10.0), success=np.ones(4, dtype=bool),
@@ -136,7 +138,7 @@ def test_every_selector_plans_deterministically(tmp_path, mode):
     job = conf(sample_mode=mode, seed=11, num_participants=4, overcommitment=1.3)
 
     def plans():
-        manager = ClientManager(np.full(20, 30), f, job, MODEL_BYTES, make_selector(job))
+        manager = ClientManager(np.full(20, 30), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
         out = []
         for r in range(1, 6):
             plan = manager.plan_round(r, 100.0 * r)

@@ -149,11 +149,11 @@ def test_every_example_job_builds_its_parts_at_validation(path: str) -> None:
     job = load_job(path)
     built = preflight(job)
     assert type(built.selector).Config is type(job.conf.selector)
-    assert built.server_algorithm.name == (job.conf.gradient_policy or "fed-avg")
+    assert built.server_algorithm.name == (job.conf.server.gradient_policy or "fed-avg")
     assert type(built.server_algorithm).Config is type(job.conf.server_algorithm)
     assert built.fleet.num_clients > 0
     assert (built.threat is not None) == (job.conf.robustness != RobustnessConfig())
-    assert built.threat is None or built.threat.aggregator_spec == job.conf.aggregator
+    assert built.threat is None or built.threat.aggregator_spec == job.conf.robustness.aggregator
 
 
 @pytest.mark.parametrize(("conf", "expected"), [

@@ -110,24 +110,26 @@ def fedscale_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_fedscale_job_file_is_accepted_and_typed(tmp_path: Path, fedscale_home: Path) -> None:
     job = load_job(write(tmp_path, FEDSCALE_JOB))
     conf = job.conf
-    assert (job.ps_ip, job.ps_port, conf.ps_port) == ("10.0.0.1", 29501, 29501)
+    assert (job.ps_ip, job.ps_port, conf.cluster.ps_port) == ("10.0.0.1", 29501, 29501)
     assert job.workers == (WorkerHost("10.0.0.1", 4), WorkerHost("10.0.0.2", 4))
-    assert job.num_executors == conf.num_executors == 8
+    assert job.num_executors == conf.cluster.num_executors == 8
     assert job.exp_path == str(fedscale_home / "fedscale/cloud")
     assert job.auth == {"ssh_user": "", "ssh_private_key": str(tmp_path / "user/.ssh/id_rsa")}
     assert job.setup_commands == ("source $HOME/anaconda3/bin/activate fedscale",)
-    assert job.log_root == conf.log_path == str(fedscale_home / "benchmark")
-    assert conf.data_dir == str(fedscale_home / "benchmark/dataset/data/femnist")
-    assert conf.data_map_file.endswith("client_data_mapping/train.csv") and os.path.isabs(conf.data_map_file)
-    assert conf.device_avail_file == str(fedscale_home / "benchmark/dataset/data/device_info/client_behave_trace")
-    assert conf.use_cuda is False and conf.save_checkpoint is False and conf["spec-augment"] is True
-    assert conf.filter_more == 10**15 and isinstance(conf.filter_more, int)
-    assert conf.learning_rate == 4e-5 and conf.yogi_eta == 3e-3
-    assert conf.seed == conf.sample_seed == 7
-    assert conf.input_shape == (32, 32, 3)
+    assert job.log_root == conf.identity.log_path == str(fedscale_home / "benchmark")
+    assert conf.data.data_dir == str(fedscale_home / "benchmark/dataset/data/femnist")
+    data_map_file = conf.data.data_map_file
+    assert data_map_file.endswith("client_data_mapping/train.csv") and os.path.isabs(data_map_file)
+    assert conf.fleet.device_avail_file == str(fedscale_home / "benchmark/dataset/data/device_info/"
+                                                               "client_behave_trace")
+    assert conf.compat.use_cuda is False and conf.training.save_checkpoint is False and conf["spec-augment"] is True
+    assert conf.fleet.filter_more == 10**15 and isinstance(conf.fleet.filter_more, int)
+    assert conf.training.learning_rate == 4e-5 and conf.server_algorithm.yogi_eta == 3e-3
+    assert conf.training.seed == conf["sample_seed"] == 7
+    assert conf.compat.input_shape == (32, 32, 3)
     assert conf["train-manifest"] == "data/train.csv" and conf["sample-rate"] == 8000
-    assert conf["noise-dir"] is None and conf.cuda_device == "0"
-    assert conf.rounds == 1000 and conf.model == "cnn" and conf.gradient_policy == "fed-yogi"
+    assert conf["noise-dir"] is None and conf.compat.cuda_device == "0"
+    assert (conf.training.rounds, conf.training.model, conf.server.gradient_policy) == (1000, "cnn", "fed-yogi")
     assert set(inactive_keys(conf)) == {
         "cuda_device", "use_cuda", "model_zoo", "input_shape",
         "train-manifest", "sample-rate", "spec-augment", "noise-dir",
@@ -146,7 +148,8 @@ def test_defaults_are_filled_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     for name, spec in KEYS.items():
         if name != "rounds":
             assert values[name] == (list(spec.default) if isinstance(spec.default, tuple) else spec.default), name
-    assert (job.conf.data_set, job.conf.model, job.conf.save_checkpoint, job.conf.seed) == ("digits", "mlp", True, 233)
+    training = job.conf.training
+    assert (job.conf.data.data_set, training.model, training.save_checkpoint, training.seed) == ("digits", "mlp", True, 233)
     assert inactive_keys(job.conf) == []
 
 
@@ -155,7 +158,8 @@ def test_default_job_and_plain_mapping_job_conf() -> None:
         {"num_executors": 1, "ps_ip": "127.0.0.1", "ps_port": 29500}, explicit=()
     )
     job = parse_job({"job_conf": {"rounds": "7", "model": "logistic"}}, "<inline>")
-    assert (job.conf.rounds, job.conf.model, job.conf.explicit) == (7, "logistic", {"rounds", "model"})
+    assert (job.conf.training.rounds, job.conf.training.model, job.conf.explicit) == (7, "logistic",
+                                                                                      {"rounds", "model"})
 
 
 def test_every_fedscale_key_is_declared_and_defaults_validate() -> None:
@@ -186,25 +190,27 @@ def test_job_spec_from_dict_revalidates(tmp_path: Path, fedscale_home: Path) -> 
 
 def test_alias_sample_seed() -> None:
     conf = parse_job({"job_conf": [{"sample_seed": 5}]}, "a.yml").conf
-    assert (conf.seed, conf["sample_seed"], conf.explicit) == (5, 5, {"seed"})
-    assert conf.replace(sample_seed=9).seed == 9
-    assert JobConf({"sample_seed": 3}).seed == 3
+    assert (conf.training.seed, conf["sample_seed"], conf.explicit) == (5, 5, {"seed"})
+    assert conf.replace(sample_seed=9).training.seed == 9
+    assert JobConf({"sample_seed": 3}).training.seed == 3
     with pytest.raises(ConfigError, match="'seed' and 'sample_seed' are names of the same key; set only one"):
         parse_job({"job_conf": [{"seed": 1}, {"sample_seed": 2}]}, "a.yml")
 
 
 def test_job_conf_api() -> None:
     conf = JobConf({"learning_rate": "0.1"})
-    assert conf.learning_rate == conf["learning_rate"] == 0.1
+    assert conf.training.learning_rate == conf["learning_rate"] == 0.1
     assert conf["no-bidirectional"] is False
-    with pytest.raises(AttributeError, match="did you mean 'learning_rate'"):
-        conf.learning_rat
+    with pytest.raises(AttributeError):
+        conf.learning_rate
+    with pytest.raises(KeyError, match="did you mean 'learning_rate'"):
+        conf["learning_rat"]
     with pytest.raises(KeyError):
         conf["nope"]
     with pytest.raises(AttributeError, match="immutable"):
         conf.rounds = 3
     changed = conf.replace(rounds=3, **{"hidden-size": "64"})
-    assert (changed.rounds, changed["hidden-size"], conf.rounds) == (3, 64, 50)
+    assert (changed.training.rounds, changed["hidden-size"], conf.training.rounds) == (3, 64, 50)
     assert changed.explicit == {"learning_rate", "rounds", "hidden-size"}
     with pytest.raises(ConfigError, match=r"^job_conf\.rounds: expected an integer >= 1, got -1$"):
         conf.replace(rounds=-1)
@@ -358,14 +364,14 @@ def test_relative_paths_resolve_against_working_directory(tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path)
     job = parse_job({"exp_path": "runs", "job_conf": [{"data_map_file": "maps/train.csv"}]}, "a.yml")
     assert job.exp_path == job.log_root == str(tmp_path / "runs")
-    assert job.conf.data_map_file == str(tmp_path / "maps/train.csv")
+    assert job.conf.data.data_map_file == str(tmp_path / "maps/train.csv")
 
 
 def test_num_participants_may_exceed_num_clients_with_a_data_map_file(tmp_path: Path) -> None:
     mapping = tmp_path / "train.csv"
     mapping.write_text("")
     conf = JobConf({"num_clients": 2, "num_participants": 10, "data_map_file": str(mapping)})
-    assert conf.num_participants == 10
+    assert conf.training.num_participants == 10
 
 
 def test_config_error_parts_and_pickling() -> None:

@@ -208,25 +208,25 @@ def test_femnist_problems_raise_one_line_data_error(femnist_dir: Path, breaker) 
 
 def conf(**overrides: object) -> SimpleNamespace:
     settings = dict(data_set="digits", data_dir="", data_map_file="", partition="iid",
-                    dirichlet_alpha=0.5, num_clients=10, seed=0)
+                    dirichlet_alpha=0.5, num_clients=10)
     return SimpleNamespace(**{**settings, **overrides})
 
 
 @pytest.mark.parametrize("partition", ["iid", "dirichlet"])
 def test_load_federated_digits(partition: str) -> None:
-    data = load_federated_data(conf(partition=partition))
+    data = load_federated_data(conf(partition=partition), 0)
     assert data.num_clients == 10 and data.client_sample_counts.sum() == len(data.train)
     assert data.client_sample_counts.dtype == np.int64 and data.client_sample_counts.min() >= 1
 
 
 def test_load_federated_digits_by_map_file(tmp_path: Path) -> None:
     map_file = write_text(tmp_path / "map.csv", "client_id,sample_path\nx,3\ny,1\nx,0\n")
-    data = load_federated_data(conf(data_map_file=str(map_file)))
+    data = load_federated_data(conf(data_map_file=str(map_file)), 0)
     assert data.client_sample_counts.tolist() == [2, 1]
 
 
 def test_load_federated_femnist_uses_natural_partition(femnist_dir: Path) -> None:
-    data = load_federated_data(conf(data_set="femnist", data_dir=str(femnist_dir), num_clients=99))
+    data = load_federated_data(conf(data_set="femnist", data_dir=str(femnist_dir), num_clients=99), 0)
     assert data.client_sample_counts.tolist() == [SAMPLES_PER_CLIENT] * NUM_CLIENTS
 
 
@@ -237,7 +237,7 @@ def test_load_federated_femnist_uses_natural_partition(femnist_dir: Path) -> Non
 )
 def test_load_federated_rejects_impossible_requests(overrides: dict[str, object]) -> None:
     with pytest.raises(DataError):
-        load_federated_data(conf(**overrides))
+        load_federated_data(conf(**overrides), 0)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

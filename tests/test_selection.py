@@ -20,6 +20,7 @@ from fedscale.selection import registry
 from fedscale.selection.base import Feedback, Needs, Selector
 from fedscale.selection.config import SelectorConfig
 from fedscale.selection.random import RandomSelector
+from tests.jobs import manager_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 CONFIGS = {name: registry.selector_class(name).Config for name in registry.SELECTORS}
@@ -129,7 +130,7 @@ def test_a_selector_added_with_one_line_runs_through_the_client_manager(tmp_path
     selector = registry.build_selector("fastest", {"seed": 1}, 1)
     speeds = [50.0, 10.0, 40.0, 20.0, 30.0, 60.0, 70.0, 80.0]
     conf = JobConf({"num_participants": 2, "overcommitment": 1.5, "local_steps": 5, "batch_size": 10})
-    manager = ClientManager(np.full(8, 20), fleet(tmp_path, speeds), conf, 1_000_000, selector)
+    manager = ClientManager(np.full(8, 20), fleet(tmp_path, speeds), 1_000_000, selector, **manager_settings(conf))
     plan = manager.plan_round(1, 0.0)
     assert plan.participants.tolist() == [1, 3] and plan.stragglers.tolist() == [4]
     manager.finish_round(plan, {1: SimpleNamespace(utility=1.0, update_norm=1.0, local_steps=5, num_samples=20)})
@@ -139,15 +140,16 @@ def test_a_selector_added_with_one_line_runs_through_the_client_manager(tmp_path
 def test_time_budget_and_failures_follow_the_declarations(tmp_path) -> None:
     job = JobConf({"sample_mode": "bliss", "t_budget": 90.0, "num_participants": 2, "local_steps": 5,
                    "batch_size": 10})
-    manager = ClientManager(np.full(6, 20), fleet(tmp_path, [10.0] * 6), job, 1_000_000, make_selector(job))
+    manager = ClientManager(np.full(6, 20), fleet(tmp_path, [10.0] * 6), 1_000_000, make_selector(job),
+                            **manager_settings(job))
     assert manager.t_budget == 90.0 == manager.selector.time_budget
     plan = manager.settle_adaptive_round(manager.plan_adaptive_round(1, 0.0), {})
     manager.finish_round(plan, {})
     assert len(plan.offline) == 3 and (manager.selector.feedback_round[plan.offline] == 1).all()
     random_job = job.replace(sample_mode="random", t_budget=80.0)
     assert make_selector(random_job).time_budget is None
-    assert ClientManager(np.full(6, 20), fleet(tmp_path, [10.0] * 6), random_job, 1_000_000,
-                         make_selector(random_job)).t_budget == 80.0
+    assert ClientManager(np.full(6, 20), fleet(tmp_path, [10.0] * 6), 1_000_000, make_selector(random_job),
+                         **manager_settings(random_job)).t_budget == 80.0
 
 
 def test_the_base_class_refuses_work_it_was_not_declared_for() -> None:

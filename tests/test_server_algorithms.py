@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation import server_algorithms
-from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS, build_server_algorithm
+from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS, build_server_algorithm, make_server_algorithm
 from fedscale.cloud.aggregation.server_algorithms.fedprox import proximal_term
 from fedscale.cloud.aggregation.server_algorithms.qfedavg import q_fedavg_rows
 from fedscale.cloud.config import job_conf
@@ -140,9 +140,9 @@ def test_the_registry_names_each_algorithm_by_its_gradient_policy():
 
 def test_a_job_conf_builds_each_algorithm_from_its_own_keys_only():
     conf = JobConf({"gradient_policy": "fed-yogi", "yogi_eta": 0.2, "qfed_q": 3.0})
-    algorithm = build_server_algorithm(conf.gradient_policy, conf.to_dict(), conf.learning_rate)
+    algorithm = make_server_algorithm(conf)
     assert algorithm.config.model_dump() == {"yogi_eta": 0.2, "yogi_tau": 1e-8, "yogi_beta": 0.9, "yogi_beta2": 0.99}
-    assert algorithm.learning_rate == conf.learning_rate
+    assert algorithm.learning_rate == conf.training.learning_rate
     assert build_server_algorithm("fed-avg", conf.to_dict(), 0.05).config.model_dump() == {}
     assert list(build_server_algorithm("fed-adagrad", conf.to_dict(), 0.05).config.model_dump()) == [
         "yogi_eta", "yogi_tau", "yogi_beta"]

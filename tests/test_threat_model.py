@@ -1,50 +1,43 @@
 """The threat model: Byzantine set, poisoned training, forged rows, the defence and its report."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.threat_model import ThreatModel, ThreatModelError
+from fedscale.cloud.config.components import RobustnessConfig
 from fedscale.robust.attacks import ATTACKS
 from tests.jobs import events, run_dirs, run_driver, write_job
 
 
-@dataclass
-class Settings:
-    attack: str = ""
-    byzantine_fraction: float = 0.0
-    num_byzantine: int = -1
-    f: int = -1
-    aggregator: str = "mean"
-    seed: int = 7
-    num_participants: int = 10
+def threat_model(num_clients: int, seed: int = 7, num_participants: int = 10, **robustness) -> ThreatModel:
+    """The threat model of ``num_clients`` clients under the ``robustness`` settings."""
+    return ThreatModel(RobustnessConfig(**robustness), seed, num_participants, num_clients)
 
 
 def test_the_byzantine_set_is_seeded_and_sized_by_the_count_or_the_fraction():
-    by_fraction = ThreatModel(Settings(byzantine_fraction=0.25), 40)
+    by_fraction = threat_model(40, byzantine_fraction=0.25)
     assert len(by_fraction.byzantine) == 10 and by_fraction.byzantine <= set(range(40))
-    assert ThreatModel(Settings(byzantine_fraction=0.25), 40).byzantine == by_fraction.byzantine
-    assert ThreatModel(Settings(byzantine_fraction=0.25, seed=8), 40).byzantine != by_fraction.byzantine
-    assert len(ThreatModel(Settings(byzantine_fraction=0.25, num_byzantine=3), 40).byzantine) == 3
+    assert threat_model(40, byzantine_fraction=0.25).byzantine == by_fraction.byzantine
+    assert threat_model(40, byzantine_fraction=0.25, seed=8).byzantine != by_fraction.byzantine
+    assert len(threat_model(40, byzantine_fraction=0.25, num_byzantine=3).byzantine) == 3
     with pytest.raises(ThreatModelError, match=r"job_conf.num_byzantine=41 exceeds the 40 clients"):
-        ThreatModel(Settings(num_byzantine=41), 40)
+        threat_model(40, num_byzantine=41)
 
 
 def test_f_defaults_to_the_expected_byzantine_participants():
-    assert ThreatModel(Settings(byzantine_fraction=0.25), 40).f == round(10 / 40 * 10)
-    assert ThreatModel(Settings(byzantine_fraction=0.25, f=1), 40).f == 1
+    assert threat_model(40, byzantine_fraction=0.25).f == round(10 / 40 * 10)
+    assert threat_model(40, byzantine_fraction=0.25, f=1).f == 1
 
 
 def test_only_a_data_attack_poisons_training_and_only_an_update_attack_forges():
-    flip = ThreatModel(Settings(attack="label_flip", num_byzantine=5), 20)
+    flip = threat_model(20, attack="label_flip", num_byzantine=5)
     clients = list(range(20))
     assert flip.poisoned(clients) == [c in flip.byzantine for c in clients] and any(flip.poisoned(clients))
     updates = torch.randn(20, 4)
     assert torch.equal(flip.forge(1, clients, updates), updates)
-    sign = ThreatModel(Settings(attack="sign_flip", num_byzantine=5), 20)
+    sign = threat_model(20, attack="sign_flip", num_byzantine=5)
     assert sign.poisoned(clients) == []
     forged = sign.forge(1, clients, updates)
     bad = torch.tensor([c in sign.byzantine for c in clients])
@@ -52,11 +45,11 @@ def test_only_a_data_attack_poisons_training_and_only_an_update_attack_forges():
     expected = ATTACKS["sign_flip"](updates[~bad], num_byzantine=5,
                                     generator=torch.Generator().manual_seed(7 * 1_000_003 + 1))
     assert torch.equal(forged[bad], expected)
-    assert ThreatModel(Settings(attack="sign_flip"), 20).poisoned(clients) == []
+    assert threat_model(20, attack="sign_flip").poisoned(clients) == []
 
 
 def test_an_attack_that_cannot_forge_names_the_key_and_the_round():
-    threat = ThreatModel(Settings(attack="little", num_byzantine=1), 2)
+    threat = threat_model(2, attack="little", num_byzantine=1)
     honest = [c for c in range(2) if c not in threat.byzantine]
     with pytest.raises(ThreatModelError, match=r"^job_conf.attack='little' cannot forge round 3's rows .*at least 2 row"):
         threat.forge(3, [0, 1], torch.randn(2, 4))
@@ -64,7 +57,7 @@ def test_an_attack_that_cannot_forge_names_the_key_and_the_round():
 
 
 def test_the_defence_reports_client_ids_and_counts_the_byzantine_ones():
-    threat = ThreatModel(Settings(aggregator="multi_krum", f=1, num_byzantine=1), 50)
+    threat = threat_model(50, aggregator="multi_krum", f=1, num_byzantine=1)
     (bad,) = threat.byzantine
     clients = sorted({bad, *range(5)})[-5:]
     updates = torch.stack([torch.full((3,), 100.0 if c == bad else 0.0) for c in clients])

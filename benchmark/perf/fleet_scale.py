@@ -54,7 +54,8 @@ def measure_rounds(fleet, mode: str, participants: int, rounds: int) -> float:
     conf = JobConf({"sample_mode": mode, "num_participants": participants, "num_clients": fleet.num_clients,
                     "overcommitment": 1.3, "local_steps": 20, "batch_size": 20, "seed": 1})
     counts = np.random.default_rng(0).integers(20, 400, fleet.num_clients)
-    manager = ClientManager(counts, fleet, conf, 4 * 1_000_000, make_selector(conf))
+    manager = ClientManager(counts, fleet, 4 * 1_000_000, make_selector(conf), time_model=conf.fleet,
+                            training=conf.training, adaptive=conf.adaptive)
     now, times = 0.0, []
     for r in range(1, rounds + 1):
         started = time.perf_counter()

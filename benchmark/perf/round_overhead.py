@@ -41,12 +41,12 @@ def run_job(job: JobSpec, exp_path: str) -> tuple[list[list[int]], float]:
 
 def plain_loop(job: JobSpec, picks: list[list[int]]) -> float:
     """Mean seconds per round (rounds 2..R) of training ``picks`` in a plain loop with FedAvg."""
-    conf = job.conf
-    torch.set_num_threads(conf.torch_threads)
-    data = load_federated_data(conf)
+    training = job.conf.training
+    torch.set_num_threads(job.conf.cluster.torch_threads)
+    data = load_federated_data(job.conf.data, training.seed)
     x, y = data.train.x, data.train.y
-    torch.manual_seed(conf.seed)
-    model = build_model(conf.model, tuple(data.train.input_shape), data.train.num_classes)
+    torch.manual_seed(training.seed)
+    model = build_model(training.model, tuple(data.train.input_shape), data.train.num_classes)
     global_state = {k: v.clone() for k, v in model.state_dict().items()}
     loss_fn = torch.nn.CrossEntropyLoss()
     times = []
@@ -56,10 +56,10 @@ def plain_loop(job: JobSpec, picks: list[list[int]]) -> float:
         weight = 0
         for client in clients:
             model.load_state_dict(global_state)
-            optimizer = torch.optim.SGD(model.parameters(), lr=conf.learning_rate)
+            optimizer = torch.optim.SGD(model.parameters(), lr=training.learning_rate)
             own = torch.as_tensor(data.client_indices[client])
-            gen = torch.Generator().manual_seed(client_seed(conf.seed, round_index, client))
-            for batch in own[batch_positions(len(own), conf.local_steps, conf.batch_size, gen)]:
+            gen = torch.Generator().manual_seed(client_seed(training.seed, round_index, client))
+            for batch in own[batch_positions(len(own), training.local_steps, training.batch_size, gen)]:
                 optimizer.zero_grad()
                 loss_fn(model(x[batch]), y[batch]).backward()
                 optimizer.step()
@@ -81,8 +81,8 @@ def main() -> None:
         _, single_round = run_job(single, tmp)
     loop_round = plain_loop(job, picks)
     conf = job.conf
-    print(f"job {conf.job_name}: {len(picks)} rounds x {conf.num_participants} clients x "
-          f"{conf.local_steps} steps of {conf.batch_size}, model {conf.model}")
+    print(f"job {conf.identity.job_name}: {len(picks)} rounds x {conf.training.num_participants} clients x "
+          f"{conf.training.local_steps} steps of {conf.training.batch_size}, model {conf.training.model}")
     print(f"plain loop, one process:         {loop_round * 1e3:8.2f} ms/round")
     print(f"job, {job.num_executors} executor(s):              {job_round * 1e3:8.2f} ms/round  "
           f"ratio {job_round / loop_round:.2f}")

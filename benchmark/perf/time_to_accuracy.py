@@ -46,7 +46,7 @@ def accuracy_curve(job: JobSpec, exp_path: str) -> tuple[np.ndarray, np.ndarray,
     try:
         events = run_to_end(dataclasses.replace(job, exp_path=exp_path))
     except RuntimeError as err:
-        raise SystemExit(f"{job.conf.sample_mode}: {err}") from None
+        raise SystemExit(f"{job.conf.selection.sample_mode}: {err}") from None
     tests = [e for e in events if e["tag"] == commons.TEST_RESULT]
     return (np.array([e["virtual_time"] for e in tests]), np.array([e["accuracy"] for e in tests]),
             events[-1]["rounds_completed"])
@@ -86,8 +86,8 @@ def main() -> None:
     protocol = min(s.max() for runs in curves.values() for _, s, _ in runs)
     targets = [float(t) for t in args.targets.split(",")] if args.targets else [
         protocol, round(0.98 * protocol, 4), round(0.95 * protocol, 4)]
-    print(f"job {base.conf.job_name}: K={base.conf.num_participants}, virtual-time budget "
-          f"{base.conf.max_virtual_time / 3600:g} h, {args.seeds} seed(s); accuracy smoothed over {args.ma} "
+    print(f"job {base.conf.identity.job_name}: K={base.conf.training.num_participants}, virtual-time budget "
+          f"{base.conf.training.max_virtual_time / 3600:g} h, {args.seeds} seed(s); accuracy smoothed over {args.ma} "
           f"tests; Oort-protocol target {protocol:.4f} (the best every run reaches)")
     print(f"{'policy':<24}{'rounds':>7}{'final acc':>10}{'best MA':>9}" +
           "".join(f"{'h to ' + format(t, '.4f'):>14}{'speedup':>8}" for t in targets))

@@ -24,16 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from fedscale.cloud.config.components import AdaptiveConfig, FleetConfig, TrainingConfig
+from fedscale.cloud.config.job_conf import JobConf
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
 from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector
-from fedscale.selection.registry import SAMPLE_MODES, build_selector
+from fedscale.selection.registry import SAMPLE_MODES, selector_class
 
 __all__ = ["SAMPLE_MODES", "ClientManager", "RoundPlan", "make_selector"]
 
 
-def make_selector(conf: Any) -> Selector:
-    """The selector named by ``sample_mode``, configured from the job's keys and seeded by ``seed``."""
-    return build_selector(conf.sample_mode, conf.to_dict(), conf.seed)
+def make_selector(conf: JobConf) -> Selector:
+    """The job's selector: the ``sample_mode`` class built from the job's validated selector
+    Config and seeded by ``seed``."""
+    return selector_class(conf.selection.sample_mode)(conf.selector, conf.training.seed)
 
 
 @dataclass
@@ -70,20 +73,25 @@ class RoundPlan:
 
 
 class ClientManager:
-    """Registered clients, their devices, the online set at a virtual time, and the selector."""
+    """Registered clients, their devices, the online set at a virtual time, and the selector.
 
-    def __init__(self, sample_counts: np.ndarray, fleet: Fleet, conf: Any, model_bytes: int,
-                 selector: Selector) -> None:
-        self.conf = conf
+    ``time_model`` gives the eligibility bounds, the time model's factors and the over-commitment;
+    ``training`` the round's size and work; ``adaptive`` the job's time budget and path."""
+
+    def __init__(self, sample_counts: np.ndarray, fleet: Fleet, model_bytes: int, selector: Selector, *,
+                 time_model: FleetConfig, training: TrainingConfig, adaptive: AdaptiveConfig) -> None:
+        self.time_model = time_model
+        self.training = training
+        self.adaptive = adaptive
         self.fleet = fleet
         self.selector = selector
         self.model_bytes = model_bytes
         self.sample_counts = np.asarray(sample_counts, dtype=np.int64)
         self.device = np.arange(len(self.sample_counts)) % fleet.num_clients
-        keep = (self.sample_counts >= max(conf.filter_less, 1)) & (self.sample_counts <= conf.filter_more)
+        keep = (self.sample_counts >= max(time_model.filter_less, 1)) & (self.sample_counts <= time_model.filter_more)
         self.eligible = np.flatnonzero(keep)
         self._cursor = OnlineCursor(fleet, self.device[self.eligible])
-        profiled = self.get_completion_time(self.eligible, 0.0, np.full(len(self.eligible), conf.local_steps))
+        profiled = self.get_completion_time(self.eligible, 0.0, np.full(len(self.eligible), training.local_steps))
         needs = selector.needs
         static = None
         if needs.static_features:
@@ -118,30 +126,30 @@ class ClientManager:
     def get_completion_time(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
                          keep_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(download, compute, upload) seconds of each client's round starting at ``cur_time``."""
-        conf = self.conf
+        time_model = self.time_model
         upload = self.model_bytes * (1.0 if keep_fraction is None else keep_fraction)
-        return self.fleet.round_times(self.device[client_ids], cur_time, conf.batch_size, local_steps,
+        return self.fleet.round_times(self.device[client_ids], cur_time, self.training.batch_size, local_steps,
                                       self.model_bytes, upload_bytes=upload,
-                                      reduction_factor=conf.reduction_factor,
-                                      augmentation_factor=conf.augmentation_factor,
-                                      clock_factor=conf.clock_factor)
+                                      reduction_factor=time_model.reduction_factor,
+                                      augmentation_factor=time_model.augmentation_factor,
+                                      clock_factor=time_model.clock_factor)
 
     def plan_round(self, round_index: int, cur_time: float) -> RoundPlan:
         """Over-commit, simulate, keep the K fastest that stay online (the non-adaptive path)."""
-        conf = self.conf
+        training = self.training
         online = self.online(cur_time)
-        wanted = math.ceil(conf.overcommitment * conf.num_participants)
+        wanted = math.ceil(self.time_model.overcommitment * training.num_participants)
         candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
-        steps = np.full(len(candidates), conf.local_steps)
+        steps = np.full(len(candidates), training.local_steps)
         t_dl, t_comp, t_ul = self.get_completion_time(candidates, cur_time, steps)
         finish = cur_time + t_dl + t_comp + t_ul
         stays = self.fleet.stays_active(self.device[candidates], cur_time, finish)
         order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
-        kept = order[:min(conf.num_participants, int(stays.sum()))]
+        kept = order[:min(training.num_participants, int(stays.sum()))]
         keep_fraction = np.ones(len(kept))
         if self.selector.needs.client_overrides and len(kept):
             steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
-                                                              conf.local_steps, t_fixed=t_dl[kept])
+                                                              training.local_steps, t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
             k_dl, k_comp, k_ul = self.get_completion_time(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul
@@ -158,21 +166,21 @@ class ClientManager:
     @property
     def t_budget(self) -> float:
         """The round's time budget: the selector's if it declares one (Bliss's pacer moves it), else the job's."""
-        return float(self.selector.time_budget if self.selector.needs.time_budget else self.conf.t_budget)
+        return float(self.selector.time_budget if self.selector.needs.time_budget else self.adaptive.t_budget)
 
     def plan_adaptive_round(self, round_index: int, cur_time: float) -> RoundPlan:
         """The adaptive path's plan: every over-committed candidate is dispatched with the
         round's budget; its download is simulated here, the rest by the client itself."""
-        conf = self.conf
+        training = self.training
         online = self.online(cur_time)
-        wanted = math.ceil(conf.overcommitment * conf.num_participants)
+        wanted = math.ceil(self.time_model.overcommitment * training.num_participants)
         candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
         budget = self.t_budget
         t_dl = self.fleet.download_time(self.device[candidates], cur_time, self.model_bytes)
         count, nothing = len(candidates), np.empty(0, dtype=np.int64)
         return RoundPlan(
             round_index=round_index, start_time=cur_time, participants=candidates,
-            local_steps=np.full(count, conf.local_steps), keep_fraction=np.ones(count), t_dl=t_dl,
+            local_steps=np.full(count, training.local_steps), keep_fraction=np.ones(count), t_dl=t_dl,
             t_comp=np.maximum(budget - t_dl, 0.0), t_ul=np.zeros(count), stragglers=nothing,
             straggler_durations=np.empty(0), offline=nothing, num_online=len(online), duration=budget,
             selector=self.selector.details())
@@ -195,7 +203,7 @@ class ClientManager:
         t_ul = np.array([r.t_upload for r in report])
         walls = t_dl + t_comp + t_ul
         order = np.argsort(walls, kind="stable")
-        kept, late = order[:self.conf.num_participants], order[self.conf.num_participants:]
+        kept, late = order[:self.training.num_participants], order[self.training.num_participants:]
         return dataclasses.replace(
             plan, participants=done[kept], local_steps=np.array([r.local_steps for r in report])[kept],
             keep_fraction=np.array([r.keep_fraction for r in report])[kept], t_dl=t_dl[kept], t_comp=t_comp[kept],
@@ -217,7 +225,8 @@ class ClientManager:
         done = [(i, c) for i, c in enumerate(plan.participants.tolist()) if c in results]
         report = [results[c] for _, c in done]
         positions = np.array([i for i, _ in done], dtype=np.int64)
-        trained = np.array([min(r.num_samples, r.local_steps * self.conf.batch_size) for r in report], dtype=np.float64)
+        batch_size = self.training.batch_size
+        trained = np.array([min(r.num_samples, r.local_steps * batch_size) for r in report], dtype=np.float64)
         norms = np.array([r.update_norm for r in report], dtype=np.float64) * trained / 100
         failed = plan.offline if self.selector.needs.failure_feedback else np.empty(0, dtype=np.int64)
         clients = np.concatenate([np.array([c for _, c in done], dtype=np.int64), plan.stragglers, failed])
@@ -230,4 +239,4 @@ class ClientManager:
                                       np.full(len(failed), plan.duration)]),
             success=np.arange(len(clients)) < len(report),
             gradient_norm=np.concatenate([norms, np.full(unsuccessful, np.nan)]),
-            adaptive=bool(self.conf.adaptive_training)))
+            adaptive=self.adaptive.adaptive_training))

@@ -66,7 +66,7 @@ class JobSpec:
     @property
     def log_root(self) -> str:
         """Folder under which the job's logs go: job_conf.log_path if set, else exp_path."""
-        return self.conf.log_path or self.exp_path
+        return self.conf.identity.log_path or self.exp_path
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved job as JSON-serialisable data, read back by ``from_dict``."""
@@ -221,8 +221,8 @@ def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable
     conf = JobConf(settings, explicit)
     return JobSpec(
         source=source,
-        ps_ip=conf.ps_ip,
-        ps_port=conf.ps_port,
+        ps_ip=conf.cluster.ps_ip,
+        ps_port=conf.cluster.ps_port,
         workers=workers,
         exp_path=_EXP_PATH.parse(top.get("exp_path", ""), "exp_path") or os.getcwd(),
         auth=_parse_auth(top.get("auth")),

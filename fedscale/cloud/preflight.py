@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from fedscale.cloud.aggregation.server_algorithms import ServerAlgorithm, build_server_algorithm
+from fedscale.cloud.aggregation.server_algorithms import ServerAlgorithm, make_server_algorithm
+from fedscale.cloud.client_manager import make_selector
 from fedscale.cloud.config.components import RobustnessConfig
 from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
@@ -22,7 +23,6 @@ from fedscale.cloud.internal.client_metadata import Fleet
 from fedscale.cloud.internal.trace_formats import TraceError
 from fedscale.cloud.internal.traces import job_fleet
 from fedscale.selection.base import Selector
-from fedscale.selection.registry import build_selector
 
 if TYPE_CHECKING:
     from fedscale.cloud.aggregation.threat_model import ThreatModel
@@ -44,8 +44,8 @@ def preflight(job: JobSpec) -> Preflight:
     """Build the job's parts; any problem is one ConfigError naming the job file and the key."""
     try:
         _check_port(job)
-        return Preflight(fleet=_fleet(job), selector=_selector(job), server_algorithm=_server_algorithm(job),
-                         threat=_threat(job))
+        return Preflight(fleet=_fleet(job), selector=_selector(job),
+                         server_algorithm=make_server_algorithm(job.conf), threat=_threat(job))
     except ConfigError as err:
         raise ConfigError(err.problem, err.where, err.source or job.source) from None
 
@@ -62,31 +62,14 @@ def _fleet(job: JobSpec) -> Fleet:
         raise ConfigError(str(err), f"job_conf.{key}" if key else "") from None
 
 
-def _keyed(err: ValueError, default_key: str) -> ConfigError:
-    """A component's 'key: problem' ValueError as a ConfigError on that key."""
-    key, colon, problem = str(err).partition(": ")
-    if colon and key.isidentifier():
-        return ConfigError(problem, f"job_conf.{key}")
-    return ConfigError(str(err), f"job_conf.{default_key}")
-
-
 def _selector(job: JobSpec) -> Selector:
+    """The selector, built as the aggregator will; its configuration was validated with the job's,
+    so what can still fail is importing its dependencies."""
     conf = job.conf
     try:
-        return build_selector(conf.selection.sample_mode, conf.to_dict(), conf.training.seed)
-    except ValueError as err:
-        raise _keyed(err, "sample_mode") from None
+        return make_selector(conf)
     except ImportError as err:
         raise ConfigError(f"{conf.selection.sample_mode!r} cannot be built here: {err}", "job_conf.sample_mode") from None
-
-
-def _server_algorithm(job: JobSpec) -> ServerAlgorithm:
-    conf = job.conf
-    try:
-        return build_server_algorithm(conf.server.gradient_policy or "fed-avg", conf.to_dict(),
-                                      conf.training.learning_rate)
-    except ValueError as err:
-        raise _keyed(err, "gradient_policy") from None
 
 
 def _threat(job: JobSpec) -> ThreatModel | None:
@@ -101,7 +84,7 @@ def _threat(job: JobSpec) -> ThreatModel | None:
     from fedscale.cloud.aggregation.threat_model import ThreatModel
     participants = conf.training.num_participants
     try:
-        threat = ThreatModel(conf, conf.data.num_clients)
+        threat = ThreatModel(conf.robustness, conf.training.seed, participants, conf.data.num_clients)
         byzantine = sorted(threat.byzantine)[:round(len(threat.byzantine) / conf.data.num_clients * participants)]
         honest = [c for c in range(conf.data.num_clients) if c not in threat.byzantine][:participants - len(byzantine)]
         clients = byzantine + honest

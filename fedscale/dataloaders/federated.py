@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,16 +12,8 @@ from fedscale.dataloaders.digits import load_digits
 from fedscale.dataloaders.femnist import load_femnist
 from fedscale.dataloaders.partition import dirichlet_partition, iid_partition, map_file_partition
 
-class DataConfig(Protocol):
-    """The job settings ``load_federated_data`` reads; ``data_map_file == ""`` means unset."""
-
-    data_set: str
-    data_dir: str
-    data_map_file: str
-    partition: str
-    dirichlet_alpha: float
-    num_clients: int
-    seed: int
+if TYPE_CHECKING:
+    from fedscale.cloud.config.components import DataConfig
 
 
 @dataclass
@@ -42,8 +34,8 @@ class FederatedData:
         return np.array([len(indices) for indices in self.client_indices], dtype=np.int64)
 
 
-def load_federated_data(conf: DataConfig) -> FederatedData:
-    """Load ``conf.data_set`` and split its training set over clients.
+def load_federated_data(conf: DataConfig, seed: int) -> FederatedData:
+    """Load ``conf.data_set`` and split its training set over clients, seeded by ``seed``.
 
     digits: by ``conf.data_map_file`` if set (sample_path = training-sample index), else by
     ``conf.partition`` into ``conf.num_clients`` clients. femnist: the natural per-writer
@@ -55,21 +47,21 @@ def load_federated_data(conf: DataConfig) -> FederatedData:
         train, test, client_indices = load_femnist(conf.data_dir, conf.data_map_file)
         return FederatedData(train, test, client_indices)
     if conf.data_set == "digits":
-        train, test = load_digits(conf.seed)
-        return FederatedData(train, test, _partition_in_memory(conf, train))
+        train, test = load_digits(seed)
+        return FederatedData(train, test, _partition_in_memory(conf, seed, train))
     raise DataError.at("data_set", f"one of {', '.join(DATA_SETS)}, got {conf.data_set!r}")
 
 
-def _partition_in_memory(conf: DataConfig, train: ArrayDataset) -> list[np.ndarray]:
+def _partition_in_memory(conf: DataConfig, seed: int, train: ArrayDataset) -> list[np.ndarray]:
     if conf.data_map_file:
         return map_file_partition(conf.data_map_file, len(train))
     if not 1 <= conf.num_clients <= len(train):
         expected = f"between 1 and the {len(train)} training samples, got {conf.num_clients}"
         raise DataError.at("num_clients", expected)
     if conf.partition == "iid":
-        return iid_partition(len(train), conf.num_clients, conf.seed)
+        return iid_partition(len(train), conf.num_clients, seed)
     if conf.partition == "dirichlet":
         if not conf.dirichlet_alpha > 0:
             raise DataError.at("dirichlet_alpha", f"a value > 0, got {conf.dirichlet_alpha}")
-        return dirichlet_partition(train.y.numpy(), conf.num_clients, conf.dirichlet_alpha, conf.seed)
+        return dirichlet_partition(train.y.numpy(), conf.num_clients, conf.dirichlet_alpha, seed)
     raise DataError.at("partition", f"one of {', '.join(PARTITIONS)}, got {conf.partition!r}")

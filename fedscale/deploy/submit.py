@@ -55,16 +55,16 @@ def check_deployable(job: JobSpec) -> None:
     if not is_local_host(job.ps_ip):
         raise ConfigError(f"{job.source}: ps_ip: {job.ps_ip!r} is not this machine; the local launcher "
                           f"runs the aggregator here (use 127.0.0.1)")
-    record = registry.lookup(job.conf.job_name)
+    record = registry.lookup(job.conf.identity.job_name)
     if record is not None:
-        raise ConfigError(f"{job.source}: job_conf.job_name: a job named {job.conf.job_name!r} is already "
+        raise ConfigError(f"{job.source}: job_conf.job_name: a job named {job.conf.identity.job_name!r} is already "
                           f"running (driver pid {record['driver_pid']}); stop it or choose another name")
 
 
 def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
     """Create ``<log_root>/logs/<job_name>/<time_stamp>/`` and fix the job's time_stamp."""
-    stamp = job.conf.time_stamp or time.strftime("%Y%m%d_%H%M%S")
-    base = Path(job.log_root) / "logs" / job.conf.job_name
+    stamp = job.conf.identity.time_stamp or time.strftime("%Y%m%d_%H%M%S")
+    base = Path(job.log_root) / "logs" / job.conf.identity.job_name
     run_dir, n = base / stamp, 1
     while True:
         try:
@@ -74,7 +74,7 @@ def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
             n += 1
             run_dir = base / f"{stamp}_{n}"
         except OSError as err:
-            key = "job_conf.log_path" if job.conf.log_path else "exp_path"
+            key = "job_conf.log_path" if job.conf.identity.log_path else "exp_path"
             raise ConfigError(f"{job.source}: {key}: cannot create the run folder {run_dir} "
                               f"({err.strerror})") from None
     job = dataclasses.replace(job, conf=job.conf.replace(time_stamp=run_dir.name))
@@ -93,7 +93,7 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         print("note: setup_commands are not run for local executors; they use this Python environment",
               file=err)
     job, run_dir = make_run_dir(job)
-    name = job.conf.job_name
+    name = job.conf.identity.job_name
     launcher = LocalLauncher(run_dir, secrets.token_hex(32))
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
@@ -103,7 +103,7 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     for s in previous:
         signal.signal(s, interrupt)
     print(f"job {name}: run folder {run_dir}", file=out, flush=True)
-    progress = Progress(job.conf.rounds, out)
+    progress = Progress(job.conf.training.rounds, out)
     try:
         launcher.start_aggregator()
         registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))

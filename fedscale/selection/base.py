@@ -133,6 +133,11 @@ class Selector(ABC):
         """Facts about the last selection for the round log (JSON-serialisable)."""
         return {}
 
+    def training_data(self) -> dict[str, np.ndarray] | None:
+        """Rows the selector kept to learn from, as named arrays the aggregator saves to the run
+        folder at the end of the job (``np.savez``); None when it keeps none (the default)."""
+        return None
+
     @property
     def time_budget(self) -> float | None:
         """The round's time budget in seconds when ``needs.time_budget`` is declared, else None."""

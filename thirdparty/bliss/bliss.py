@@ -329,12 +329,12 @@ class BlissSelector(Selector):
         """
         return dict(self._last)
 
-    def training_data(self) -> dict[str, np.ndarray]:
-        """Every pick's features and outcome when ``collect_data`` is on (empty arrays otherwise),
-        ready for ``np.savez``: ``round``, ``client``, ``pool`` (0 g, 1 h), ``g_features``,
+    def training_data(self) -> dict[str, np.ndarray] | None:
+        """Every pick's features and outcome when ``collect_data`` is on (None otherwise), ready
+        for ``np.savez``: ``round``, ``client``, ``pool`` (0 g, 1 h), ``g_features``,
         ``h_features`` (NaN for never-tried picks), ``prediction``, ``target`` (the feedback's
         target, NaN until it arrives) and ``utility`` (the smoothed utility after it)."""
-        return (self._rows or _RowLog()).as_dict()
+        return None if self._rows is None else self._rows.as_dict()
 
     def g_rows(self, client_ids: np.ndarray, current: np.ndarray | None = None) -> np.ndarray:
         """g's feature rows ``[windows || static]``: the windows ``current`` (encoded, now) to

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
-from fedscale.cloud.aggregation.server_algorithms import build_server_algorithm
+from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, AggregatorServer,
@@ -82,11 +82,11 @@ class Aggregator:
         self._task_ids = itertools.count(1)
         self.clients: ClientManager | None = None
         self.model: torch.Tensor | None = None
-        self.optimizer = build_server_algorithm(self.conf.gradient_policy or "fed-avg", self.conf.to_dict(),
-                                                self.conf.learning_rate)
+        self.server_algorithm = make_server_algorithm(self.conf)
         self.last_test: dict[str, Any] = {}
         self.rounds_completed = 0
-        self.fleet = job_fleet(self.conf.clients_file, self.conf.device_conf_file, self.conf.device_avail_file)
+        fleet = self.conf.fleet
+        self.fleet = job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file)
         self.threat: ThreatModel | None = None
 
     # -- events ------------------------------------------------------------------------------
@@ -123,28 +123,32 @@ class Aggregator:
     def wait_for_executors(self) -> None:
         """Block until every expected executor has joined, then build the fleet and the model."""
         expected = self.job.num_executors
-        deadline = time.monotonic() + self.conf.connection_timeout
+        timeout = self.conf.cluster.connection_timeout
+        deadline = time.monotonic() + timeout
         while len(self.server.sessions) < expected:
             if time.monotonic() > deadline:
                 raise JobFailed(f"only {len(self.server.sessions)} of {expected} executors joined within "
-                                f"connection_timeout={self.conf.connection_timeout} s")
+                                f"connection_timeout={timeout} s")
             event = self._next_event(timeout=0.5)
             if event is not None and event.kind == JOINED:
                 self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id,
                               index=event.session.index)
         first = self.server.sessions[0].hello
-        torch.manual_seed(self.conf.seed)
-        net = build_model(self.conf.model, tuple(first.input_shape), first.num_classes)
+        conf, training = self.conf, self.conf.training
+        torch.manual_seed(training.seed)
+        net = build_model(training.model, tuple(first.input_shape), first.num_classes)
         self.model = ModelVector(net).snapshot()
-        self.clients = ClientManager(np.asarray(first.client_sample_counts), self.fleet, self.conf,
-                                     self.model.numel() * self.model.element_size(), make_selector(self.conf))
+        self.clients = ClientManager(np.asarray(first.client_sample_counts), self.fleet,
+                                     self.model.numel() * self.model.element_size(), make_selector(conf),
+                                     time_model=conf.fleet, training=training, adaptive=conf.adaptive)
         for session in self.server.sessions[1:]:
             self._check_hello(session.hello)
-        self.threat = ThreatModel(self.conf, len(first.client_sample_counts))
-        if self.conf.num_participants > len(self.clients.eligible):
-            raise JobFailed(f"job_conf.num_participants={self.conf.num_participants} but only "
-                            f"{len(self.clients.eligible)} clients hold between filter_less={self.conf.filter_less} "
-                            f"and filter_more={self.conf.filter_more} samples")
+        self.threat = ThreatModel(conf.robustness, training.seed, training.num_participants,
+                                  len(first.client_sample_counts))
+        if training.num_participants > len(self.clients.eligible):
+            raise JobFailed(f"job_conf.num_participants={training.num_participants} but only "
+                            f"{len(self.clients.eligible)} clients hold between filter_less={conf.fleet.filter_less} "
+                            f"and filter_more={conf.fleet.filter_more} samples")
 
     # -- rounds ------------------------------------------------------------------------------
     def run_round(self, round_index: int) -> None:
@@ -160,7 +164,7 @@ class Aggregator:
         if not np.isfinite(round_start):
             raise JobFailed("no eligible client is ever online in the device traces")
         self.clock.advance_to(round_start)
-        adaptive = self.conf.adaptive_training
+        adaptive = self.conf.adaptive.adaptive_training
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
         plan = planner(round_index, self.clock.time)
         live = self._live()
@@ -179,7 +183,7 @@ class Aggregator:
         if aggregated:
             samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
             update, defence = self._aggregate(round_index, aggregated, outcome, samples)
-            self.model = self.optimizer.step(self.model, update.to(self.model.dtype))
+            self.model = self.server_algorithm.step(self.model, update.to(self.model.dtype))
             losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
             train_loss = float(np.average(losses, weights=samples.numpy()))
         else:
@@ -202,29 +206,30 @@ class Aggregator:
         updates = self.threat.forge(round_index, aggregated,
                                     torch.stack([outcome.results[c][1] for c in aggregated]))
         losses = torch.tensor([outcome.results[c][0].initial_loss for c in aggregated], dtype=torch.float64)
-        updates, samples = self.optimizer.rows(updates, samples, losses)
+        updates, samples = self.server_algorithm.rows(updates, samples, losses)
         return self.threat.aggregate(round_index, aggregated, updates, samples)
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
                plan: RoundPlan) -> RoundOutcome:
-        conf = self.conf
+        training, adaptive = self.conf.training, self.conf.adaptive
         outcome = RoundOutcome()
         owner: dict[int, ExecutorSession] = {}
         task_ids = set()
         model_arrays = [("model", self.model.numpy())]
-        train = pb.TrainConfig(local_steps=conf.local_steps, batch_size=conf.batch_size,
-                               learning_rate=conf.learning_rate, **self.optimizer.client_settings())
-        if conf.adaptive_training:
+        train = pb.TrainConfig(local_steps=training.local_steps, batch_size=training.batch_size,
+                               learning_rate=training.learning_rate, **self.server_algorithm.client_settings())
+        if adaptive.adaptive_training:
             train.adaptive.CopyFrom(pb.AdaptiveConfig(
-                round_start=plan.start_time, ewma_lambda=conf.ewma_lambda, min_payload_frac=conf.min_payload_frac,
-                budget_recheck_steps=conf.budget_recheck_steps, run_phase_2=conf.run_phase_2))
+                round_start=plan.start_time, ewma_lambda=adaptive.ewma_lambda,
+                min_payload_frac=adaptive.min_payload_frac, budget_recheck_steps=adaptive.budget_recheck_steps,
+                run_phase_2=adaptive.run_phase_2))
         for session, block in zip(live, blocks):
             if not block:
                 continue
             clients = plan.participants[block]
             task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index,
                            client_ids=clients.tolist(), train=train)
-            if conf.adaptive_training:
+            if adaptive.adaptive_training:
                 task.client_conf.extend(pb.ClientConf(**c) for c in self.clients.get_client_conf(plan, block))
             else:
                 task.client_local_steps.extend(plan.local_steps[block].tolist())
@@ -302,7 +307,7 @@ class Aggregator:
         self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,
                           "loss": sum(r.loss_sum for r in shards) / samples, "num_samples": samples}
         self.log.emit(commons.TEST_RESULT, **self.last_test)
-        if self.conf.save_checkpoint:
+        if self.conf.training.save_checkpoint:
             self.save_checkpoint(round_index)
 
     def save_checkpoint(self, round_index: int) -> None:
@@ -321,17 +326,19 @@ class Aggregator:
         """Run ``rounds`` rounds, or fewer if ``max_virtual_time`` runs out first; test every
         ``eval_interval`` rounds and after the last."""
         self.wait_for_executors()
-        budget = self.conf.max_virtual_time or float("inf")
-        for round_index in range(1, self.conf.rounds + 1):
+        training = self.conf.training
+        budget = training.max_virtual_time or float("inf")
+        for round_index in range(1, training.rounds + 1):
             self.run_round(round_index)
             self.rounds_completed = round_index
-            last = round_index == self.conf.rounds or self.clock.time >= budget
-            if round_index % self.conf.eval_interval == 0 or last:
+            last = round_index == training.rounds or self.clock.time >= budget
+            if round_index % training.eval_interval == 0 or last:
                 self.test(round_index)
             if last:
                 break
-        if self.conf.collect_data and hasattr(self.clients.selector, "training_data"):
-            np.savez(self.run_dir / "selector_training_data.npz", **self.clients.selector.training_data())
+        rows = self.clients.selector.training_data()
+        if rows is not None:
+            np.savez(self.run_dir / "selector_training_data.npz", **rows)
 
     def shutdown_executors(self) -> None:
         for session in self.server.live_sessions():
@@ -351,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
     conf = job.conf
     clock = VirtualClock()
-    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.job_name, clock)
-    torch.set_num_threads(conf.torch_threads)
+    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.identity.job_name, clock)
+    torch.set_num_threads(conf.cluster.torch_threads)
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGINT, _raise_stopped)
     started = time.time()
@@ -362,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             server = AggregatorServer(job.ps_ip, job.ps_port, os.environ.get(commons.SECRET_ENV, ""),
-                                      max_executors=job.num_executors, heartbeat_interval=conf.heartbeat_interval,
-                                      timeout=conf.executor_timeout)
+                                      max_executors=job.num_executors,
+                                      heartbeat_interval=conf.cluster.heartbeat_interval,
+                                      timeout=conf.cluster.executor_timeout)
         except OSError as err:
             raise JobFailed(f"ps_port: {err}") from None
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,

@@ -12,11 +12,12 @@ number of Byzantine clients among ``num_participants``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from fedscale.cloud.config.components import RobustnessConfig
 from fedscale.robust.attacks import ATTACKS, DATA_ATTACKS
 from fedscale.robust.registry import Step, parse_attack, robust_aggregator
 
@@ -28,51 +29,40 @@ class ThreatModelError(ValueError):
     """The threat model cannot be set up or applied; the one-line message names the key."""
 
 
-class RobustnessSettings(Protocol):
-    """The job settings a threat model is built from (the job configuration provides them)."""
-
-    attack: str
-    byzantine_fraction: float
-    num_byzantine: int
-    f: int
-    aggregator: str
-    seed: int
-    num_participants: int
-
-
-def byzantine_count(settings: RobustnessSettings, num_clients: int) -> int:
+def byzantine_count(robustness: RobustnessConfig, num_clients: int) -> int:
     """``num_byzantine`` if set (>= 0), else ``byzantine_fraction`` of the clients, rounded."""
-    if settings.num_byzantine >= 0:
-        return settings.num_byzantine
-    return round(settings.byzantine_fraction * num_clients)
+    if robustness.num_byzantine >= 0:
+        return robustness.num_byzantine
+    return round(robustness.byzantine_fraction * num_clients)
 
 
-def assumed_f(settings: RobustnessSettings, count: int, num_clients: int) -> int:
+def assumed_f(robustness: RobustnessConfig, count: int, num_clients: int, num_participants: int) -> int:
     """``f`` if set (>= 0), else the expected number of Byzantine clients among the round's
     ``num_participants``, rounded."""
-    if settings.f >= 0:
-        return settings.f
-    return round(count / max(num_clients, 1) * settings.num_participants)
+    if robustness.f >= 0:
+        return robustness.f
+    return round(count / max(num_clients, 1) * num_participants)
 
 
 class ThreatModel:
-    """The Byzantine set, the attack and the defence of one job of ``num_clients`` clients."""
+    """The Byzantine set, the attack and the defence of one job of ``num_clients`` clients, from
+    the job's robustness settings, its ``seed`` and its ``num_participants`` per round."""
 
-    def __init__(self, settings: RobustnessSettings, num_clients: int) -> None:
-        count = byzantine_count(settings, num_clients)
+    def __init__(self, robustness: RobustnessConfig, seed: int, num_participants: int, num_clients: int) -> None:
+        count = byzantine_count(robustness, num_clients)
         if count > num_clients:
             raise ThreatModelError(f"job_conf.num_byzantine={count} exceeds the {num_clients} clients")
-        rng = np.random.default_rng([settings.seed, BYZANTINE_STREAM])
+        rng = np.random.default_rng([seed, BYZANTINE_STREAM])
         self.byzantine: frozenset[int] = frozenset(rng.choice(num_clients, size=count, replace=False).tolist())
-        self.seed = settings.seed
-        self.attack_spec = settings.attack
-        self.aggregator_spec = settings.aggregator
-        attack = parse_attack(settings.attack) if settings.attack and count else None
+        self.seed = seed
+        self.attack_spec = robustness.attack
+        self.aggregator_spec = robustness.aggregator
+        attack = parse_attack(robustness.attack) if robustness.attack and count else None
         self.data_attack = attack is not None and attack.name in DATA_ATTACKS
         self.update_attack: Step | None = None if self.data_attack else attack
-        self.f = assumed_f(settings, count, num_clients)
+        self.f = assumed_f(robustness, count, num_clients, num_participants)
         self.defence: Callable[..., torch.Tensor] = robust_aggregator(
-            settings.aggregator, f=self.f, generator=torch.Generator().manual_seed(settings.seed))
+            robustness.aggregator, f=self.f, generator=torch.Generator().manual_seed(seed))
 
     def poisoned(self, clients: Sequence[int]) -> list[bool]:
         """Per client of a task, whether it trains on poisoned data; empty without a data attack."""

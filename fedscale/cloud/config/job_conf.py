@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
+from fedscale.cloud.aggregation.server_algorithms import DEFAULT_ALGORITHM, SERVER_ALGORITHMS
 from fedscale.cloud.config.components import (AdaptiveConfig, Cluster, DataConfig, FedScaleCompat, FleetConfig,
                                                JobIdentity, RobustnessConfig, SelectionConfig, ServerConfig,
                                                TrainingConfig)
@@ -34,7 +34,6 @@ COMPONENTS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("server", ServerConfig),
     ("compat", FedScaleCompat),
 )
-DEFAULT_ALGORITHM = "fed-avg"
 
 
 def _extension_configs() -> tuple[dict[str, type[BaseModel]], dict[str, type[BaseModel]]]:
@@ -87,9 +86,9 @@ class JobConf:
     """The job's configuration: every job_conf key resolved to a typed value, defaults filled in,
     and each component's typed model (``conf.training``, ``conf.fleet``, ...); immutable.
 
-    Components read their own model. The flat FedScale view reads values as attributes
-    (``conf.learning_rate``) or by name (``conf["train-manifest"]``); aliases such as
-    ``sample_seed`` work too. ``explicit`` holds the canonical names of the keys that were set
+    Components read their own model. The flat FedScale view reads values by key name
+    (``conf["train-manifest"]``), for the job file, the sweep and hyphenated keys; aliases such
+    as ``sample_seed`` work too. ``explicit`` holds the canonical names of the keys that were set
     rather than defaulted. Building one always validates: each value, each component's rules,
     then the rules between components (so ``JobConf()`` is the all-defaults configuration).
     """
@@ -154,14 +153,6 @@ class JobConf:
         except KeyError:
             raise KeyError(f"no job_conf key {name!r}{suggest(name, ALL_NAMES)}") from None
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError as err:
-            raise AttributeError(err.args[0]) from None
-
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("JobConf is immutable; use replace()")
 
@@ -218,8 +209,3 @@ def _check_relations(conf: JobConf) -> None:
     if not data.data_map_file and data.data_set == "digits" and training.num_participants > data.num_clients:
         raise ConfigError(f"expected at most num_clients ({data.num_clients}), got {training.num_participants}",
                           "job_conf.num_participants")
-
-
-def inactive_keys(conf: JobConf) -> list[str]:
-    """Keys the user set that are accepted for FedScale compatibility but have no effect yet."""
-    return [name for name, spec in KEYS.items() if name in conf.explicit and not spec.active]

@@ -50,13 +50,14 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     fixed-step training, or with ``adaptive_training`` the time-budget trainer, which needs the
     job's device fleet to simulate its own times. Under a data attack it also holds the labels
     map the Byzantine clients it is told of train with."""
-    torch.manual_seed(conf.seed)
-    model = build_model(conf.model, tuple(data.train.input_shape), data.train.num_classes)
-    poison = data_attack(conf.attack)
-    if conf.adaptive_training:
-        return AdaptiveTorchClient(model, data.train, data.client_indices, conf.seed, poison,
-                                   fleet=job_fleet(conf.clients_file, conf.device_conf_file, conf.device_avail_file))
-    return TorchClient(model, data.train, data.client_indices, conf.seed, poison)
+    seed, fleet = conf.training.seed, conf.fleet
+    torch.manual_seed(seed)
+    model = build_model(conf.training.model, tuple(data.train.input_shape), data.train.num_classes)
+    poison = data_attack(conf.robustness.attack)
+    if conf.adaptive.adaptive_training:
+        return AdaptiveTorchClient(model, data.train, data.client_indices, seed, poison,
+                                   fleet=job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file))
+    return TorchClient(model, data.train, data.client_indices, seed, poison)
 
 
 class InternalError(Exception):
@@ -81,8 +82,8 @@ class Executor:
         self.secret = secret
         self.log = log
         self.clock = clock
-        torch.set_num_threads(self.conf.torch_threads)
-        self.data = load_federated_data(self.conf)
+        torch.set_num_threads(self.conf.cluster.torch_threads)
+        self.data = load_federated_data(self.conf.data, self.conf.training.seed)
         self.trainer = get_client_trainer(self.conf, self.data)
 
     def _hello(self) -> pb.Hello:
@@ -96,7 +97,7 @@ class Executor:
         """Register, then run tasks until SHUTDOWN (returns) or the aggregator is lost (raises).
         A bug prints its traceback, reports it to the aggregator and raises InternalError."""
         conn = AggregatorConnection(self.address, self.secret, self._hello(),
-                                    connect_timeout=float(self.conf.connection_timeout),
+                                    connect_timeout=float(self.conf.cluster.connection_timeout),
                                     on_lost=self._abandon)
         self.log.emit(commons.EXECUTOR_JOINED, executor=self.executor_id, index=conn.welcome.executor_index)
         try:
@@ -152,10 +153,10 @@ class Executor:
         self._send_results(conn, batch, updates)
 
     def _adaptive_settings(self, cfg: pb.TrainConfig) -> AdaptiveSettings:
-        a = cfg.adaptive
+        a, time_model = cfg.adaptive, self.conf.fleet
         return AdaptiveSettings(a.ewma_lambda, a.min_payload_frac, a.budget_recheck_steps, a.run_phase_2,
-                                cfg.batch_size, self.conf.augmentation_factor, self.conf.clock_factor,
-                                self.conf.reduction_factor)
+                                cfg.batch_size, time_model.augmentation_factor, time_model.clock_factor,
+                                time_model.reduction_factor)
 
     def _train_client(self, task: pb.Task, index: int, vector: torch.Tensor,
                       settings: AdaptiveSettings | None) -> tuple[pb.ClientResult, torch.Tensor]:
@@ -194,7 +195,7 @@ class Executor:
         shard = slice(int(bounds[task.shard_index]), int(bounds[task.shard_index + 1]))
         test = self.data.test
         out = self.trainer.test(vector, ArrayDataset(test.x[shard], test.y[shard], test.num_classes),
-                                self.conf.test_bsz)
+                                self.conf.training.test_bsz)
         conn.send(pb.ExecutorMessage(test=pb.TestResult(
             task_id=task.task_id, loss_sum=out.loss_sum, correct=out.correct, num_samples=out.num_samples)))
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
     clock = VirtualClock()
-    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.job_name, clock)
+    log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.identity.job_name, clock)
     started = time.time()
     try:
         executor = Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log, clock)

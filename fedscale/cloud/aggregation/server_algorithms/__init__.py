@@ -6,7 +6,7 @@ Adding an algorithm is one file in this package (a ``ServerAlgorithm`` subclass 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedscale.cloud.aggregation.server_algorithms.base import ServerAlgorithm
 from fedscale.cloud.aggregation.server_algorithms.fedadagrad import FedAdagrad
@@ -17,7 +17,11 @@ from fedscale.cloud.aggregation.server_algorithms.fedprox import FedProx
 from fedscale.cloud.aggregation.server_algorithms.fedyogi import FedYogi
 from fedscale.cloud.aggregation.server_algorithms.qfedavg import QFedAvg
 
-__all__ = ["SERVER_ALGORITHMS", "ServerAlgorithm", "build_server_algorithm"]
+if TYPE_CHECKING:
+    from fedscale.cloud.config.job_conf import JobConf
+
+__all__ = ["DEFAULT_ALGORITHM", "SERVER_ALGORITHMS", "ServerAlgorithm", "build_server_algorithm",
+           "make_server_algorithm"]
 
 SERVER_ALGORITHMS: dict[str, type[ServerAlgorithm]] = {algorithm.name: algorithm for algorithm in (
     FedAvg,
@@ -28,6 +32,14 @@ SERVER_ALGORITHMS: dict[str, type[ServerAlgorithm]] = {algorithm.name: algorithm
     FedAdam,
     FedYogi,
 )}
+DEFAULT_ALGORITHM = FedAvg.name
+
+
+def make_server_algorithm(conf: JobConf) -> ServerAlgorithm:
+    """The job's server algorithm: the ``gradient_policy`` class (fed-avg when unset) built from
+    the job's validated algorithm Config and the clients' ``learning_rate``."""
+    algorithm = SERVER_ALGORITHMS[conf.server.gradient_policy or DEFAULT_ALGORITHM]
+    return algorithm(conf.server_algorithm, conf.training.learning_rate)
 
 
 def build_server_algorithm(name: str, values: Mapping[str, Any], learning_rate: float) -> ServerAlgorithm:
