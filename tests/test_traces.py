@@ -35,7 +35,8 @@ from fedscale.cloud.internal.trace_formats import (
     load_fleet,
     save_fleet,
 )
-from fedscale.cloud.internal.traces import default_fleet_path, job_fleet, main
+from fedscale.cloud.internal.trace_formats import default_fleet_path, job_fleet
+from fedscale.cloud.internal.traces import main
 
 CAPACITY = {3: {"computation": 120.5, "communication": 2_000.0},
             1: {"computation": 20.0, "communication": 8_000.0},

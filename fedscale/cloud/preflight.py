@@ -20,8 +20,7 @@ from fedscale.cloud.config.components import RobustnessConfig
 from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.internal.client_metadata import Fleet
-from fedscale.cloud.internal.trace_formats import TraceError
-from fedscale.cloud.internal.traces import job_fleet
+from fedscale.cloud.internal.trace_formats import TraceError, job_fleet
 from fedscale.selection.base import Selector
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, AggregatorServer,
                                             ExecutorSession, ServerEvent)
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
-from fedscale.cloud.internal.traces import job_fleet
+from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog
 from fedscale.cloud.model_vector import ModelVector

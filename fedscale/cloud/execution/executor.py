@@ -27,7 +27,7 @@ from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
 from fedscale.cloud.channels.tensor_codec import headers
 from fedscale.cloud.config_parser import JobConf, JobSpec
-from fedscale.cloud.internal.traces import job_fleet
+from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient
 from fedscale.cloud.logger.events import EventLog

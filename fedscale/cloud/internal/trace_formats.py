@@ -12,7 +12,8 @@ raises ``TraceError`` with one line naming the file and what was expected there.
 * ``.json`` (``fleet_from_json``/``fleet_to_json``): a list of clients with FedScale-style keys,
   or ``{"format", "version", "traces": {...}, "clients": [...]}`` carrying template libraries.
 
-The formats and the statistics of FedScale's files are described in ``docs/device-traces.md``.
+``job_fleet`` picks the fleet a job runs on from its three file settings. The formats and the
+statistics of FedScale's files are described in ``docs/device-traces.md``.
 """
 from __future__ import annotations
 
@@ -447,3 +448,24 @@ def load_clients(path: str | Path) -> Fleet:
         raise TraceError.at(path, "a .npz or .json fleet (FedScale's pickles go in device_conf_file)")
     return loader(path)
 
+
+def default_fleet_path() -> str:
+    """The generated 2,000-client fleet shipped with the package (``generate --clients 2000
+    --seed 1``)."""
+    return str(Path(__file__).resolve().parent / "data" / "fleet_small.npz")
+
+
+def job_fleet(clients_file: str, device_conf_file: str, device_avail_file: str) -> Fleet:
+    """The fleet a job with these settings runs on (an empty string means unset): FedScale's
+    pickles if ``device_conf_file`` is set (with ``device_avail_file``'s availability, if set),
+    else ``clients_file`` (.npz/.json), else the small fleet that ships with the project.
+
+    Raises ``TraceError`` (a ValueError) with one line naming the file and the problem for any
+    file that cannot be read as that fleet; a pickle is refused, unrun, if it names anything but
+    plain containers and numbers. Calling it while checking a job refuses bad traces before any
+    process starts."""
+    if device_conf_file:
+        return load_fedscale(device_conf_file, device_avail_file or None)
+    if device_avail_file:
+        raise TraceError.at(device_avail_file, "device_conf_file (FedScale's device capacities) to be set as well")
+    return load_clients(clients_file or default_fleet_path())
