@@ -23,7 +23,7 @@ def preaggregate(updates: torch.Tensor, *, f: int = 0, generator: torch.Generato
     """Return the ceil(n/s) x d means of buckets of ``s`` (an integer >= 1) rows of a random
     permutation of ``updates`` drawn with ``generator``; the input rows behind each output row go
     to ``report["groups"]``. ``f`` is checked but not used."""
-    updates, f = check_preaggregation(updates, f, params)
+    updates, _ = check_preaggregation(updates, f, params)
     n, d = updates.shape
     s = check_int("s", s, low=1)
 

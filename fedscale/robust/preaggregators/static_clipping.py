@@ -35,6 +35,6 @@ def preaggregate(updates: torch.Tensor, *, f: int = 0, generator: torch.Generato
     """Return ``updates`` (n x d) with every row clipped to L2 norm at most ``c`` (finite and > 0;
     ByzFL's default is 2); the rows scaled down go to ``report["clipped"]``. Deterministic:
     ``generator`` is not used, and ``f`` is checked but not used."""
-    updates, f = check_preaggregation(updates, f, params)
+    updates, _ = check_preaggregation(updates, f, params)
     c = check_real("c", c, positive=True)
     return clip_rows(updates, c, report)
