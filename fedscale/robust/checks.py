@@ -1,6 +1,8 @@
 """Argument checks shared by every robust method: aggregators, pre-aggregators and attacks.
 
 Each raises ``ValueError`` with one line naming the argument (and the method, when given).
+``check_aggregation``, ``check_preaggregation`` and ``check_attack`` are the checks each kind
+of method runs on its common arguments before its own.
 """
 from __future__ import annotations
 
@@ -60,3 +62,44 @@ def reject_unknown(params: dict, method: str = "") -> None:
     """Refuse keyword parameters the method does not know, naming them."""
     if params:
         raise ValueError(f"{_prefix(method)}unknown parameter(s): {', '.join(sorted(params))}")
+
+
+def reject_weights(weights, method: str) -> None:
+    """Refuse per-client weights in an aggregator that does not support them."""
+    if weights is not None:
+        raise ValueError(f"{method}: per-client weights are not supported by this aggregator")
+
+
+def check_aggregation(method: str, updates: torch.Tensor, f, *, weights=None, params: dict | None = None,
+                      majority: bool = True) -> tuple[int, int]:
+    """Check an aggregator's common arguments and return (n, d) of ``updates``.
+
+    ``updates`` must be an n x d floating-point stack with n >= 1 and ``f`` a non-negative
+    integer; ``weights`` (given by the aggregators that do not support them) must be None and
+    ``params`` empty; with ``majority``, the honest updates must be a majority: n > 2f.
+    """
+    check_stack(updates, method=method)
+    check_int("f", f, low=0, method=method)
+    reject_weights(weights, method)
+    reject_unknown(params or {}, method)
+    n, d = updates.shape
+    if majority and not 2 * f < n:
+        raise ValueError(f"{method}: needs n > 2f, got n={n}, f={f}")
+    return n, d
+
+
+def check_preaggregation(updates: torch.Tensor, f, params: dict) -> tuple[torch.Tensor, int]:
+    """Check a pre-aggregator's common arguments: no unknown ``params``, ``updates`` an n x d
+    floating-point stack with n >= 1, and 0 <= f < n; return ``updates`` and ``f`` as an int."""
+    reject_unknown(params)
+    updates = check_stack(updates)
+    return updates, check_int("f", f, low=0, high=updates.shape[0] - 1)
+
+
+def check_attack(honest: torch.Tensor, num_byzantine, params: dict, *, min_rows: int = 1) -> tuple[torch.Tensor, int]:
+    """Check an attack's common arguments: no unknown ``params``, ``honest`` an h x d
+    floating-point stack with h >= ``min_rows``, and num_byzantine >= 0; return ``honest`` and
+    ``num_byzantine`` as an int."""
+    reject_unknown(params)
+    honest = check_stack(honest, "honest", min_rows=min_rows)
+    return honest, check_int("num_byzantine", num_byzantine, low=0)

@@ -73,10 +73,11 @@ from pydantic import Field, model_validator
 from fedscale.selection.base import Feedback, Needs, Selector, WindowSource
 from fedscale.selection.config import ExplorationConfig, PacerConfig, PenaltyConfig
 from fedscale.selection.pacer import Pacer, relax_on_plateau
+from fedscale.selection.registration import as_ids, check_registration
 from thirdparty.bliss.encode import (DENSE_DIM, STATIC_DIM, WINDOW_DIM, CompactStatic, compact_static,
                                      encode_windows, expand_static)
 from thirdparty.bliss.regressor import RegressorName, make_regressor
-from thirdparty.oort.oort import OortSelector, as_ids
+from thirdparty.oort.oort import OortSelector
 
 WEIGHT_FLOOR = 1e-3
 H_HISTORY = ("last_utility", "last_success", "round_gap")
@@ -224,14 +225,9 @@ class BlissSelector(Selector):
         if window_source is not None:
             self.window_source = window_source
         ids = as_ids(client_ids, "client_ids")
-        samples, seconds = np.asarray(num_samples), np.asarray(durations, dtype=np.float64)
-        if samples.shape != ids.shape or seconds.shape != ids.shape:
-            raise ValueError(f"client_ids, num_samples and durations differ in shape: "
-                             f"{ids.shape}, {samples.shape}, {seconds.shape}")
+        check_registration(ids, np.asarray(num_samples), np.asarray(durations, dtype=np.float64))
         if ids.size == 0:
             return
-        if ids.min() < 0:
-            raise ValueError(f"client ids must be >= 0, got {int(ids.min())}")
         compact = compact_static(static or {}, num_clients=len(ids))
         self._reserve(int(ids.max()) + 1)
         again = ids[self.registered[ids]]

@@ -49,6 +49,7 @@ from pydantic import Field, model_validator
 from fedscale.selection.base import Feedback, Selector, WindowSource
 from fedscale.selection.config import ExplorationConfig, PacerConfig, PenaltyConfig
 from fedscale.selection.pacer import Pacer, relax_on_fall, relax_on_plateau
+from fedscale.selection.registration import as_ids, check_registration
 
 STALENESS_WEIGHT = 0.1
 PacerMode = Literal["paper", "fedscale"]
@@ -91,16 +92,6 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
             raise ValueError(f"round_threshold: expected at most 100 when t_mode is 'percentile', "
                              f"got {self.round_threshold}")
         return self
-
-
-def as_ids(values: Any, name: str) -> np.ndarray:
-    """``values`` as a 1-D int64 array of client ids; a ValueError if they are not integers."""
-    ids = np.asarray(values)
-    if ids.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"{name} must be a 1-D array of integer client ids, got {ids.dtype} of shape {ids.shape}")
-    return ids.astype(np.int64, copy=False)
 
 
 class OortSelector(Selector):
@@ -169,13 +160,9 @@ class OortSelector(Selector):
         ids = as_ids(client_ids, "client_ids")
         samples = np.asarray(num_samples, dtype=np.int64)
         seconds = np.asarray(durations, dtype=np.float64)
-        if samples.shape != ids.shape or seconds.shape != ids.shape:
-            raise ValueError(f"client_ids, num_samples and durations differ in shape: "
-                             f"{ids.shape}, {samples.shape}, {seconds.shape}")
+        check_registration(ids, samples, seconds)
         if ids.size == 0:
             return
-        if ids.min() < 0:
-            raise ValueError(f"client ids must be >= 0, got {int(ids.min())}")
         if samples.min() < 0:
             raise ValueError(f"num_samples must be >= 0, got {int(samples.min())}")
         if not np.all(np.isfinite(seconds) & (seconds > 0)):

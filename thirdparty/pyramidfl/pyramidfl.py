@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from fedscale.selection.base import Feedback, Needs, Overrides
-from thirdparty.oort.oort import OortConfig, OortSelector, as_ids
+from fedscale.selection.registration import as_ids
+from thirdparty.oort.oort import OortConfig, OortSelector
 
 
 class PyramidFLConfig(OortConfig):

@@ -75,7 +75,6 @@ class Executor:
 
     def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog,
                  clock: VirtualClock) -> None:
-        self.job = job
         self.conf = job.conf
         self.executor_id = executor_id
         self.address = address

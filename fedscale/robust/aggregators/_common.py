@@ -1,4 +1,4 @@
-"""Shared validation and vectorised kernels for the robust aggregators."""
+"""The condition check and vectorised kernels shared by the robust aggregators."""
 
 from __future__ import annotations
 
@@ -6,15 +6,7 @@ import itertools
 
 import torch
 
-from fedscale.robust.checks import check_int, check_stack
 from fedscale.robust.distances import pairwise_sq_dists
-
-
-def check_updates(updates: torch.Tensor, f: int = 0, *, name: str = "aggregator") -> tuple[int, int]:
-    """Validate the (n x d) stack of updates and the Byzantine count ``f``; return (n, d)."""
-    check_stack(updates, method=name)
-    check_int("f", f, low=0, method=name)
-    return tuple(updates.shape)
 
 
 def k_subsets(n: int, k: int, device: torch.device | None = None) -> torch.Tensor:
@@ -30,11 +22,6 @@ def k_subsets(n: int, k: int, device: torch.device | None = None) -> torch.Tenso
 def require(cond: bool, message: str) -> None:
     if not cond:
         raise ValueError(message)
-
-
-def reject_weights(weights, name: str) -> None:
-    if weights is not None:
-        raise ValueError(f"{name}: per-client weights are not supported by this aggregator")
 
 
 def coordinate_median(x: torch.Tensor) -> torch.Tensor:

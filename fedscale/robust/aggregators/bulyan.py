@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 from fedscale.robust.distances import pairwise_sq_dists
 from fedscale.robust.report import note
 
-from ._common import check_updates, closest_to_center_mean, coordinate_median, reject_weights, require
+from ._common import closest_to_center_mean, coordinate_median, require
 
 
 def select(updates: torch.Tensor, f: int) -> torch.Tensor:
@@ -49,9 +49,7 @@ def select(updates: torch.Tensor, f: int) -> torch.Tensor:
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None,
               report: dict | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="bulyan")
-    reject_weights(weights, "bulyan")
-    reject_unknown(params, "bulyan")
+    n, _ = check_aggregation("bulyan", updates, f, weights=weights, params=params, majority=False)
     require(n >= 4 * f + 3, f"bulyan: needs n >= 4f + 3, got n={n}, f={f}")
     chosen = select(updates, f)
     note(report, "kept", chosen)

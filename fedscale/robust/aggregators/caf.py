@@ -22,16 +22,11 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
-
-from ._common import check_updates, reject_weights, require
+from fedscale.robust.checks import check_aggregation
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="caf")
-    reject_weights(weights, "caf")
-    reject_unknown(params, "caf")
-    require(2 * f < n, f"caf: needs n > 2f, got n={n}, f={f}")
+    n, _ = check_aggregation("caf", updates, f, weights=weights, params=params)
     x = updates
     if f == 0:
         return x.mean(dim=0)

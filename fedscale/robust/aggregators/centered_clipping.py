@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 from fedscale.robust.report import note
 
-from ._common import check_updates, reject_weights, require
+from ._common import require
 
 
 def aggregate(
@@ -30,10 +30,7 @@ def aggregate(
     report: dict | None = None,
     **params,
 ) -> torch.Tensor:
-    n, d = check_updates(updates, f, name="centered_clipping")
-    reject_weights(weights, "centered_clipping")
-    reject_unknown(params, "centered_clipping")
-    require(2 * f < n, f"centered_clipping: needs n > 2f, got n={n}, f={f}")
+    n, d = check_aggregation("centered_clipping", updates, f, weights=weights, params=params)
     require(isinstance(L, int) and not isinstance(L, bool) and L >= 0, f"centered_clipping: L must be a non-negative integer, got {L!r}")
     require(float(tau) > 0, f"centered_clipping: tau must be > 0, got {tau}")
     if m is None:

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 from fedscale.robust.report import note
 
-from ._common import check_updates, reject_weights, require
+from ._common import require
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, reduce: str = "mean",
               report: dict | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="cge")
-    reject_weights(weights, "cge")
-    reject_unknown(params, "cge")
+    n, _ = check_aggregation("cge", updates, f, weights=weights, params=params, majority=False)
     require(f < n, f"cge: needs n > f, got n={n}, f={f}")
     require(reduce in ("mean", "sum"), f"cge: reduce must be 'mean' or 'sum', got {reduce!r}")
     norms = torch.linalg.vector_norm(updates, dim=1)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 
-from ._common import check_updates, require
+from ._common import require
 
 
 def aggregate(
@@ -33,9 +33,7 @@ def aggregate(
     init: torch.Tensor | None = None,
     **params,
 ) -> torch.Tensor:
-    n, d = check_updates(updates, f, name="geometric_median")
-    reject_unknown(params, "geometric_median")
-    require(2 * f < n, f"geometric_median: needs n > 2f, got n={n}, f={f}")
+    n, d = check_aggregation("geometric_median", updates, f, params=params)
     require(float(nu) >= 0, f"geometric_median: nu must be >= 0, got {nu}")
     require(isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 0, f"geometric_median: max_iter must be a non-negative integer, got {max_iter!r}")
     require(float(tol) >= 0, f"geometric_median: tol must be >= 0, got {tol}")

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation, reject_unknown, reject_weights
 from fedscale.robust.report import note
 
-from ._common import check_updates, krum_scores, reject_weights, require
+from ._common import krum_scores, require
 
 
 def _check(updates: torch.Tensor, f: int, name: str) -> int:
-    n, _ = check_updates(updates, f, name=name)
+    n, _ = check_aggregation(name, updates, f, majority=False)
     require(n > 2 * f + 2, f"{name}: needs n > 2f + 2, got n={n}, f={f}")
     return n
 

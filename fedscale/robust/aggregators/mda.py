@@ -24,11 +24,11 @@ import math
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 from fedscale.robust.distances import pairwise_sq_dists
 from fedscale.robust.report import note
 
-from ._common import check_updates, k_subsets, reject_weights, require
+from ._common import k_subsets, require
 
 _MAX_GATHER = 50_000_000  # elements of the (subsets x k x k) distance gather
 
@@ -67,10 +67,7 @@ def aggregate(
     report: dict | None = None,
     **params,
 ) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="mda")
-    reject_weights(weights, "mda")
-    reject_unknown(params, "mda")
-    require(2 * f < n, f"mda: needs n > 2f, got n={n}, f={f}")
+    n, _ = check_aggregation("mda", updates, f, weights=weights, params=params)
     require(method in ("auto", "exact", "greedy"), f"mda: method must be 'auto', 'exact' or 'greedy', got {method!r}")
     require(isinstance(max_subsets, int) and max_subsets >= 1, f"mda: max_subsets must be a positive integer, got {max_subsets!r}")
     if f == 0:

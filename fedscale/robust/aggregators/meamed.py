@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 
-from ._common import check_updates, closest_to_center_mean, coordinate_median, reject_weights, require
+from ._common import closest_to_center_mean, coordinate_median
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="meamed")
-    reject_weights(weights, "meamed")
-    reject_unknown(params, "meamed")
-    require(2 * f < n, f"meamed: needs n > 2f, got n={n}, f={f}")
+    n, _ = check_aggregation("meamed", updates, f, weights=weights, params=params)
     return closest_to_center_mean(updates, coordinate_median(updates), n - f)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 
-from ._common import check_updates, require
+from ._common import require
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="mean")
-    reject_unknown(params, "mean")
+    n, _ = check_aggregation("mean", updates, f, params=params, majority=False)
     if weights is None:
         return updates.mean(dim=0)
     w = torch.as_tensor(weights, dtype=updates.dtype, device=updates.device).reshape(-1)

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 
-from ._common import check_updates, coordinate_median, reject_weights, require
+from ._common import coordinate_median
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="median")
-    reject_weights(weights, "median")
-    reject_unknown(params, "median")
-    require(2 * f < n, f"median: needs n > 2f, got n={n}, f={f}")
+    n, _ = check_aggregation("median", updates, f, weights=weights, params=params)
     return coordinate_median(updates)

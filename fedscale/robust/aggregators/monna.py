@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 from fedscale.robust.report import note
 
-from ._common import check_updates, reject_weights, require
+from ._common import require
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, idx: int = 0,
               report: dict | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="monna")
-    reject_weights(weights, "monna")
-    reject_unknown(params, "monna")
-    require(2 * f < n, f"monna: needs n > 2f, got n={n}, f={f}")
+    n, _ = check_aggregation("monna", updates, f, weights=weights, params=params)
     require(isinstance(idx, int) and not isinstance(idx, bool) and 0 <= idx < n, f"monna: idx must be an integer in [0, n={n}), got {idx!r}")
     ref = updates[idx]
     # squared distances to one point via the same ||a||^2 + ||b||^2 - 2 a.b expansion

@@ -20,18 +20,15 @@ import math
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 from fedscale.robust.report import note
 
-from ._common import check_updates, k_subsets, reject_weights, require
+from ._common import k_subsets, require
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, max_subsets: int = 20000,
               report: dict | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="smea")
-    reject_weights(weights, "smea")
-    reject_unknown(params, "smea")
-    require(2 * f < n, f"smea: needs n > 2f, got n={n}, f={f}")
+    n, _ = check_aggregation("smea", updates, f, weights=weights, params=params)
     if f == 0:
         return updates.mean(dim=0)
     count = math.comb(n, f)

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import reject_unknown
+from fedscale.robust.checks import check_aggregation
 
-from ._common import check_updates, reject_weights, require
+from ._common import require
 
 
 def aggregate(updates: torch.Tensor, *, f: int = 0, weights: torch.Tensor | None = None, beta: int | None = None, **params) -> torch.Tensor:
-    n, _ = check_updates(updates, f, name="trimmed_mean")
-    reject_weights(weights, "trimmed_mean")
-    reject_unknown(params, "trimmed_mean")
+    n, _ = check_aggregation("trimmed_mean", updates, f, weights=weights, params=params, majority=False)
     b = f if beta is None else beta
     require(isinstance(b, int) and not isinstance(b, bool) and b >= 0, f"trimmed_mean: beta must be a non-negative integer, got {b!r}")
     require(2 * b < n, f"trimmed_mean: needs n > 2*beta (beta defaults to f), got n={n}, beta={b}")

@@ -14,26 +14,18 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_real, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack, check_real
 
 from ._common import repeat_row
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    epsilon: float = 2.0,
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           epsilon: float = 2.0, **params) -> torch.Tensor:
     """Return num_byzantine copies of ``-epsilon * mean(honest)`` (num_byzantine x d).
 
     Args:
         epsilon: attack strength, a finite real > 0.
     """
-    reject_unknown(params)
-    honest = check_stack(honest, "honest")
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params)
     epsilon = check_real("epsilon", epsilon, positive=True)
     return repeat_row(-epsilon * honest.mean(dim=0), num_byzantine)

@@ -15,19 +15,11 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_real, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack, check_real
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    sigma: float = 1.0,
-    mu: float = 0.0,
-    around_mean: bool = False,
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           sigma: float = 1.0, mu: float = 0.0, around_mean: bool = False, **params) -> torch.Tensor:
     """Return num_byzantine x d Gaussian Byzantine updates.
 
     Args:
@@ -35,9 +27,7 @@ def attack(
         mu: noise mean (same on every coordinate), finite.
         around_mean: if True, add the noise to the honest mean instead of to zero.
     """
-    reject_unknown(params)
-    honest = check_stack(honest, "honest")
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params)
     sigma = check_real("sigma", sigma, nonnegative=True)
     mu = check_real("mu", mu)
     if not isinstance(around_mean, bool):

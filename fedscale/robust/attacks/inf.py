@@ -15,21 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_real, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack, check_real
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    value: float = float("inf"),
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           value: float = float("inf"), **params) -> torch.Tensor:
     """Return a num_byzantine x d tensor filled with ``value`` (default +inf)."""
-    reject_unknown(params)
-    honest = check_stack(honest, "honest")
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params)
     value = check_real("value", value, finite=False)
     return torch.full((num_byzantine, honest.shape[1]), value,
                       dtype=honest.dtype, device=honest.device)

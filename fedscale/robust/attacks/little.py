@@ -19,7 +19,7 @@ from statistics import NormalDist
 
 import torch
 
-from fedscale.robust.checks import check_int, check_real, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack, check_real
 
 from ._common import repeat_row
 
@@ -38,22 +38,14 @@ def z_max(n: int, f: int) -> float:
     return NormalDist().inv_cdf(p)
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    z: float | None = None,
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           z: float | None = None, **params) -> torch.Tensor:
     """Return num_byzantine copies of ``mean(honest) - z * std(honest)`` (num_byzantine x d).
 
     Args:
         z: perturbation scale in standard deviations; None (default) uses z_max(n, f).
     """
-    reject_unknown(params)
-    honest = check_stack(honest, "honest", min_rows=2)
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params, min_rows=2)
     if z is None:
         z = z_max(honest.shape[0] + num_byzantine, num_byzantine)
     else:

@@ -14,27 +14,19 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack, check_int
 
 from ._common import repeat_row
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    index: int = 0,
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           index: int = 0, **params) -> torch.Tensor:
     """Return num_byzantine copies of honest row ``index`` (num_byzantine x d).
 
     Args:
         index: row of ``honest`` to copy, 0 <= index < h.
     """
-    reject_unknown(params)
-    honest = check_stack(honest, "honest")
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params)
     h = honest.shape[0]
     index = check_int("index", index, low=0, high=h - 1)
     return repeat_row(honest[index], num_byzantine)

@@ -22,23 +22,16 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_real, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack, check_real
 
 from ._common import repeat_row
 
 _NAMED = ("neg_mean", "mean", "ones")
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    intensity: float = 10.0,
-    direction: str | torch.Tensor = "neg_mean",
-    normalize: bool = False,
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           intensity: float = 10.0, direction: str | torch.Tensor = "neg_mean", normalize: bool = False,
+           **params) -> torch.Tensor:
     """Return num_byzantine copies of ``intensity * direction`` (num_byzantine x d).
 
     Args:
@@ -46,9 +39,7 @@ def attack(
         direction: ``"neg_mean"``, ``"mean"``, ``"ones"`` or a d-element tensor.
         normalize: scale the direction to unit L2 norm before applying ``intensity``.
     """
-    reject_unknown(params)
-    honest = check_stack(honest, "honest")
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params)
     intensity = check_real("intensity", intensity, positive=True)
     if not isinstance(normalize, bool):
         raise ValueError(f"normalize must be a bool, got {normalize!r}")

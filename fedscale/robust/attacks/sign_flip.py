@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_stack, reject_unknown
+from fedscale.robust.checks import check_attack
 
 from ._common import repeat_row
 
 
-def attack(
-    honest: torch.Tensor,
-    *,
-    num_byzantine: int,
-    generator: torch.Generator | None = None,
-    **params,
-) -> torch.Tensor:
+def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
+           **params) -> torch.Tensor:
     """Return num_byzantine copies of ``-mean(honest)`` (num_byzantine x d)."""
-    reject_unknown(params)
-    honest = check_stack(honest, "honest")
-    num_byzantine = check_int("num_byzantine", num_byzantine, low=0)
+    honest, num_byzantine = check_attack(honest, num_byzantine, params)
     return repeat_row(-honest.mean(dim=0), num_byzantine)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_stack, reject_unknown
+from fedscale.robust.checks import check_preaggregation
 
 from .static_clipping import clip_rows
 
@@ -29,26 +29,12 @@ def num_clipped(n: int, f: int) -> int:
     return (2 * f * (n - f)) // n
 
 
-def preaggregate(
-    updates: torch.Tensor,
-    *,
-    f: int = 0,
-    generator: torch.Generator | None = None,
-    report: dict | None = None,
-    **params,
-) -> torch.Tensor:
-    """Return ``updates`` (n x d) with all rows clipped to the (k+1)-th largest row norm.
-
-    Args:
-        updates: n x d floating-point tensor of flattened client updates.
-        f: number of Byzantine inputs, 0 <= f < n.
-        generator: unused (the rule is deterministic).
-        report: optional dict receiving ``clipped``, the rows scaled down.
-    """
-    reject_unknown(params)
-    updates = check_stack(updates)
+def preaggregate(updates: torch.Tensor, *, f: int = 0, generator: torch.Generator | None = None,
+                 report: dict | None = None, **params) -> torch.Tensor:
+    """Return ``updates`` (n x d) with all rows clipped to the (k+1)-th largest row norm; the rows
+    scaled down go to ``report["clipped"]``. Deterministic: ``generator`` is not used."""
+    updates, f = check_preaggregation(updates, f, params)
     n = updates.shape[0]
-    f = check_int("f", f, low=0, high=n - 1)
     k = num_clipped(n, f)
     if k == 0:
         return updates.clone()

@@ -15,31 +15,16 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_stack, reject_unknown
+from fedscale.robust.checks import check_int, check_preaggregation
 
 
-def preaggregate(
-    updates: torch.Tensor,
-    *,
-    f: int = 0,
-    generator: torch.Generator | None = None,
-    s: int = 1,
-    report: dict | None = None,
-    **params,
-) -> torch.Tensor:
-    """Return the ceil(n/s) x d bucket means of a random permutation of ``updates``.
-
-    Args:
-        updates: n x d floating-point tensor of flattened client updates.
-        f: number of Byzantine inputs tolerated (unused, validated only).
-        generator: torch generator driving the permutation (for reproducibility).
-        s: bucket size, an integer >= 1.
-        report: optional dict receiving ``groups``, the input rows behind each output row.
-    """
-    reject_unknown(params)
-    updates = check_stack(updates)
+def preaggregate(updates: torch.Tensor, *, f: int = 0, generator: torch.Generator | None = None,
+                 s: int = 1, report: dict | None = None, **params) -> torch.Tensor:
+    """Return the ceil(n/s) x d means of buckets of ``s`` (an integer >= 1) rows of a random
+    permutation of ``updates`` drawn with ``generator``; the input rows behind each output row go
+    to ``report["groups"]``. ``f`` is checked but not used."""
+    updates, _ = check_preaggregation(updates, f, params)
     n, d = updates.shape
-    check_int("f", f, low=0, high=n - 1)
     s = check_int("s", s, low=1)
 
     perm = torch.randperm(n, generator=generator, device=updates.device)

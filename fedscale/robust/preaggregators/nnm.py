@@ -17,27 +17,15 @@ from __future__ import annotations
 import torch
 
 from fedscale.robust.distances import pairwise_sq_dists
-from fedscale.robust.checks import check_int, check_stack, reject_unknown
+from fedscale.robust.checks import check_preaggregation
 
 
-def preaggregate(
-    updates: torch.Tensor,
-    *,
-    f: int = 0,
-    generator: torch.Generator | None = None,
-    **params,
-) -> torch.Tensor:
+def preaggregate(updates: torch.Tensor, *, f: int = 0, generator: torch.Generator | None = None,
+                 **params) -> torch.Tensor:
     """Return the n x d matrix whose i-th row is the mean of the n - f rows nearest row i.
-
-    Args:
-        updates: n x d floating-point tensor of flattened client updates.
-        f: number of Byzantine inputs, 0 <= f < n.
-        generator: unused (the rule is deterministic).
-    """
-    reject_unknown(params)
-    updates = check_stack(updates)
+    Deterministic: ``generator`` is not used."""
+    updates, f = check_preaggregation(updates, f, params)
     n = updates.shape[0]
-    f = check_int("f", f, low=0, high=n - 1)
     k = n - f
     if f == 0:
         return updates.mean(dim=0, keepdim=True).expand(n, -1).clone()

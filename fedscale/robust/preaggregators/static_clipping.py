@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from fedscale.robust.checks import check_int, check_real, check_stack, reject_unknown
+from fedscale.robust.checks import check_preaggregation, check_real
 from fedscale.robust.report import note
 
 
@@ -30,26 +30,11 @@ def clip_rows(updates: torch.Tensor, threshold: torch.Tensor | float, report: di
     return updates * scale
 
 
-def preaggregate(
-    updates: torch.Tensor,
-    *,
-    f: int = 0,
-    generator: torch.Generator | None = None,
-    c: float = 2.0,
-    report: dict | None = None,
-    **params,
-) -> torch.Tensor:
-    """Return ``updates`` (n x d) with every row clipped to L2 norm at most ``c``.
-
-    Args:
-        updates: n x d floating-point tensor of flattened client updates.
-        f: number of Byzantine inputs (unused, validated only).
-        generator: unused (the rule is deterministic).
-        c: clipping threshold, finite and > 0 (ByzFL's default is 2).
-        report: optional dict receiving ``clipped``, the rows scaled down.
-    """
-    reject_unknown(params)
-    updates = check_stack(updates)
-    check_int("f", f, low=0, high=updates.shape[0] - 1)
+def preaggregate(updates: torch.Tensor, *, f: int = 0, generator: torch.Generator | None = None,
+                 c: float = 2.0, report: dict | None = None, **params) -> torch.Tensor:
+    """Return ``updates`` (n x d) with every row clipped to L2 norm at most ``c`` (finite and > 0;
+    ByzFL's default is 2); the rows scaled down go to ``report["clipped"]``. Deterministic:
+    ``generator`` is not used, and ``f`` is checked but not used."""
+    updates, _ = check_preaggregation(updates, f, params)
     c = check_real("c", c, positive=True)
     return clip_rows(updates, c, report)
