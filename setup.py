@@ -11,7 +11,7 @@ setup(
     description="A federated-learning systems simulator: real gRPC rounds, virtual time, robust aggregation.",
     python_requires=">=3.10",
     packages=find_packages(include=["fedscale", "fedscale.*", "thirdparty", "thirdparty.*"]),
-    package_data={"fedscale": ["jobs/*.yml", "cloud/internal/data/*.npz"]},
+    package_data={"fedscale": ["jobs/*.yml", "cloud/internal/data/*.npz", "cloud/config/*.tsv"]},
     install_requires=[
         "torch==2.13.0",
         "numpy==2.4.6",

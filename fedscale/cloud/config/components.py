@@ -7,11 +7,15 @@ component live on it as validators; a rule that spans components lives on ``JobC
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import re
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
 from fedscale.cloud.config.keys import INACTIVE, PATH, Aliases, Check, Component, ConfigError
@@ -130,24 +134,24 @@ class DataConfig(Component):
 
 
 class TrainingConfig(Component):
-    """The model, the rounds, and the clients' local training."""
+    """The model and the clients' local training; the rounds, their size and when to test."""
 
     model: Literal[MODEL_NAMES] = Field(
         "mlp", description="Model: logistic regression, a small multi-layer perceptron, or a small CNN.")
+    learning_rate: float = Field(0.05, gt=0, description="Client learning rate.")
+    local_steps: int = Field(20, ge=1, description="Local training steps per client per round.")
+    batch_size: int = Field(30, ge=1, description="Training batch size.")
+    seed: Annotated[int, Aliases("sample_seed")] = Field(
+        233, ge=0, le=2**32 - 1, description="Seed for data splitting, client selection and model initialisation.")
     rounds: int = Field(50, ge=1, description="Training rounds to run.")
+    num_participants: int = Field(4, ge=1, description="Clients aggregated per round.")
     max_virtual_time: float = Field(
         0.0, ge=0,
         description="Stop after the round that reaches this many virtual seconds (0: no limit), so policies can be "
                     "compared on equal simulated time.")
-    num_participants: int = Field(4, ge=1, description="Clients aggregated per round.")
-    local_steps: int = Field(20, ge=1, description="Local training steps per client per round.")
-    batch_size: int = Field(30, ge=1, description="Training batch size.")
-    test_bsz: int = Field(128, ge=1, description="Testing batch size.")
-    learning_rate: float = Field(0.05, gt=0, description="Client learning rate.")
     eval_interval: int = Field(5, ge=1, description="Test the global model every this many rounds.")
+    test_bsz: int = Field(128, ge=1, description="Testing batch size.")
     save_checkpoint: bool = Field(True, description="Save a model checkpoint at each test.")
-    seed: Annotated[int, Aliases("sample_seed")] = Field(
-        233, ge=0, le=2**32 - 1, description="Seed for data splitting, client selection and model initialisation.")
 
 
 class FleetConfig(Component):
@@ -246,125 +250,29 @@ class ServerConfig(Component):
                     "to the aggregated update.")
 
 
-class FedScaleCompat(Component):
-    """FedScale's keys this tool accepts so FedScale job files load, with no effect yet."""
+def _compat_field(kind: str, default: Any, help_text: str, key: str) -> tuple[Any, Any]:
+    """One row of ``fedscale_compat.tsv`` as a pydantic field: ``kind`` is int, float, bool, str,
+    list[int], ``a|b|c`` (a choice), with ``?`` appended when null is allowed."""
+    nullable = kind.endswith("?")
+    kind = kind.removesuffix("?")
+    annotation: Any = (Literal[tuple(kind.split("|"))] if "|" in kind
+                       else {"int": int, "float": float, "bool": bool, "str": str, "list[int]": tuple[int, ...]}[kind])
+    if nullable:
+        annotation = annotation | None
+    default = tuple(default) if isinstance(default, list) else default
+    alias = key if not key.isidentifier() else None
+    return Annotated[annotation, INACTIVE], Field(default, alias=alias, description=help_text)
 
-    wandb_token: Annotated[str, INACTIVE] = Field("", description="API key for logging to Weights & Biases.")
-    this_rank: Annotated[int, INACTIVE] = Field(
-        1, description="Rank of a FedScale process, set by FedScale's own launcher.")
-    experiment_mode: Annotated[str, INACTIVE] = Field(
-        "simulation", description="FedScale's run mode: simulation, or deployment to real devices.")
-    engine: Annotated[str, INACTIVE] = Field(
-        "pytorch", description="Framework FedScale's aggregator uses: pytorch or tensorflow.")
-    executor_configs: Annotated[str, INACTIVE] = Field(
-        "127.0.0.1:[1]", description="FedScale's internal copy of worker_ips, written by its launcher.")
-    use_cuda: Annotated[bool, INACTIVE] = Field(True, description="Train on a GPU.")
-    cuda_device: Annotated[str | None, INACTIVE] = Field(None, description="GPU to train on, e.g. 'cuda:0'.")
-    backend: Annotated[str, INACTIVE] = Field(
-        "gloo", description="torch.distributed backend of FedScale's earlier transport.")
-    task: Annotated[str, INACTIVE] = Field(
-        "cv", description="Kind of task in FedScale: cv, nlp, speech, rl, detection, ...")
-    train_uniform: Annotated[bool, INACTIVE] = Field(
-        False, description="Give every client the same number of training samples.")
-    conf_path: Annotated[str, INACTIVE] = Field(
-        "~/dataset/", description="Folder of FedScale's auxiliary configuration files.")
-    test_ratio: Annotated[float, INACTIVE] = Field(1.0, description="Fraction of the test set used when testing.")
-    num_loaders: Annotated[int, INACTIVE] = Field(2, description="Data-loading worker processes per executor.")
-    data_cache: Annotated[str, INACTIVE] = Field("", description="File caching the preprocessed data set.")
-    num_classes: Annotated[int, INACTIVE] = Field(
-        35, description="Number of classes, for data sets that do not fix it themselves.")
-    model_zoo: Annotated[Literal["torchcv", "fedscale-torch-zoo", "fedscale-tensorflow-zoo"], INACTIVE] = Field(
-        "torchcv", description="Where FedScale loads its models from.")
-    input_shape: Annotated[tuple[int, ...], INACTIVE] = Field(
-        (1, 3, 28, 28), description="Shape of one input sample.")
-    input_dim: Annotated[int, INACTIVE] = Field(0, description="Input width, for models that need it given.")
-    output_dim: Annotated[int, INACTIVE] = Field(0, description="Output width, for models that need it given.")
-    model_size: Annotated[float, INACTIVE] = Field(
-        65536.0, description="Model size assumed by FedScale's communication-time estimate.")
-    min_learning_rate: Annotated[float, INACTIVE] = Field(
-        5e-05, description="Lowest value the decaying learning rate reaches.")
-    decay_factor: Annotated[float, INACTIVE] = Field(
-        0.98, description="Factor applied to the learning rate every decay_round rounds.")
-    decay_round: Annotated[float, INACTIVE] = Field(10.0, description="Rounds between learning-rate decays.")
-    dump_epoch: Annotated[int, INACTIVE] = Field(10000000000, description="Rounds between FedScale's model dumps.")
-    weight_decay: Annotated[float, INACTIVE] = Field(0.0, description="Weight decay of the local optimiser.")
-    adam_epsilon: Annotated[float, INACTIVE] = Field(1e-08, description="Epsilon of the Adam optimiser.")
-    loss_decay: Annotated[float, INACTIVE] = Field(
-        0.2, description="Oort: weight of past losses in a client's utility.")
-    exploration_alpha: Annotated[float, INACTIVE] = Field(
-        0.3, description="Oort: weight of the staleness bonus in a client's score.")
-    max_concurrency: Annotated[int, INACTIVE] = Field(
-        10, description="Asynchronous FL: clients training at the same time.")
-    max_staleness: Annotated[int, INACTIVE] = Field(
-        5, description="Asynchronous FL: largest staleness, in rounds, of an accepted update.")
-    noise_factor: Annotated[float, INACTIVE] = Field(
-        0.1, description="Differential privacy: noise scale relative to the clipping threshold.")
-    clip_threshold: Annotated[float, INACTIVE] = Field(
-        3.0, description="Differential privacy: L2 bound updates are clipped to.")
-    target_delta: Annotated[float, INACTIVE] = Field(0.0001, description="Differential privacy: target delta.")
-    malicious_factor: Annotated[int, INACTIVE] = Field(
-        1000000000000000, description="One client in this many is malicious.")
-    cfg_file: Annotated[str, INACTIVE] = Field(
-        "./utils/rcnn/cfgs/res101.yml", description="Detection: Faster R-CNN configuration file.")
-    test_output_dir: Annotated[str, INACTIVE] = Field(
-        "./logs/server", description="Detection: folder for test outputs.")
-    train_size_file: Annotated[str, INACTIVE] = Field(
-        "", description="Detection: file of per-client training sample counts.")
-    test_size_file: Annotated[str, INACTIVE] = Field(
-        "", description="Detection: file of per-client test sample counts.")
-    backbone: Annotated[str, INACTIVE] = Field(
-        "./resnet50.pth", description="Detection: pretrained backbone weights.")
-    embedding_file: Annotated[str, INACTIVE] = Field(
-        "glove.840B.300d.txt", description="NLP: word-embedding file.")
-    line_by_line: Annotated[bool, INACTIVE] = Field(
-        False, description="NLP: treat each line of text as its own sequence.")
-    clf_block_size: Annotated[int, INACTIVE] = Field(32, description="NLP: sequence length for classification.")
-    mlm: Annotated[bool, INACTIVE] = Field(False, description="NLP: train with a masked-language-model loss.")
-    mlm_probability: Annotated[float, INACTIVE] = Field(
-        0.15, description="NLP: fraction of tokens masked for the masked-language-model loss.")
-    overwrite_cache: Annotated[bool, INACTIVE] = Field(
-        False, description="NLP: rebuild the cached training and test sets.")
-    block_size: Annotated[int, INACTIVE] = Field(
-        64, description="NLP: length of the blocks the tokenised text is cut into.")
-    vocab_token_size: Annotated[int, INACTIVE] = Field(10000, description="Tag prediction: token vocabulary size.")
-    vocab_tag_size: Annotated[int, INACTIVE] = Field(500, description="Tag prediction: tag vocabulary size.")
-    epsilon: Annotated[float, INACTIVE] = Field(0.9, description="RL: probability of the greedy action.")
-    gamma: Annotated[float, INACTIVE] = Field(0.9, description="RL: reward discount.")
-    memory_capacity: Annotated[int, INACTIVE] = Field(2000, description="RL: replay memory size.")
-    target_replace_iter: Annotated[int, INACTIVE] = Field(
-        15, description="RL: steps between target-network updates.")
-    n_actions: Annotated[int, INACTIVE] = Field(2, description="RL: number of actions.")
-    n_states: Annotated[int, INACTIVE] = Field(4, description="RL: size of the state.")
-    train_manifest: Annotated[str, INACTIVE] = Field(
-        "data/train_manifest.csv", alias="train-manifest", description="Speech: CSV listing the training audio.")
-    test_manifest: Annotated[str, INACTIVE] = Field(
-        "data/test_manifest.csv", alias="test-manifest", description="Speech: CSV listing the test audio.")
-    sample_rate: Annotated[int, INACTIVE] = Field(
-        16000, alias="sample-rate", description="Speech: audio sample rate in Hz.")
-    labels_path: Annotated[str, INACTIVE] = Field(
-        "labels.json", alias="labels-path", description="Speech: file of the characters used in transcripts.")
-    window_size: Annotated[float, INACTIVE] = Field(
-        0.02, alias="window-size", description="Speech: spectrogram window length in seconds.")
-    window_stride: Annotated[float, INACTIVE] = Field(
-        0.01, alias="window-stride", description="Speech: spectrogram window step in seconds.")
-    window: Annotated[str, INACTIVE] = Field("hamming", description="Speech: spectrogram window function.")
-    hidden_size: Annotated[int, INACTIVE] = Field(256, alias="hidden-size", description="Speech: RNN hidden size.")
-    hidden_layers: Annotated[int, INACTIVE] = Field(
-        7, alias="hidden-layers", description="Speech: number of RNN layers.")
-    rnn_type: Annotated[str, INACTIVE] = Field(
-        "lstm", alias="rnn-type", description="Speech: RNN cell, rnn, gru or lstm.")
-    finetune: Annotated[bool, INACTIVE] = Field(False, description="Speech: continue training from a checkpoint.")
-    speed_volume_perturb: Annotated[bool, INACTIVE] = Field(
-        False, alias="speed-volume-perturb", description="Speech: randomly perturb tempo and gain.")
-    spec_augment: Annotated[bool, INACTIVE] = Field(
-        False, alias="spec-augment", description="Speech: apply spectral augmentation.")
-    noise_dir: Annotated[str | None, INACTIVE] = Field(
-        None, alias="noise-dir", description="Speech: folder of noise to mix into the audio; unset adds none.")
-    noise_prob: Annotated[float, INACTIVE] = Field(
-        0.4, alias="noise-prob", description="Speech: probability of adding noise to a sample.")
-    noise_min: Annotated[float, INACTIVE] = Field(
-        0.0, alias="noise-min", description="Speech: lowest noise level (1.0 is noise only).")
-    noise_max: Annotated[float, INACTIVE] = Field(
-        0.5, alias="noise-max", description="Speech: highest noise level, at most 1.0.")
-    no_bidirectional: Annotated[bool, INACTIVE] = Field(
-        False, alias="no-bidirectional", description="Speech: use one-directional RNNs.")
+
+def _fedscale_compat() -> type[Component]:
+    """The model of FedScale's keys this tool accepts with no effect yet, from the catalogue
+    ``fedscale_compat.tsv`` (key, type, JSON default, help): keys with no reader are data, and a
+    key moves into its component's model when something starts to act on it."""
+    rows = csv.DictReader(io.StringIO((Path(__file__).parent / "fedscale_compat.tsv").read_text(encoding="utf-8")),
+                          delimiter="\t", quoting=csv.QUOTE_NONE)
+    fields = {row["key"].replace("-", "_"): _compat_field(row["type"], json.loads(row["default"]), row["help"],
+                                                          row["key"]) for row in rows}
+    return create_model("FedScaleCompat", __base__=Component, __doc__=_fedscale_compat.__doc__, **fields)
+
+
+FedScaleCompat = _fedscale_compat()
