@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from fedscale.cloud.client_manager import SAMPLE_MODES, ClientManager, make_selector  # noqa: E402
+from fedscale.cloud.client_manager import ClientManager, make_selector  # noqa: E402
+from fedscale.selection.registry import SAMPLE_MODES  # noqa: E402
 from fedscale.cloud.config_parser import JobConf  # noqa: E402
 from fedscale.cloud.internal.fleet_generator import generate_fleet  # noqa: E402
 from fedscale.cloud.internal.trace_formats import load_fleet, save_fleet  # noqa: E402

@@ -28,9 +28,9 @@ from fedscale.cloud.config.components import AdaptiveConfig, FleetConfig, Traini
 from fedscale.cloud.config.job_conf import JobConf
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
 from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector
-from fedscale.selection.registry import SAMPLE_MODES, selector_class
+from fedscale.selection.registry import selector_class
 
-__all__ = ["SAMPLE_MODES", "ClientManager", "RoundPlan", "make_selector"]
+__all__ = ["ClientManager", "RoundPlan", "make_selector"]
 
 
 def make_selector(conf: JobConf) -> Selector:
