@@ -167,18 +167,18 @@ class FleetConfig(Component):
         description="Client device capacities in FedScale's client_device_capacity pickle; overrides clients_file.")
     device_avail_file: Annotated[str, PATH] = Field(
         "", description="Client availability in FedScale's client_behave_trace pickle, with device_conf_file.")
-    clock_factor: float = Field(1.0, gt=0, description="Multiplier on simulated computation time.")
-    augmentation_factor: float = Field(
-        3.0, gt=0,
-        description="Simulated compute per training sample, in units of the device's per-sample inference latency "
-                    "(forward plus backward).")
-    reduction_factor: float = Field(0.5, gt=0, description="Uplink bandwidth as a fraction of the downlink.")
     filter_less: int = Field(1, ge=0, description="Clients with fewer training samples than this never take part.")
     filter_more: int = Field(
         1000000000000000, ge=1, description="Clients with more training samples than this never take part.")
     overcommitment: float = Field(
         1.3, ge=1,
         description="Clients selected per round, as a multiple of those aggregated; the fastest are kept.")
+    clock_factor: float = Field(1.0, gt=0, description="Multiplier on simulated computation time.")
+    augmentation_factor: float = Field(
+        3.0, gt=0,
+        description="Simulated compute per training sample, in units of the device's per-sample inference latency "
+                    "(forward plus backward).")
+    reduction_factor: float = Field(0.5, gt=0, description="Uplink bandwidth as a fraction of the downlink.")
 
     @model_validator(mode="after")
     def _files_exist(self) -> FleetConfig:
