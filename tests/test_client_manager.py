@@ -150,3 +150,24 @@ def test_every_selector_plans_deterministically(tmp_path, mode):
     first = plans()
     assert first == plans()
     assert all(len(p) == 4 for p in first)
+
+
+def test_pyramidfl_learns_speed_from_the_base_duration_not_the_padded_round(tmp_path):
+    """PyramidFL's extra steps fill each participant's idle time, so every padded round lasts about
+    as long as the slowest; Oort's state must keep each client's own base-step duration."""
+    f = fleet(tmp_path, [device(i, ms, kbps) for i, (ms, kbps) in
+                         enumerate([(10, 2000.0), (40, 50_000.0), (20, 4000.0), (90, 1000.0)])])
+    job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3)
+    manager = ClientManager(np.full(4, 20), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
+    clients = np.arange(4)    # every client has run once, so PyramidFL ranks them and adds steps
+    manager.selector.register_feedback(Feedback(round_index=1, client_ids=clients, rewards=np.ones(4),
+                                                durations=np.full(4, 10.0), success=np.ones(4, dtype=bool),
+                                                gradient_norm=4.0 - clients))
+    plan = manager.plan_round(2, 0.0)
+    assert plan.local_steps.max() > 10
+    manager.finish_round(plan, {int(c): SimpleNamespace(utility=1.0, update_norm=1.0, local_steps=int(s),
+                                                        num_samples=20)
+                                for c, s in zip(plan.participants, plan.local_steps)})
+    base = [sum(f.round_times(np.array([c]), 0.0, 10, 10, MODEL_BYTES))[0] for c in plan.participants]
+    assert manager.selector.duration[plan.participants] == pytest.approx(base)
+    assert not np.allclose(manager.selector.duration[plan.participants], plan.totals)

@@ -56,6 +56,8 @@ class RoundPlan:
     offline: np.ndarray                       # candidates that went offline before finishing
     num_online: int
     duration: float                           # the K-th finish; if none finishes, the last candidate's
+    base_durations: np.ndarray                # per participant: its round time at the job's local steps with
+                                              # the full upload, which selectors learn its speed from
     selector: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -146,6 +148,7 @@ class ClientManager:
         stays = self.fleet.stays_active(self.device[candidates], cur_time, finish)
         order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
         kept = order[:min(training.num_participants, int(stays.sum()))]
+        base_durations = (t_dl + t_comp + t_ul)[kept]
         keep_fraction = np.ones(len(kept))
         if self.selector.needs.client_overrides and len(kept):
             steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
@@ -161,7 +164,7 @@ class ClientManager:
             t_ul=t_ul[kept], stragglers=candidates[late], straggler_durations=totals[late],
             offline=np.sort(candidates[~stays]), num_online=len(online),
             duration=float(totals[kept].max() if len(kept) else totals.max(initial=0.0)),
-            selector=self.selector.details())
+            base_durations=base_durations, selector=self.selector.details())
 
     @property
     def t_budget(self) -> float:
@@ -177,12 +180,13 @@ class ClientManager:
         candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
         budget = self.t_budget
         t_dl = self.fleet.download_time(self.device[candidates], cur_time, self.model_bytes)
+        t_comp = np.maximum(budget - t_dl, 0.0)
         count, nothing = len(candidates), np.empty(0, dtype=np.int64)
         return RoundPlan(
             round_index=round_index, start_time=cur_time, participants=candidates,
             local_steps=np.full(count, training.local_steps), keep_fraction=np.ones(count), t_dl=t_dl,
-            t_comp=np.maximum(budget - t_dl, 0.0), t_ul=np.zeros(count), stragglers=nothing,
-            straggler_durations=np.empty(0), offline=nothing, num_online=len(online), duration=budget,
+            t_comp=t_comp, t_ul=np.zeros(count), stragglers=nothing, straggler_durations=np.empty(0),
+            offline=nothing, num_online=len(online), duration=budget, base_durations=t_dl + t_comp,
             selector=self.selector.details())
 
     def get_client_conf(self, plan: RoundPlan, positions: list[int]) -> list[dict[str, Any]]:
@@ -208,13 +212,16 @@ class ClientManager:
             plan, participants=done[kept], local_steps=np.array([r.local_steps for r in report])[kept],
             keep_fraction=np.array([r.keep_fraction for r in report])[kept], t_dl=t_dl[kept], t_comp=t_comp[kept],
             t_ul=t_ul[kept], stragglers=done[late], straggler_durations=walls[late],
-            offline=np.setdiff1d(plan.participants, done),
+            offline=np.setdiff1d(plan.participants, done), base_durations=walls[kept],
             duration=float(walls[kept].max()) if len(kept) else plan.duration)
 
     def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
         """Feed the round's outcome back to the selector, as one batch.
 
-        Aggregated clients report their measured utility and simulated duration, and PyramidFL's
+        Aggregated clients report their measured utility and their base duration (``RoundPlan.
+        base_durations``: a selector's own work overrides, PyramidFL's idle-filling extra steps and
+        upload dropout, are not the client's speed; PyramidFL's artifact feeds Oort the base-step
+        duration too), and PyramidFL's
         gradient utility ``||update|| * samples trained / 100`` (its authors' scaling); stragglers get
         the round's mean utility and their own simulated duration, unsuccessful (as FedScale does
         for clients cut by over-commitment). Clients that went offline, or whose executor
@@ -235,7 +242,7 @@ class ClientManager:
             round_index=plan.round_index, client_ids=clients,
             rewards=np.concatenate([[r.utility for r in report], np.full(len(plan.stragglers), mean_utility),
                                     np.zeros(len(failed))]),
-            durations=np.concatenate([plan.totals[positions], plan.straggler_durations,
+            durations=np.concatenate([plan.base_durations[positions], plan.straggler_durations,
                                       np.full(len(failed), plan.duration)]),
             success=np.arange(len(clients)) < len(report),
             gradient_norm=np.concatenate([norms, np.full(unsuccessful, np.nan)]),
