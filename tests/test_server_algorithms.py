@@ -190,7 +190,7 @@ def test_the_readme_example_is_a_working_algorithm():
     example = namespace["FedAvgCapped"]
     with mock.patch.dict(server_algorithms.SERVER_ALGORITHMS, {example.name: example}):
         algorithm = build_server_algorithm("fed-avg-capped", {"server_update_cap": 0.5, "qfed_q": 2.0}, 0.05)
-        keys = job_conf._declared_keys()
+        keys = job_conf._declared_keys(*job_conf._extension_configs())
     step = algorithm.step(torch.ones(2, dtype=torch.float64), torch.tensor([3.0, 4.0], dtype=torch.float64))
     assert torch.allclose(step, torch.tensor([1.3, 1.4], dtype=torch.float64))
     assert keys["server_update_cap"].default == 1.0 and keys["server_update_cap"].gt == 0

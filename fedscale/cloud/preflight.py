@@ -9,6 +9,7 @@ starts fast.
 """
 from __future__ import annotations
 
+import itertools
 import socket
 from dataclasses import dataclass
 
@@ -80,13 +81,14 @@ def _threat(job: JobSpec) -> ThreatModel | None:
         return None
     import torch
 
-    from fedscale.cloud.aggregation.threat_model import ThreatModel
-    participants = conf.training.num_participants
+    from fedscale.cloud.aggregation.threat_model import ThreatModel, expected_byzantine
+    participants, num_clients = conf.training.num_participants, conf.data.num_clients
     try:
-        threat = ThreatModel(conf.robustness, conf.training.seed, participants, conf.data.num_clients)
-        byzantine = sorted(threat.byzantine)[:round(len(threat.byzantine) / conf.data.num_clients * participants)]
-        honest = [c for c in range(conf.data.num_clients) if c not in threat.byzantine][:participants - len(byzantine)]
-        clients = byzantine + honest
+        threat = ThreatModel(conf.robustness, conf.training.seed, participants, num_clients)
+        byzantine = sorted(threat.byzantine)[:expected_byzantine(len(threat.byzantine), num_clients, participants)]
+        honest = itertools.islice((c for c in range(num_clients) if c not in threat.byzantine),
+                                  participants - len(byzantine))
+        clients = byzantine + list(honest)
         rows = torch.randn(len(clients), SYNTHETIC_WIDTH, generator=torch.Generator().manual_seed(0),
                            dtype=torch.float64)
         threat.aggregate(1, clients, threat.forge(1, clients, rows), torch.ones(len(clients), dtype=torch.float64))

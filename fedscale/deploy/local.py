@@ -43,7 +43,7 @@ class LocalLauncher:
         return self.aggregator.pid if self.aggregator else None
 
     def _spawn(self, name: str, module: str, *args: str) -> subprocess.Popen:
-        out = open(self.run_dir / f"{name}.out", "wb")
+        out = open(self.run_dir / commons.console_output_name(name), "wb")
         group = {"process_group": 0 if self.aggregator is None else self.pgid}
         try:
             return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(self.run_dir), *args],

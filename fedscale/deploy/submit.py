@@ -149,16 +149,16 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
             break
         if not launcher.executors and time.monotonic() - started > START_TIMEOUT:
             return JobResult(commons.STATUS_FAILED, run_dir, "the aggregator did not start within "
-                             f"{START_TIMEOUT:g} s: {last_line(run_dir / 'aggregator.out')}")
+                             f"{START_TIMEOUT:g} s: {last_line(run_dir / commons.console_output_name('aggregator'))}")
         if not under_way:
             for executor_id, proc in launcher.executors.items():
                 if proc.poll() is not None:
-                    reason = last_line(run_dir / f"{executor_id}.out") or f"exit code {proc.returncode}"
+                    reason = last_line(run_dir / commons.console_output_name(executor_id)) or f"exit code {proc.returncode}"
                     return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
         time.sleep(POLL_SECONDS)
     launcher.wait_all(timeout=10.0)
     if end is None:
-        reason = last_line(run_dir / "aggregator.out") or f"exit code {aggregator.returncode}"
+        reason = last_line(run_dir / commons.console_output_name("aggregator")) or f"exit code {aggregator.returncode}"
         return JobResult(commons.STATUS_FAILED, run_dir, f"the aggregator died: {reason}")
     return JobResult(end["status"], run_dir, end.get("reason", ""))
 

@@ -36,12 +36,17 @@ def byzantine_count(robustness: RobustnessConfig, num_clients: int) -> int:
     return round(robustness.byzantine_fraction * num_clients)
 
 
+def expected_byzantine(count: int, num_clients: int, num_participants: int) -> int:
+    """The expected number of Byzantine clients among a round's ``num_participants`` when
+    ``count`` of the ``num_clients`` are Byzantine, rounded."""
+    return round(count / max(num_clients, 1) * num_participants)
+
+
 def assumed_f(robustness: RobustnessConfig, count: int, num_clients: int, num_participants: int) -> int:
-    """``f`` if set (>= 0), else the expected number of Byzantine clients among the round's
-    ``num_participants``, rounded."""
+    """``f`` if set (>= 0), else the expected number of Byzantine clients per round."""
     if robustness.f >= 0:
         return robustness.f
-    return round(count / max(num_clients, 1) * num_participants)
+    return expected_byzantine(count, num_clients, num_participants)
 
 
 class ThreatModel:

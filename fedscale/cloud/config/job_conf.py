@@ -42,10 +42,11 @@ def _extension_configs() -> tuple[dict[str, type[BaseModel]], dict[str, type[Bas
             {name: algorithm.Config for name, algorithm in SERVER_ALGORITHMS.items()})
 
 
-def _declared_keys() -> dict[str, KeySpec]:
-    """Every model's keys by name; a key declared twice must be declared alike."""
+def _declared_keys(selectors: Mapping[str, type[BaseModel]],
+                   algorithms: Mapping[str, type[BaseModel]]) -> dict[str, KeySpec]:
+    """Every key of the components, ``selectors`` and ``algorithms`` (their ``Config`` models) by
+    name; a key declared twice must be declared alike."""
     keys: dict[str, KeySpec] = {}
-    selectors, algorithms = _extension_configs()
     for model in [model for _, model in COMPONENTS] + [*selectors.values(), *algorithms.values()]:
         for spec in key_specs(model):
             if keys.setdefault(spec.name, spec) != spec:
@@ -55,7 +56,7 @@ def _declared_keys() -> dict[str, KeySpec]:
 
 
 SELECTOR_CONFIGS, ALGORITHM_CONFIGS = _extension_configs()
-KEYS: dict[str, KeySpec] = _declared_keys()
+KEYS: dict[str, KeySpec] = _declared_keys(SELECTOR_CONFIGS, ALGORITHM_CONFIGS)
 _ALIASES: dict[str, str] = {alias: spec.name for spec in KEYS.values() for alias in spec.aliases}
 ALL_NAMES: tuple[str, ...] = (*KEYS, *_ALIASES)
 
