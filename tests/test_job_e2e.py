@@ -347,3 +347,18 @@ def test_bad_data_fails_the_job_with_the_reason(tmp_path):
     assert done.returncode == 1
     assert "executor-1 exited" in done.stderr and ".png" in done.stderr
     assert not job_pids(run_dirs(tmp_path)[-1])
+
+
+def test_every_interface_is_announced_and_a_hand_started_aggregator_needs_the_secret(tmp_path):
+    path = write_job(tmp_path, executors=1, rounds=1)
+    path.write_text(path.read_text().replace("ps_ip: 127.0.0.1", "ps_ip: 0.0.0.0"))
+    done = run_driver(tmp_path, "submit", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC" in done.stderr
+    run_dir = run_dirs(tmp_path)[-1]
+    env = {k: v for k, v in driver_env(tmp_path).items() if k != commons.SECRET_ENV}
+    by_hand = subprocess.run([sys.executable, "-m", "fedscale.cloud.aggregation.aggregator", "--run-dir",
+                              str(run_dir)], env=env, capture_output=True, text=True, timeout=120)
+    assert by_hand.returncode != 0
+    assert events(run_dir / commons.AGGREGATOR_LOG)[-1]["reason"].startswith(
+        "refusing to serve without a job secret")

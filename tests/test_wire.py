@@ -129,3 +129,19 @@ def test_a_busy_port_is_an_os_error_naming_the_address():
         port = busy.getsockname()[1]
         with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{port} \(the port is in use"):
             AggregatorServer("127.0.0.1", port, "secret", max_executors=1)
+
+
+def test_a_second_aggregator_on_the_same_port_is_refused():
+    from fedscale.cloud.channels.server import AggregatorServer
+    first = AggregatorServer("127.0.0.1", 0, "secret", max_executors=1)
+    try:
+        with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{first.port} \(the port is in use"):
+            AggregatorServer("127.0.0.1", first.port, "other secret", max_executors=1)
+    finally:
+        first.stop(0)
+
+
+def test_an_aggregator_without_a_secret_refuses_to_serve():
+    from fedscale.cloud.channels.server import AggregatorServer
+    with pytest.raises(ValueError, match="refusing to serve without a job secret: set FEDSCALE_JOB_SECRET"):
+        AggregatorServer("127.0.0.1", 0, "", max_executors=1)

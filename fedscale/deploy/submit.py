@@ -89,6 +89,9 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     for key in inactive_keys(job.conf):
         print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
               file=err)
+    if job.ps_ip == "0.0.0.0":
+        print(f"note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
+              f"still need the job secret); TLS arrives with the multi-host launchers", file=err)
     if job.setup_commands:
         print("note: setup_commands are not run for local executors; they use this Python environment",
               file=err)

@@ -374,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                                       timeout=conf.cluster.executor_timeout)
         except OSError as err:
             raise JobFailed(f"ps_port: {err}") from None
+        except ValueError as err:
+            raise JobFailed(str(err)) from None
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict())
         aggregator = Aggregator(job, run_dir, server, log, clock)

@@ -23,7 +23,7 @@ import numpy as np
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, chunks, headers
-from fedscale.cloud.commons import SECRET_METADATA_KEY
+from fedscale.cloud.commons import SECRET_ENV, SECRET_METADATA_KEY
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 64 << 20),
@@ -32,6 +32,9 @@ GRPC_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+
+# Without port reuse a second aggregator on a busy port fails to bind instead of sharing it.
+SERVER_OPTIONS = GRPC_OPTIONS + [("grpc.so_reuseport", 0)]
 
 JOINED, RESULTS, TEST, ERROR, LOST = "joined", "results", "test", "error", "lost"
 _CLOSE = object()
@@ -105,6 +108,8 @@ class AggregatorServer:
 
     def __init__(self, host: str, port: int, secret: str, max_executors: int,
                  heartbeat_interval: float = 1.0, timeout: float = 5.0) -> None:
+        if not secret:
+            raise ValueError(f"refusing to serve without a job secret: set {SECRET_ENV} (the driver does)")
         self.secret = secret
         self.max_executors = max_executors
         self.heartbeat_interval = heartbeat_interval
@@ -113,7 +118,7 @@ class AggregatorServer:
         self.sessions: list[ExecutorSession] = []
         self._lock = threading.Lock()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * max_executors + 4),
-                                 options=GRPC_OPTIONS)
+                                 options=SERVER_OPTIONS)
         pb_grpc.add_JobServiceServicer_to_server(_Servicer(self), self._grpc)
         try:
             self.port = self._grpc.add_insecure_port(f"{host}:{port}")
