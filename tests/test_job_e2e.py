@@ -226,6 +226,19 @@ def test_ctrl_c_ends_every_process(tmp_path):
     assert "stopped" in driver.stderr.read()
 
 
+def test_a_second_ctrl_c_while_stopping_still_ends_cleanly_with_130(tmp_path):
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, **SLOW)))
+    run_dir = wait_for_run_dir(tmp_path)
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
+    driver.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=10) == 130
+    wait_until_gone(run_dir, timeout=5)
+    stderr = driver.stderr.read()
+    assert "Traceback" not in stderr and "stopped" in stderr, stderr
+
+
 def test_stop_command_ends_the_job(tmp_path):
     driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, **SLOW)))
     run_dir = wait_for_run_dir(tmp_path)

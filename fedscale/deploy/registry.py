@@ -1,7 +1,10 @@
 """Where running jobs are recorded, so ``stop <job_name>`` can find them from another shell.
 
 One JSON file per running job under ``$FEDSCALE_STATE_DIR`` (default
-``~/.local/state/fedscale/jobs``): the driver's pid, the job's process group and run folder.
+``~/.local/state/fedscale/jobs``): the driver's pid, the job's process group and run folder,
+and the start times of the driver and of the group's leader. A record outlives its job when the
+driver is killed outright (SIGKILL, the OOM killer); its pids may then belong to other
+processes, so a record counts only while its processes' start times still match.
 """
 from __future__ import annotations
 
@@ -20,29 +23,44 @@ def _path(job_name: str) -> Path:
     return state_dir() / f"{job_name}.json"
 
 
-def pid_alive(pid: int) -> bool:
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, field 22 of ``/proc/<pid>/stat``);
+    None if there is no such process."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def same_process(pid: int, start: int | None) -> bool:
+    """Whether ``pid`` is still the process that started at ``start``."""
+    return start is not None and process_start(pid) == start
 
 
 def lookup(job_name: str) -> dict[str, Any] | None:
-    """The record of a running job, or None (a record whose driver is dead counts as none)."""
+    """The record of a running job, or None (a record whose driver is gone, or whose pid now
+    belongs to another process, counts as none)."""
     try:
         record = json.loads(_path(job_name).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return record if pid_alive(record["driver_pid"]) else None
+    return record if same_process(record["driver_pid"], record.get("driver_start")) else None
 
 
-def register(job_name: str, **record: Any) -> None:
+def group_is_the_jobs(record: dict[str, Any]) -> bool:
+    """Whether the record's process group may be signalled: its leader is the job's process, or
+    is gone (a group id is not reused while any member of the group lives)."""
+    start = process_start(record["pgid"])
+    return start is None or start == record.get("pgid_start")
+
+
+def register(job_name: str, driver_pid: int, pgid: int, **record: Any) -> None:
     path = _path(job_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(record, job_name=job_name)))
+    path.write_text(json.dumps(dict(record, job_name=job_name, driver_pid=driver_pid,
+                                    driver_start=process_start(driver_pid), pgid=pgid,
+                                    pgid_start=process_start(pgid))))
 
 
 def unregister(job_name: str, driver_pid: int) -> None:

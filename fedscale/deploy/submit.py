@@ -42,8 +42,8 @@ class JobResult:
         return {commons.STATUS_COMPLETED: 0, commons.STATUS_STOPPED: 130}.get(self.status, 1)
 
 
-class _Interrupted(Exception):
-    pass
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM reached the driver."""
 
 
 def check_deployable(job: JobSpec) -> None:
@@ -101,6 +101,7 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def interrupt(signum, frame):
+        _ignore(previous)
         raise _Interrupted(signal.Signals(signum).name)
 
     for s in previous:
@@ -115,11 +116,19 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         launcher.terminate()
         return JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
     finally:
+        _ignore(previous)
         progress.finish()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         launcher.terminate()
         registry.unregister(name, os.getpid())
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _ignore(signals: dict[int, Any]) -> None:
+    """Ignore further Ctrl-C and SIGTERM: the job's processes are being ended, and a second
+    signal must not cut that short (the group is killed within a few seconds anyway)."""
+    for s in signals:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
@@ -173,7 +182,8 @@ def stop(job_name: str, timeout: float = 5.0) -> bool:
         return False
     os.kill(record["driver_pid"], signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while registry.pid_alive(record["driver_pid"]) and time.monotonic() < deadline:
+    while registry.same_process(record["driver_pid"], record["driver_start"]) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-    signal_group(record["pgid"], signal.SIGKILL)
+    if registry.group_is_the_jobs(record):
+        signal_group(record["pgid"], signal.SIGKILL)
     return True
