@@ -19,32 +19,44 @@ reproduces the published quantiles.
   keeps its rate with probability ``RATE_STAY`` per step and otherwise redraws from the pmf (its
   stationary law is the pmf); 256 shared templates, each client at a uniform random phase.
   Peak WLAN throughput (descriptive): Bliss's device table, ``PEAK_THROUGHPUT_MBPS``.
-* Availability: FedScale's ``client_behave_trace``, from FLASH (Yang et al., WWW 2021: an
-  input-method app's users over one week; available = charging). Targets measured on that file
-  (107,749 clients): periods of 1-15 whole days, mean 4.55; pooled availability 20.3%; 20.81
-  intervals per client (4.6 per client-day, mean interval about 64 min); very skewed
-  per-client availability. ASSUMPTIONS on the shapes: P(D = d) ∝ 0.805^d on 1..15 (mean 4.5);
-  Poisson session counts; log-normal session lengths (sigma 1.0) times a per-client log-normal
-  multiplier (sigma 0.8) for the skew; the clock starts at local midnight for every client and
-  60% of session starts fall between 22:00 and 07:00. Overlapping sessions merge and a session
-  is cut at the period's end; the pre-merge rate (6.0 per day) and median length (2,250 s) are
-  calibrated by simulation so the merged traces hit 20.3% and 4.6 (measured on 20,000 to
-  200,000 clients: 20.0-20.3%, 4.63-4.66 per day, mean interval about 3,750 s).
+* Availability and charging: FedScale's ``client_behave_trace``, from FLASH (Yang et al., WWW
+  2021: an input-method app's users over one week; available = charging, and FLASH's "ready"
+  rule adds WiFi and idle). Targets measured on that file (107,749 clients): periods of 1-15
+  whole days, mean 4.55; pooled availability 20.3%; 20.81 intervals per client (4.6 per
+  client-day, mean interval about 64 min); very skewed per-client availability. The generator
+  draws ``CARAT_TEMPLATES`` daily charging habits and derives each client's availability from
+  its template, so a device is available only while its own battery trace is charging.
+  ASSUMPTIONS on the shapes: a template charges in Poisson(8.7) sessions a day (before
+  merging) with log-normal lengths (median 2,250 s, sigma 1.0) times a per-template log-normal
+  multiplier (sigma 0.8) for the skew; 60% of session starts fall between 22:00 and 07:00 of
+  the template's local clock; a client's period is D days, P(D = d) ∝ 0.805^d on 1..15
+  (mean 4.5), and on every day of it each charging session of its template (read at the
+  client's phase, up to an hour) is kept with a per-client "ready" probability U(0.5, 1).
+  The session rate and median are calibrated by simulation so the kept sessions hit 20.3% and
+  4.6 per day (measured on 2,000 to 100,000 clients: 20.4-20.9%, 4.60-4.73 per day, mean
+  interval about 3,700-3,900 s).
 * CPU availability and battery: Carat (Oliner et al., SenSys 2013) as joined onto clients by
-  Bliss (free-CPU % in [35, 100], battery % in [0, 99]); shapes are ASSUMPTIONS: 256 templates
-  on 10-min steps; each day a night charge starting ~N(23 h, 1.5 h) for U(5, 9) h and, with
-  probability 0.5, a daytime top-up of U(0.5, 2) h; battery charges at 40 %/h and drains at
-  U(2.5, 7) %/h; free CPU is U(0.85, 1.0) while charging and otherwise an AR(1) (coefficient
-  0.7, noise 0.1) around a template mean U(0.55, 0.85), clipped to [0.35, 1]. A client shares
-  one template for both, with a phase jitter of up to one hour so the night charge stays at night.
+  Bliss (free-CPU % in [35, 100], battery % in [0, 99]); shapes are ASSUMPTIONS: the
+  templates above on 10-min steps, simulated two days before the kept 48 h; battery charges at
+  40 %/h and drains at U(2.5, 7) %/h; free CPU is U(0.85, 1.0) while charging and otherwise an
+  AR(1) (coefficient 0.7, noise 0.1) around a template mean U(0.55, 0.85), multiplied below
+  ``SAVER_LEVEL`` % of battery by a battery-saver throttle falling linearly to
+  ``SAVER_FLOOR`` at 0%, clipped to [0.35, 1]. So a selector that sees the dynamic windows
+  can tell charging (available, battery rising, CPU free) from draining devices.
 * Static specs: Bliss's 12,641-client device table (GSMArena-style specs): brand, RAM and
   Android version shares, CPU and GPU FLOPS quantiles (``BRANDS``, ``RAM_GB``,
   ``OS_VERSIONS``, ``CPU_FLOPS``, ``GPU_FLOPS``; the shares the table leaves open are
   ASSUMPTIONS). ASSUMPTIONS: model names are synthetic (``<brand>-NN``, Zipf within brand);
-  ``STORAGE_GB``; ``BATTERY_MAH`` quantiles (range from Bliss's device encoder); CPU and GPU
-  FLOPS, RAM, storage and peak throughput share a latent device tier whose normal score has
-  correlation -0.7 with the compute latency's (faster devices have better specs), each spec
-  with its own noise (loading 0.8).
+  ``STORAGE_GB``; ``BATTERY_MAH`` quantiles (range from Bliss's device encoder).
+* Specs and time model agree, as in Bliss's simulator (github.com/Bossbap/Bliss,
+  ``fedscale/cloud/internal/client_metadata.py``), which times compute from the device's
+  FLOPS and the link as peak throughput x rate / 54. Each spec is drawn through its own
+  inverse CDF (so its marginal is unchanged) from a uniform whose normal score has correlation
+  ``FLOPS_FIDELITY`` (CPU and GPU FLOPS) or ``MEMORY_FIDELITY`` (RAM, storage) with the
+  device's speed score (minus the normal score of its compute-latency quantile), and
+  ``LINK_FIDELITY`` (peak throughput) with its link score (the normal score of its bandwidth
+  quantile). ASSUMPTION: the fidelities; they give rank correlations of about -0.92 between
+  FLOPS and latency and 0.84 between peak throughput and bandwidth.
 """
 from __future__ import annotations
 
@@ -65,11 +77,14 @@ LIVELAB_RATES = np.array([1, 2, 5, 11, 18, 24, 36, 48, 54], dtype=np.float64)
 LIVELAB_PMF = np.array([2.2, 1.0, 2.3, 19.0, 7.3, 10.8, 18.4, 12.0, 27.0]) / 100.0
 PEAK_THROUGHPUT_MBPS = (np.array([72.0, 150.0, 433.0]), np.array([0.164, 0.350, 0.486]))
 RATE_STEP_SECONDS, RATE_STAY, RATE_TEMPLATES = 90.0, 0.9, 256
-CARAT_STEP_SECONDS, CARAT_TEMPLATES = 600.0, 256
+CARAT_STEP_SECONDS, CARAT_TEMPLATES, MAX_PHASE_SECONDS = 600.0, 1024, 3600
 DAY_COUNT_DECAY, MAX_DAYS = 0.805, 15
-SESSIONS_PER_DAY, SESSION_MEDIAN_SECONDS, SESSION_SIGMA, CLIENT_SIGMA = 6.0, 2_250.0, 1.0, 0.8
+CHARGE_SESSIONS_PER_DAY, CHARGE_MEDIAN_SECONDS, SESSION_SIGMA, DEVICE_SIGMA = 8.7, 2_250.0, 1.0, 0.8
+READY_MIN = 0.5
 NIGHT_SHARE, NIGHT_START_HOUR, NIGHT_END_HOUR = 0.6, 22.0, 7.0
-TIER_CORRELATION, TIER_LOADING = -0.7, 0.8
+CHARGE_PER_HOUR, DRAIN_PER_HOUR, SAVER_LEVEL, SAVER_FLOOR = 40.0, (2.5, 7.0), 20.0, 0.5
+CHARGING_FREE_CPU, IDLE_FREE_CPU, CPU_AR, CPU_NOISE = (0.85, 1.0), (0.55, 0.85), 0.7, 0.1
+FLOPS_FIDELITY, MEMORY_FIDELITY, LINK_FIDELITY = 0.93, 0.7, 0.93
 BRANDS = (np.array(["Samsung", "HTC", "Asus", "LG", "Motorola", "Sony", "Huawei", "Lenovo"]),
           np.array([0.640, 0.092, 0.073, 0.070, 0.062, 0.025, 0.020, 0.018]))
 MODELS_PER_BRAND = {"Samsung": 12}
@@ -113,51 +128,48 @@ def _livelab_rates(rng: np.random.Generator) -> StepTraces:
     return StepTraces(RATE_STEP_SECONDS, factors.astype(np.float32))
 
 
-def _carat_templates(rng: np.random.Generator) -> tuple[StepTraces, StepTraces]:
-    """Free-CPU fraction and battery percent templates driven by a daily charging schedule.
+def _step_coverage(charging: Availability, step_seconds: float) -> np.ndarray:
+    """``[templates, steps]``: the fraction of each grid step of one period that each template
+    spends charging (intervals are disjoint, so overlaps add)."""
+    steps = int(np.ceil(charging.period.max() / step_seconds))
+    owner = np.repeat(np.arange(len(charging.period)), np.diff(charging.offsets))
+    edges = np.arange(steps + 1) * step_seconds
+    overlap = (np.minimum(charging.ends[:, None], edges[None, 1:])
+               - np.maximum(charging.starts[:, None], edges[None, :-1])).clip(min=0.0)
+    coverage = np.zeros((len(charging.period), steps))
+    np.add.at(coverage, owner, overlap / step_seconds)
+    return coverage
 
-    Simulated over 72 h from local midnight; the last 48 h are kept so the battery has settled.
+
+def _carat_templates(rng: np.random.Generator, charging: Availability) -> tuple[StepTraces, StepTraces]:
+    """Free-CPU fraction and battery percent templates driven by each template's daily charging.
+
+    The battery rises at ``CHARGE_PER_HOUR`` while charging and drains at a per-template rate
+    otherwise; the free CPU is high while charging, otherwise an AR(1) around a template mean,
+    throttled below ``SAVER_LEVEL`` percent of battery. Simulated for two days before the kept
+    48 h cycle so the battery has settled.
     """
     per_hour = 3600.0 / CARAT_STEP_SECONDS
-    steps = int(CYCLE_SECONDS / CARAT_STEP_SECONDS)
-    warmup = steps // 2
-    hours = np.arange(warmup + steps) / per_hour
-    shape = (CARAT_TEMPLATES, 4)
-    night_start = 24.0 * np.arange(-1, 3) + rng.normal(23.0, 1.5, shape)
-    night_end = night_start + rng.uniform(5.0, 9.0, shape)
-    day_start = 24.0 * np.arange(4) + rng.uniform(9.0, 19.0, shape)
-    day_end = np.where(rng.random(shape) < 0.5, day_start + rng.uniform(0.5, 2.0, shape), day_start)
-    spans = [(night_start, night_end), (day_start, day_end)]
-    charging = np.zeros((CARAT_TEMPLATES, len(hours)), dtype=bool)
-    for begin, end in spans:
-        charging |= ((hours[None, None, :] >= begin[:, :, None]) & (hours[None, None, :] < end[:, :, None])).any(axis=1)
-    drain = rng.uniform(2.5, 7.0, CARAT_TEMPLATES) / per_hour
-    battery = np.empty((CARAT_TEMPLATES, len(hours)))
+    daily = _step_coverage(charging, CARAT_STEP_SECONDS)
+    kept = int(CYCLE_SECONDS / CARAT_STEP_SECONDS)
+    total = 2 * kept
+    coverage = np.tile(daily, (1, total // daily.shape[1]))
+    templates = len(daily)
+    drain = rng.uniform(*DRAIN_PER_HOUR, templates) / per_hour
+    mean_free = rng.uniform(*IDLE_FREE_CPU, templates)
+    battery = np.empty((templates, total))
     cpu = np.empty_like(battery)
-    level, load = rng.uniform(30.0, 90.0, CARAT_TEMPLATES), np.zeros(CARAT_TEMPLATES)
-    mean_free = rng.uniform(0.55, 0.85, CARAT_TEMPLATES)
-    for step in range(len(hours)):
-        level = np.clip(level + np.where(charging[:, step], 40.0 / per_hour, -drain), 0.0, 99.0)
-        load = 0.7 * load + rng.normal(0.0, 0.1, CARAT_TEMPLATES)
+    level, load = rng.uniform(30.0, 90.0, templates), np.zeros(templates)
+    for step in range(total):
+        share = coverage[:, step]
+        level = np.clip(level + share * CHARGE_PER_HOUR / per_hour - (1.0 - share) * drain, 0.0, 99.0)
+        load = CPU_AR * load + rng.normal(0.0, CPU_NOISE, templates)
+        saver = np.minimum(1.0, SAVER_FLOOR + (1.0 - SAVER_FLOOR) * level / SAVER_LEVEL)
         battery[:, step] = level
-        cpu[:, step] = np.where(charging[:, step], rng.uniform(0.85, 1.0, CARAT_TEMPLATES), mean_free + load)
-    cpu = np.clip(np.round(cpu[:, warmup:], 2), 0.35, 1.0)
+        cpu[:, step] = np.where(share >= 0.5, rng.uniform(*CHARGING_FREE_CPU, templates), (mean_free + load) * saver)
+    cpu = np.clip(np.round(cpu[:, -kept:], 2), 0.35, 1.0)
     return (StepTraces(CARAT_STEP_SECONDS, cpu.astype(np.float32)),
-            StepTraces(CARAT_STEP_SECONDS, np.round(battery[:, warmup:]).astype(np.float32), np.nan))
-
-
-def _sorted_uniforms_per_group(rng: np.random.Generator, counts: np.ndarray) -> np.ndarray:
-    """For each group ``i``, ``counts[i]`` sorted uniforms on [0, 1), concatenated; built from
-    normalised exponential spacings, so no sort is needed."""
-    sizes = counts + 1
-    spacing_sums = np.cumsum(rng.exponential(size=int(sizes.sum())))
-    group_end = np.cumsum(sizes) - 1
-    before = np.concatenate([[0.0], spacing_sums[group_end[:-1]]])
-    within = spacing_sums - np.repeat(before, sizes)
-    uniforms = within / np.repeat(within[group_end], sizes)
-    keep = np.ones(len(uniforms), dtype=bool)
-    keep[group_end] = False
-    return np.minimum(uniforms[keep], np.nextafter(1.0, 0.0))
+            StepTraces(CARAT_STEP_SECONDS, np.round(battery[:, -kept:]).astype(np.float32), np.nan))
 
 
 def _diurnal_seconds(fraction_of_day: np.ndarray) -> np.ndarray:
@@ -170,37 +182,61 @@ def _diurnal_seconds(fraction_of_day: np.ndarray) -> np.ndarray:
     return np.interp(fraction_of_day, cumulative, hours) * 3600.0
 
 
-def _charging_sessions(rng: np.random.Generator, n: int) -> Availability:
-    """FLASH-like charging sessions: D-day periods, Poisson sessions, log-normal lengths.
-
-    The trace repeats with its period, so a session running past the period's end continues
-    at its start (a night charge that began before the first midnight)."""
-    days = np.arange(1, MAX_DAYS + 1)
-    num_days = _discrete(rng.random(n), days, DAY_COUNT_DECAY ** days)
-    period = num_days * DAY
-    counts = rng.poisson(SESSIONS_PER_DAY * num_days)
-    owner = np.repeat(np.arange(n), counts)
-    position = _sorted_uniforms_per_group(rng, counts) * num_days[owner]
-    whole_days = np.floor(position)
-    starts = np.floor(whole_days * DAY + _diurnal_seconds(position - whole_days)).astype(np.int64)
-    client_scale = np.exp(rng.normal(-CLIENT_SIGMA ** 2 / 2, CLIENT_SIGMA, n))
-    lengths = SESSION_MEDIAN_SECONDS * client_scale[owner] * np.exp(rng.normal(0.0, SESSION_SIGMA, len(starts)))
-    ends = (starts + np.ceil(np.minimum(lengths, period[owner]))).astype(np.int64)
+def _wrapped(owner: np.ndarray, starts: np.ndarray, ends: np.ndarray, period: np.ndarray) -> Availability:
+    """Availability from intervals that may cross the period's start or end: the trace repeats
+    with its period, so the part outside ``[0, period)`` continues at the other end."""
+    shift = np.where(starts < 0, period[owner], 0)
+    starts, ends = starts + shift, ends + shift
     wraps = ends > period[owner]
     wrapped_owner = owner[wraps]
-    owner = np.concatenate([owner, wrapped_owner])
-    starts = np.concatenate([starts, np.zeros(len(wrapped_owner), dtype=np.int64)])
-    ends = np.concatenate([ends, ends[wraps] - period[wrapped_owner]])
-    return normalize_intervals(owner, starts, ends, period)
+    return normalize_intervals(np.concatenate([owner, wrapped_owner]),
+                               np.concatenate([starts, np.zeros(len(wrapped_owner), dtype=np.int64)]),
+                               np.concatenate([ends, ends[wraps] - period[wrapped_owner]]), period)
 
 
-def _static_specs(rng: np.random.Generator, n: int, compute_score: np.ndarray) -> dict[str, Any]:
-    """Descriptive device fields; the numeric ones follow a latent tier tied to compute speed."""
-    tier = TIER_CORRELATION * compute_score + np.sqrt(1 - TIER_CORRELATION ** 2) * rng.standard_normal(n)
+def _charging_sessions(rng: np.random.Generator, n: int) -> Availability:
+    """Daily charging habits of ``n`` template devices (period one day): Poisson sessions at
+    diurnal start times, log-normal lengths scaled by a per-device multiplier."""
+    counts = rng.poisson(CHARGE_SESSIONS_PER_DAY, n)
+    owner = np.repeat(np.arange(n), counts)
+    starts = np.floor(_diurnal_seconds(rng.random(len(owner)))).astype(np.int64)
+    device_scale = np.exp(rng.normal(-DEVICE_SIGMA ** 2 / 2, DEVICE_SIGMA, n))
+    lengths = CHARGE_MEDIAN_SECONDS * device_scale[owner] * np.exp(rng.normal(0.0, SESSION_SIGMA, len(starts)))
+    ends = starts + np.ceil(np.minimum(lengths, DAY)).astype(np.int64)
+    return _wrapped(owner, starts, ends, np.full(n, DAY, dtype=np.int64))
 
-    def tiered() -> np.ndarray:
-        return ndtr(TIER_LOADING * tier + np.sqrt(1 - TIER_LOADING ** 2) * rng.standard_normal(n))
 
+def _ready_sessions(rng: np.random.Generator, charging: Availability, template: np.ndarray, phase: np.ndarray,
+                    ready: np.ndarray) -> Availability:
+    """Each client's availability over a D-day period: every day, each charging session of its
+    template (read at the client's phase) is kept with the client's probability ``ready`` (FLASH's
+    "ready" = charging, on WiFi and idle), so the client is available only while charging."""
+    n = len(template)
+    days = np.arange(1, MAX_DAYS + 1)
+    num_days = _discrete(rng.random(n), days, DAY_COUNT_DECAY ** days)
+    spans = np.diff(charging.offsets)[template]
+    copies = spans * num_days
+    owner = np.repeat(np.arange(n), copies)
+    local = np.arange(len(owner)) - np.repeat(np.cumsum(copies) - copies, copies)
+    day, which = np.divmod(local, spans[owner])
+    interval = charging.offsets[template[owner]] + which
+    keep = rng.random(len(owner)) < ready[owner]
+    owner, day, interval = owner[keep], day[keep], interval[keep]
+    shift = day * DAY - np.round(phase[owner]).astype(np.int64)
+    return _wrapped(owner, charging.starts[interval] + shift, charging.ends[interval] + shift, num_days * DAY)
+
+
+def _scored(rng: np.random.Generator, score: np.ndarray, fidelity: float) -> np.ndarray:
+    """Uniforms whose normal scores have correlation ``fidelity`` with ``score`` (a standard
+    normal per client); fed to an inverse CDF, they keep that inverse CDF's marginal."""
+    return ndtr(fidelity * score + np.sqrt(1.0 - fidelity ** 2) * rng.standard_normal(len(score)))
+
+
+def _static_specs(rng: np.random.Generator, speed: np.ndarray, link: np.ndarray) -> dict[str, Any]:
+    """Descriptive device fields: FLOPS, RAM and storage follow the device's speed score (the
+    normal score of its compute quantile, fast = high), peak WLAN throughput its link score
+    (the normal score of its bandwidth quantile)."""
+    n = len(speed)
     brand_names, brand_weights = BRANDS
     brand = _discrete(rng.random(n), np.arange(len(brand_names)), brand_weights)
     model_names, model_of = [], np.empty(n, dtype=np.int32)
@@ -215,11 +251,14 @@ def _static_specs(rng: np.random.Generator, n: int, compute_score: np.ndarray) -
         "model": Categorical(model_of, np.array(model_names, dtype=np.str_)),
         "os_version": Categorical(_discrete(rng.random(n), np.arange(len(OS_VERSIONS[0])), OS_VERSIONS[1]).astype(
             np.int32), OS_VERSIONS[0].astype(np.str_)),
-        "ram_gb": _discrete(tiered(), *RAM_GB).astype(np.float32),
-        "storage_gb": _discrete(tiered(), *STORAGE_GB).astype(np.float32),
-        "cpu_flops": _inverse_cdf(tiered(), SPEC_PERCENTILES, CPU_FLOPS, log=True).astype(np.float32),
-        "gpu_flops": _inverse_cdf(tiered(), SPEC_PERCENTILES, GPU_FLOPS, log=True).astype(np.float32),
-        "peak_throughput_mbps": _discrete(tiered(), *PEAK_THROUGHPUT_MBPS).astype(np.float32),
+        "ram_gb": _discrete(_scored(rng, speed, MEMORY_FIDELITY), *RAM_GB).astype(np.float32),
+        "storage_gb": _discrete(_scored(rng, speed, MEMORY_FIDELITY), *STORAGE_GB).astype(np.float32),
+        "cpu_flops": _inverse_cdf(_scored(rng, speed, FLOPS_FIDELITY), SPEC_PERCENTILES, CPU_FLOPS,
+                                  log=True).astype(np.float32),
+        "gpu_flops": _inverse_cdf(_scored(rng, speed, FLOPS_FIDELITY), SPEC_PERCENTILES, GPU_FLOPS,
+                                  log=True).astype(np.float32),
+        "peak_throughput_mbps": _discrete(_scored(rng, link, LINK_FIDELITY), *PEAK_THROUGHPUT_MBPS).astype(
+            np.float32),
         "battery_mah": _inverse_cdf(rng.random(n), SPEC_PERCENTILES, BATTERY_MAH).astype(np.float32),
     }
 
@@ -235,9 +274,11 @@ def generate_fleet(num_clients: int, seed: int) -> Fleet:
     compute_u = _stratified(rng, n)
     bandwidth_u = _stratified(rng, n)
     rate_library = _livelab_rates(rng)
-    cpu_library, battery_library = _carat_templates(rng)
+    charging = _charging_sessions(rng, CARAT_TEMPLATES)
+    cpu_library, battery_library = _carat_templates(rng, charging)
     carat_template = rng.integers(0, CARAT_TEMPLATES, n, dtype=np.int32)
-    carat_phase = rng.uniform(0.0, 3600.0, n).astype(np.float32)
+    carat_phase = rng.integers(0, MAX_PHASE_SECONDS, n).astype(np.float32)
+    ready = rng.uniform(READY_MIN, 1.0, n)
     return Fleet.create(
         _inverse_cdf(compute_u, CAPACITY_PERCENTILES, COMPUTE_MS),
         _inverse_cdf(bandwidth_u, CAPACITY_PERCENTILES, BANDWIDTH_KBPS, log=True),
@@ -245,7 +286,6 @@ def generate_fleet(num_clients: int, seed: int) -> Fleet:
                           rng.uniform(0.0, rate_library.cycle_seconds, n).astype(np.float32)),
         cpu=DynamicTrace(cpu_library, carat_template, carat_phase),
         battery=DynamicTrace(battery_library, carat_template, carat_phase),
-        availability=_charging_sessions(rng, n),
-        **_static_specs(rng, n, ndtri(compute_u)),
+        availability=_ready_sessions(rng, charging, carat_template, carat_phase, ready),
+        **_static_specs(rng, -ndtri(compute_u), ndtri(bandwidth_u)),
     )
-
