@@ -1,7 +1,8 @@
 """AdaptiveTorchClient's phases on a tiny model and a device with constant, hand-set rates.
 
 The device computes 10 ms per sample (x3 for forward and backward): with batches of 4 a step
-takes 0.12 s. Its bandwidth is chosen so the dense update uploads in exactly 1 s.
+takes 0.12 s. Its bandwidth is chosen so the dense update uploads in exactly 1 s under the
+dynamic time model (uplink half the downlink).
 """
 import json
 import math
@@ -16,12 +17,13 @@ from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.models import build_model
 from fedscale.robust.attacks.label_flip import flip_labels
 from fedscale.cloud.internal.trace_formats import fleet_from_json
+from fedscale.cloud.time_model import DynamicTimeModel, FedScaleTimeModel
 
 STEP = 0.12
 DOWNLOAD = 0.5
 
 
-def make(tmp_path, **availability):
+def make(tmp_path, time_model=DynamicTimeModel, clock_factor=1.0, **availability):
     g = torch.Generator().manual_seed(0)
     data = ArrayDataset(torch.randn(40, 1, 4, 4, generator=g), torch.randint(0, 3, (40,), generator=g), 3)
     torch.manual_seed(0)
@@ -30,7 +32,8 @@ def make(tmp_path, **availability):
     device = {"id": 1, "computation": 10.0, "communication": 2 * 8 * nbytes / 1000, **availability}
     path = tmp_path / "fleet.json"
     path.write_text(json.dumps([device]))
-    client = AdaptiveTorchClient(model, data, [np.arange(40)], seed=1, fleet=fleet_from_json(path))
+    times = time_model(fleet_from_json(path), clock_factor=clock_factor)
+    client = AdaptiveTorchClient(model, data, [np.arange(40)], seed=1, times=times)
     return client, client.weights.snapshot()
 
 
@@ -95,6 +98,26 @@ def test_going_offline_mid_training_fails(tmp_path):
     client, start = make(tmp_path, active=[0], inactive=[2], finish_time=100)
     with pytest.raises(ClientFailure, match="offline during training"):
         train(client, start, 20.0, settings())
+
+
+def test_under_fedscale_only_the_finish_time_counts(tmp_path):
+    # Offline on [2, 3) of every 100 s, mid-training: FedScale's rule keeps a client that is online
+    # again when it finishes (about 3.9 s).
+    availability = dict(active=[0, 3], inactive=[2, 100], finish_time=100)
+    budget = DOWNLOAD + 1.0 + 20 * STEP + 0.05
+    client, start = make(tmp_path, FedScaleTimeModel, **availability)
+    out = train(client, start, budget, settings())
+    assert out.phase1_steps >= 20 and 3.0 < out.wall <= budget
+    client, start = make(tmp_path, DynamicTimeModel, **availability)
+    with pytest.raises(ClientFailure, match="offline during training"):
+        train(client, start, budget, settings())
+
+
+def test_clock_factor_scales_the_clients_compute_and_upload(tmp_path):
+    client, start = make(tmp_path, clock_factor=2.0)
+    out = train(client, start, DOWNLOAD + 2.0 + 10 * 2 * STEP + 0.05, settings())
+    assert out.phase1_steps == 10
+    assert out.t_compute == pytest.approx(10 * 2 * STEP) and out.t_upload == pytest.approx(2.0)
 
 
 def test_a_byzantine_client_spends_the_same_budget_on_flipped_labels(tmp_path):

@@ -18,7 +18,7 @@ MODEL_BYTES = 1_000_000
 
 def conf(**changes):
     base = dict(num_participants=3, overcommitment=2.0, local_steps=10, batch_size=10, filter_less=1,
-                filter_more=10**15, reduction_factor=0.5, augmentation_factor=3.0, clock_factor=1.0)
+                filter_more=10**15, augmentation_factor=3.0, clock_factor=1.0)
     return JobConf(dict(base, **changes))
 
 
@@ -33,8 +33,9 @@ def device(i, ms, kbps=8_000.0, **extra):
 
 
 def expected_total(ms, kbps, steps=10, batch=10, upload_fraction=1.0):
-    bits = MODEL_BYTES * 8
-    return bits / (kbps * 1000) + 3 * steps * batch * ms / 1000 + upload_fraction * bits / (0.5 * kbps * 1000)
+    """FedScale's round time (the default time model): (down + up) kbit / kbps + 3 x batch x steps x ms."""
+    kilobits = MODEL_BYTES * 8 / 1024
+    return (1 + upload_fraction) * kilobits / kbps + 3 * steps * batch * ms / 1000
 
 
 class Recorder(RandomSelector):
@@ -99,6 +100,34 @@ def test_a_device_that_goes_offline_mid_round_fails(tmp_path):
     assert plan.participants.tolist() == [1, 2] and plan.stragglers.tolist() == [3]
 
 
+@pytest.mark.parametrize("time_model, kept", [("fedscale", True), ("dynamic", False)])
+def test_a_device_offline_mid_round_but_online_at_its_finish(tmp_path, time_model, kept):
+    # Device 0's round from t=6 takes 4.95 s under FedScale's formula (6 s under dynamic's): it is
+    # offline on [8, 10) and online again when it finishes. FedScale checks only the finish time.
+    f = fleet(tmp_path, [device(0, 10, active=[0, 10], inactive=[8, 1000], finish_time=1000),
+                         device(1, 20), device(2, 30)])
+    manager = ClientManager(np.full(3, 20), f, MODEL_BYTES, Recorder(0, picks=[0, 1, 2]),
+                            **manager_settings(conf(num_participants=2, time_model=time_model)))
+    plan = manager.plan_round(1, 6.0)
+    assert (0 in plan.participants.tolist()) == kept and (plan.offline.tolist() == [0]) == (not kept)
+
+
+@pytest.mark.parametrize("time_model", ["fedscale", "dynamic"])
+def test_clock_factor_scales_the_whole_round_on_both_paths(tmp_path, time_model):
+    f = fleet(tmp_path, [device(i, 10.0 * (i + 1)) for i in range(3)])
+
+    def manager(clock_factor):
+        job = conf(time_model=time_model, clock_factor=clock_factor, adaptive_training=True, t_budget=60.0)
+        return ClientManager(np.full(3, 20), f, MODEL_BYTES, Recorder(0, picks=[0, 1, 2]), **manager_settings(job))
+
+    plain, doubled = manager(1.0), manager(2.0)
+    ids, steps = np.arange(3), np.full(3, 10)
+    np.testing.assert_allclose(doubled.get_completion_time(ids, 0.0, steps),
+                               2.0 * np.array(plain.get_completion_time(ids, 0.0, steps)))
+    # the adaptive path: the aggregator's download and the client's own times use the same scaling
+    np.testing.assert_allclose(doubled.plan_adaptive_round(1, 0.0).t_dl, 2.0 * plain.plan_adaptive_round(1, 0.0).t_dl)
+
+
 def test_online_set_and_waiting_for_the_next_client(tmp_path):
     f = fleet(tmp_path, [device(0, 10, active=[100], inactive=[200], finish_time=1000),
                          device(1, 10, active=[150], inactive=[400], finish_time=1000)])
@@ -126,8 +155,7 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
     assert np.all(np.diff(plan.keep_fraction[order]) <= 0)
     assert plan.keep_fraction.max() == pytest.approx(0.9) and plan.keep_fraction.min() == pytest.approx(0.4)
     assert plan.local_steps.min() >= 10 and plan.local_steps.max() > 10
-    without_extra = [f.round_times(np.array([c]), 0.0, 10, 10, MODEL_BYTES,
-                                   upload_bytes=MODEL_BYTES * k)
+    without_extra = [manager.get_completion_time(np.array([c]), 0.0, np.array([10]), np.array([k]))
                      for c, k in zip(plan.participants, plan.keep_fraction)]
     assert plan.duration <= max(sum(t)[0] for t in without_extra) * (1 + 1e-9)
 
@@ -168,6 +196,6 @@ def test_pyramidfl_learns_speed_from_the_base_duration_not_the_padded_round(tmp_
     manager.finish_round(plan, {int(c): SimpleNamespace(utility=1.0, update_norm=1.0, local_steps=int(s),
                                                         num_samples=20)
                                 for c, s in zip(plan.participants, plan.local_steps)})
-    base = [sum(f.round_times(np.array([c]), 0.0, 10, 10, MODEL_BYTES))[0] for c in plan.participants]
+    base = [sum(manager.get_completion_time(np.array([c]), 0.0, np.array([10])))[0] for c in plan.participants]
     assert manager.selector.duration[plan.participants] == pytest.approx(base)
     assert not np.allclose(manager.selector.duration[plan.participants], plan.totals)

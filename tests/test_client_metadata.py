@@ -1,4 +1,4 @@
-"""Fleet data model: availability queries, the three-phase time kernel, per-client views, scale."""
+"""Fleet data model: availability queries, the trace kernels, per-client views, scale."""
 from __future__ import annotations
 
 import time
@@ -14,12 +14,12 @@ from fedscale.cloud.internal.client_metadata import (
     normalize_intervals,
 )
 from fedscale.cloud.internal.fleet_generator import generate_fleet
+from fedscale.cloud.time_model import DynamicTimeModel
 
 # One rate template on a 300 s cycle: factor 1.0 on [0,100), 0.5 on [100,200), 0.25 on [200,300).
 RATE = StepTraces(100.0, np.array([[1.0, 0.5, 0.25]], dtype=np.float32))
 # One cpu template on a 200 s cycle: full speed on [0,100), half speed on [100,200).
 CPU = StepTraces(100.0, np.array([[1.0, 0.5]], dtype=np.float32))
-BYTES_PER_SECOND = 1000.0  # 8 kbps
 
 
 def trace(library: StepTraces, templates: list[int]) -> DynamicTrace:
@@ -28,7 +28,7 @@ def trace(library: StepTraces, templates: list[int]) -> DynamicTrace:
 
 @pytest.fixture
 def fleet() -> Fleet:
-    """Client 0 follows both templates; client 1 has none (FedScale's constant model)."""
+    """Client 0 follows both templates; client 1 has none (constant factor 1)."""
     return Fleet.create(np.array([10.0, 10.0]), np.array([8.0, 8.0]), rate=trace(RATE, [0, -1]),
                         cpu=trace(CPU, [0, -1]))
 
@@ -113,80 +113,36 @@ def test_fleet_rejects_non_positive_capacities_and_rates() -> None:
         Fleet.create(np.ones(1), np.ones(1), rate=trace(zero_rate, [0]))
 
 
-def test_constant_client_matches_fedscale_formulas(fleet: Fleet) -> None:
-    ids = rows(1)
-    np.testing.assert_allclose(fleet.download_time(ids, 123.0, 5_000), 5_000 * 8 / (8 * 1000))
-    np.testing.assert_allclose(fleet.upload_time(ids, 0.0, 5_000, reduction_factor=0.25), 5_000 * 8 / (8 * 1000 * 0.25))
-    np.testing.assert_allclose(fleet.compute_time(ids, 7.0, 16 * 20), 3.0 * 16 * 20 * 10.0 / 1000)
-    np.testing.assert_allclose(fleet.compute_time(ids, 7.0, 16 * 20, augmentation_factor=2.0, clock_factor=5.0),
-                               2.0 * 16 * 20 * 10.0 / 1000 * 5.0)
+def test_rate_kernel_crossing_a_step_uses_both_rates(fleet: Fleet) -> None:
+    # 75 s of nominal transfer from t=50: 50 s at factor 1, then the other 25 s at 0.5: 50 s more.
+    np.testing.assert_allclose(fleet.rate.time_to_accumulate(rows(0), 50.0, 75.0), [100.0])
 
 
-def test_download_crossing_a_step_uses_both_rates(fleet: Fleet) -> None:
-    # 50 s at 1000 B/s (50,000 B), then 25,000 B at 500 B/s: 50 s more.
-    np.testing.assert_allclose(fleet.download_time(rows(0), 50.0, 75_000), [100.0])
-
-
-def test_download_crossing_the_cycle_end_and_many_cycles(fleet: Fleet) -> None:
-    # From 250: 50 s at 250 B/s (12,500 B), then the cycle restarts at 1000 B/s: 37.5 s.
-    np.testing.assert_allclose(fleet.download_time(rows(0), 250.0, 50_000), [87.5])
-    per_cycle = 100 * BYTES_PER_SECOND * (1.0 + 0.5 + 0.25)
-    np.testing.assert_allclose(fleet.download_time(rows(0, 0), [0.0, 3_000.0 + 50.0], [3 * per_cycle + 50_000,
-                                                                                        75_000]),
+def test_rate_kernel_crossing_the_cycle_end_and_many_cycles(fleet: Fleet) -> None:
+    # From 250: 50 s at 0.25 (12.5 s of work), then the cycle restarts at factor 1: 37.5 s.
+    np.testing.assert_allclose(fleet.rate.time_to_accumulate(rows(0), 250.0, 50.0), [87.5])
+    per_cycle = 100 * (1.0 + 0.5 + 0.25)
+    np.testing.assert_allclose(fleet.rate.time_to_accumulate(rows(0, 0), [0.0, 3_000.0 + 50.0],
+                                                             [3 * per_cycle + 50.0, 75.0]),
                                [950.0, 100.0])
 
 
-def test_upload_is_the_downlink_times_the_reduction_factor(fleet: Fleet) -> None:
-    # Uplink 500 B/s on [0,100) carries 50,000 B; the other 10,000 B at 250 B/s take 40 s.
-    np.testing.assert_allclose(fleet.upload_time(rows(0), 0.0, 60_000), [140.0])
-    np.testing.assert_allclose(fleet.upload_time(rows(0), 0.0, 60_000, reduction_factor=1.0), [60.0])
+def test_cpu_kernel_follows_the_trace(fleet: Fleet) -> None:
+    # 60 s of nominal compute from t=80: 20 s at full speed, the remaining 40 s at half speed = 80 s.
+    np.testing.assert_allclose(fleet.cpu.time_to_accumulate(rows(0), 80.0, 60.0), [100.0])
 
 
-def test_compute_follows_the_cpu_trace(fleet: Fleet) -> None:
-    # Nominal 3 * 2000 * 10 ms = 60 s: 20 s at full speed, the remaining 40 s at half speed = 80 s.
-    np.testing.assert_allclose(fleet.compute_time(rows(0), 80.0, 2000), [100.0])
-    # clock_factor 2 doubles the work to 120 s: 20 s, then 100 s at half speed (50), and after the
-    # cycle restarts at 200 the last 50 s at full speed.
-    np.testing.assert_allclose(fleet.compute_time(rows(0), 80.0, 2000, clock_factor=2.0), [170.0])
+def test_cycle_mean_of_a_template_and_of_no_template(fleet: Fleet) -> None:
+    np.testing.assert_allclose(fleet.rate.cycle_mean(rows(0, 1)), [1.75 / 3, 1.0])
+    np.testing.assert_allclose(fleet.cpu.cycle_mean(rows(0, 1)), [0.75, 1.0])
 
 
-def test_round_times_runs_the_phases_in_sequence(fleet: Fleet) -> None:
-    # Download 100,000 B ends at t=100; compute 3*10*2*10 ms = 0.6 s at half speed = 1.2 s; the
-    # upload of 25,000 B starts at 101.2 at 250 B/s until 200 (24,700 B), then 300 B at 125 B/s.
-    t_dl, t_comp, t_ul = fleet.round_times(rows(0), 0.0, batch_size=10, local_steps=2, model_bytes=100_000,
-                                           upload_bytes=25_000)
-    np.testing.assert_allclose([t_dl[0], t_comp[0], t_ul[0]], [100.0, 1.2, 101.2])
-
-
-def test_round_times_takes_per_id_steps_and_upload_sizes() -> None:
-    generated = generate_fleet(50, seed=3)
-    ids = np.arange(50)
-    steps = np.arange(1, 51)
-    sent = np.linspace(1e5, 1e6, 50)
-    t0 = np.linspace(0.0, 3e5, 50)
-    t_dl, t_comp, t_ul = generated.round_times(ids, t0, 16, steps, 2e6, upload_bytes=sent, reduction_factor=0.3,
-                                               clock_factor=1.5)
-    np.testing.assert_allclose(t_dl, generated.download_time(ids, t0, 2e6))
-    np.testing.assert_allclose(t_comp, generated.compute_time(ids, t0 + t_dl, 16 * steps, clock_factor=1.5))
-    np.testing.assert_allclose(t_ul, generated.upload_time(ids, t0 + t_dl + t_comp, sent, reduction_factor=0.3))
-
-
-def test_vectorised_results_equal_the_per_client_methods() -> None:
+def test_per_client_view_matches_the_fleet() -> None:
     generated = generate_fleet(200, seed=5)
     ids = np.arange(200)
     t0 = 1e5 + 977.0 * ids
-    model_bytes, dropout = 4e6, 0.75
-    t_dl, t_comp, t_ul = generated.round_times(ids, t0, 16, 20, model_bytes, upload_bytes=(1 - dropout) * model_bytes)
     active = generated.is_active(ids, t0)
-    download = generated.download_time(ids, t0, model_bytes)
-    upload = generated.upload_time(ids, t0, model_bytes)
-    for row in ids:
-        client = generated.client(row)
-        comp, total = client.get_times_with_dropout(t0[row], 16, 20, model_bytes, 10**6, dropout_p=dropout)
-        assert comp == pytest.approx(t_comp[row]) and total == pytest.approx(t_dl[row] + t_comp[row] + t_ul[row])
-        assert client.is_active(t0[row]) == active[row]
-        assert client.get_download_time(t0[row], model_bytes) == pytest.approx(download[row])
-        assert client.get_upload_time(t0[row], model_bytes) == pytest.approx(upload[row])
+    assert [generated.client(row).is_active(t0[row]) for row in ids] == active.tolist()
 
 
 def test_static_info_names_the_descriptive_fields() -> None:
@@ -216,16 +172,18 @@ def test_take_keeps_each_rows_data_and_shares_templates() -> None:
     for t in (0.0, 40_000.0, 250_000.0):
         np.testing.assert_array_equal(sub.is_active(local, t), generated.is_active(ids, t))
         np.testing.assert_array_equal(sub.online_until(local, t), generated.online_until(ids, t))
-        np.testing.assert_array_equal(sub.round_times(local, t, 8, 5, 1e6), generated.round_times(ids, t, 8, 5, 1e6))
+        np.testing.assert_array_equal(DynamicTimeModel(sub).round_times(local, t, 8, 5, 1e6),
+                                      DynamicTimeModel(generated).round_times(ids, t, 8, 5, 1e6))
     assert sub.client(0).static_info() | {"client_id": 0} == generated.client(299).static_info() | {"client_id": 0}
 
 
 def test_round_times_for_a_thousand_of_a_large_fleet_is_fast() -> None:
     large = generate_fleet(200_000, seed=1)
+    times = DynamicTimeModel(large)
     ids = np.random.default_rng(0).choice(large.num_clients, 1000, replace=False)
-    large.round_times(ids, 0.0, 16, 20, 2e7)
+    times.round_times(ids, 0.0, 16, 20, 2e7)
     started = time.perf_counter()
-    t_dl, t_comp, t_ul = large.round_times(ids, 123_456.0, 16, 20, 2e7)
+    t_dl, t_comp, t_ul = times.round_times(ids, 123_456.0, 16, 20, 2e7)
     assert time.perf_counter() - started < 0.2
     assert np.isfinite(t_dl + t_comp + t_ul).all() and (t_dl > 0).all()
     started = time.perf_counter()

@@ -37,6 +37,7 @@ from fedscale.cloud.internal.trace_formats import (
 )
 from fedscale.cloud.internal.trace_formats import default_fleet_path, job_fleet
 from fedscale.cloud.internal.traces import main
+from fedscale.cloud.time_model import DynamicTimeModel, FedScaleTimeModel
 
 CAPACITY = {3: {"computation": 120.5, "communication": 2_000.0},
             1: {"computation": 20.0, "communication": 8_000.0},
@@ -88,8 +89,9 @@ def test_fedscale_pickles_load_in_ascending_id_order(tmp_path: Path) -> None:
                                                                                  True]
     # Client 1's [700,1000] meets its [0,200] across the period end.
     np.testing.assert_array_equal(fleet.online_until(np.array([0, 1]), [800, 600]), [1_200, 900])
-    np.testing.assert_array_equal(fleet.download_time(np.array([1]), 0.0, 50_000 * 1000 / 8), [1.0])
-    np.testing.assert_array_equal(fleet.compute_time(np.array([2]), 0.0, 100), [3 * 100 * 120.5 / 1000])
+    times = FedScaleTimeModel(fleet)
+    np.testing.assert_array_equal(times.download_time(np.array([1]), 0.0, 50_000 * 1024 / 8), [1.0])
+    np.testing.assert_array_equal(times.compute_time(np.array([2]), 0.0, 100), [3 * 100 * 120.5 / 1000])
 
 
 def test_fedscale_capacity_alone_means_always_available(tmp_path: Path) -> None:
@@ -160,7 +162,8 @@ def test_npz_round_trip_keeps_every_column(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.model.codes, fleet.model.codes)
     np.testing.assert_array_equal(loaded.model.vocab, fleet.model.vocab)
     ids = np.arange(300)
-    np.testing.assert_array_equal(loaded.round_times(ids, 5e4, 16, 10, 1e6), fleet.round_times(ids, 5e4, 16, 10, 1e6))
+    np.testing.assert_array_equal(DynamicTimeModel(loaded).round_times(ids, 5e4, 16, 10, 1e6),
+                                  DynamicTimeModel(fleet).round_times(ids, 5e4, 16, 10, 1e6))
 
 
 def test_npz_round_trip_of_a_fleet_without_traces(tmp_path: Path) -> None:
@@ -212,7 +215,7 @@ def test_hand_written_json_list_of_clients(tmp_path: Path) -> None:
     assert fleet.client(1).static_info()["brand"] == "Samsung" and fleet.client(0).static_info()["brand"] is None
     assert fleet.is_active(np.array([0, 0, 0, 1]), [100, 2_000, 86_400 + 4_000, 5e6]).tolist() == [True, False, True,
                                                                                                      True]
-    np.testing.assert_allclose(fleet.compute_time(np.array([0]), 0.0, 10), [3 * 10 * 150.0 / 1000])
+    np.testing.assert_allclose(FedScaleTimeModel(fleet).compute_time(np.array([0]), 0.0, 10), [3 * 10 * 150.0 / 1000])
 
 
 @pytest.mark.parametrize("text, words", [

@@ -11,9 +11,10 @@ its declared ``needs``.
 
 ``plan_round`` is the non-adaptive round of FedScale/Oort (Lai et al., OSDI 2021, Sec. 5):
 over-commit ``overcommitment x K`` online candidates, simulate each one's download, compute
-and upload at the current virtual time, keep the K fastest that stay online until they finish;
-the round lasts as long as the K-th. Stragglers and clients that drop offline are reported
-back to the selector as unsuccessful.
+and upload at the current virtual time with the job's time model, keep the K fastest that
+complete (under ``time_model: fedscale``, online at their finish time; under ``dynamic``,
+online throughout); the round lasts as long as the K-th. Stragglers and clients that drop
+offline are reported back to the selector as unsuccessful.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 from fedscale.cloud.config.components import AdaptiveConfig, FleetConfig, TrainingConfig
 from fedscale.cloud.config.job_conf import JobConf
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
+from fedscale.cloud.time_model import build_time_model
 from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector
 from fedscale.selection.registry import selector_class
 
@@ -77,8 +79,8 @@ class RoundPlan:
 class ClientManager:
     """Registered clients, their devices, the online set at a virtual time, and the selector.
 
-    ``time_model`` gives the eligibility bounds, the time model's factors and the over-commitment;
-    ``training`` the round's size and work; ``adaptive`` the job's time budget and path."""
+    ``time_model`` gives the eligibility bounds, the time model and its factors, and the
+    over-commitment; ``training`` the round's size and work; ``adaptive`` the job's time budget and path."""
 
     def __init__(self, sample_counts: np.ndarray, fleet: Fleet, model_bytes: int, selector: Selector, *,
                  time_model: FleetConfig, training: TrainingConfig, adaptive: AdaptiveConfig) -> None:
@@ -86,6 +88,7 @@ class ClientManager:
         self.training = training
         self.adaptive = adaptive
         self.fleet = fleet
+        self.times = build_time_model(fleet, time_model)
         self.selector = selector
         self.model_bytes = model_bytes
         self.sample_counts = np.asarray(sample_counts, dtype=np.int64)
@@ -128,16 +131,12 @@ class ClientManager:
     def get_completion_time(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
                          keep_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(download, compute, upload) seconds of each client's round starting at ``cur_time``."""
-        time_model = self.time_model
         upload = self.model_bytes * (1.0 if keep_fraction is None else keep_fraction)
-        return self.fleet.round_times(self.device[client_ids], cur_time, self.training.batch_size, local_steps,
-                                      self.model_bytes, upload_bytes=upload,
-                                      reduction_factor=time_model.reduction_factor,
-                                      augmentation_factor=time_model.augmentation_factor,
-                                      clock_factor=time_model.clock_factor)
+        return self.times.round_times(self.device[client_ids], cur_time, self.training.batch_size, local_steps,
+                                      self.model_bytes, upload_bytes=upload)
 
     def plan_round(self, round_index: int, cur_time: float) -> RoundPlan:
-        """Over-commit, simulate, keep the K fastest that stay online (the non-adaptive path)."""
+        """Over-commit, simulate, keep the K fastest that complete (the non-adaptive path)."""
         training = self.training
         online = self.online(cur_time)
         wanted = math.ceil(self.time_model.overcommitment * training.num_participants)
@@ -145,9 +144,9 @@ class ClientManager:
         steps = np.full(len(candidates), training.local_steps)
         t_dl, t_comp, t_ul = self.get_completion_time(candidates, cur_time, steps)
         finish = cur_time + t_dl + t_comp + t_ul
-        stays = self.fleet.stays_active(self.device[candidates], cur_time, finish)
-        order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
-        kept = order[:min(training.num_participants, int(stays.sum()))]
+        completes = self.times.completes(self.device[candidates], cur_time, finish)
+        order = np.argsort(np.where(completes, finish, np.inf), kind="stable")
+        kept = order[:min(training.num_participants, int(completes.sum()))]
         base_durations = (t_dl + t_comp + t_ul)[kept]
         keep_fraction = np.ones(len(kept))
         if self.selector.needs.client_overrides and len(kept):
@@ -157,12 +156,12 @@ class ClientManager:
             k_dl, k_comp, k_ul = self.get_completion_time(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul
         totals = t_dl + t_comp + t_ul
-        late = order[len(kept):][stays[order[len(kept):]]]
+        late = order[len(kept):][completes[order[len(kept):]]]
         return RoundPlan(
             round_index=round_index, start_time=cur_time, participants=candidates[kept],
             local_steps=steps[kept], keep_fraction=keep_fraction, t_dl=t_dl[kept], t_comp=t_comp[kept],
             t_ul=t_ul[kept], stragglers=candidates[late], straggler_durations=totals[late],
-            offline=np.sort(candidates[~stays]), num_online=len(online),
+            offline=np.sort(candidates[~completes]), num_online=len(online),
             duration=float(totals[kept].max() if len(kept) else totals.max(initial=0.0)),
             base_durations=base_durations, selector=self.selector.details())
 
@@ -179,7 +178,7 @@ class ClientManager:
         wanted = math.ceil(self.time_model.overcommitment * training.num_participants)
         candidates = np.asarray(self.selector.select_participants(wanted, cur_time, online), dtype=np.int64)
         budget = self.t_budget
-        t_dl = self.fleet.download_time(self.device[candidates], cur_time, self.model_bytes)
+        t_dl = self.times.download_time(self.device[candidates], cur_time, self.model_bytes)
         t_comp = np.maximum(budget - t_dl, 0.0)
         count, nothing = len(candidates), np.empty(0, dtype=np.int64)
         return RoundPlan(

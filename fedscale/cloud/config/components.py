@@ -156,7 +156,7 @@ class TrainingConfig(Component):
 
 class FleetConfig(Component):
     """The device fleet, its traces, and the time model that turns them into round durations
-    (download, compute, upload; ``clock_factor`` scales compute)."""
+    (download, compute, upload; ``fedscale.cloud.time_model``; ``clock_factor`` scales all three)."""
 
     clients_file: Annotated[str, PATH] = Field(
         "",
@@ -173,12 +173,25 @@ class FleetConfig(Component):
     overcommitment: float = Field(
         1.3, ge=1,
         description="Clients selected per round, as a multiple of those aggregated; the fastest are kept.")
-    clock_factor: float = Field(1.0, gt=0, description="Multiplier on simulated computation time.")
+    time_model: Literal["fedscale", "dynamic"] = Field(
+        "fedscale",
+        description="Round time model. fedscale: FedScale's formula on the measured capacities (compute 3 x batch x "
+                    "steps x latency, communication (upload + download) / bandwidth on a symmetric link, a client "
+                    "counts if online at its finish time). dynamic: the same capacities modulated by the fleet's "
+                    "bandwidth and free-CPU traces (each rescaled to mean 1), uplink = downlink x reduction_factor, "
+                    "a client counts only if online throughout its round.")
+    clock_factor: float = Field(
+        1.0, gt=0,
+        description="Multiplier on each client's whole simulated round time (download, compute and upload); to scale "
+                    "compute alone, scale augmentation_factor.")
     augmentation_factor: float = Field(
         3.0, gt=0,
         description="Simulated compute per training sample, in units of the device's per-sample inference latency "
                     "(forward plus backward).")
-    reduction_factor: float = Field(0.5, gt=0, description="Uplink bandwidth as a fraction of the downlink.")
+    reduction_factor: float = Field(
+        0.5, gt=0,
+        description="Uplink bandwidth as a fraction of the downlink (Bliss's asymmetric link); time_model dynamic "
+                    "only (fedscale's link is symmetric).")
 
     @model_validator(mode="after")
     def _files_exist(self) -> FleetConfig:
@@ -188,6 +201,13 @@ class FleetConfig(Component):
         if self.device_avail_file and not self.device_conf_file:
             raise ConfigError("needs device_conf_file (FedScale's device capacities) as well",
                               "job_conf.device_avail_file")
+        return self
+
+    @model_validator(mode="after")
+    def _link_fits_time_model(self) -> FleetConfig:
+        if self.time_model == "fedscale" and self.reduction_factor != type(self).model_fields["reduction_factor"].default:
+            raise ConfigError("applies to time_model dynamic only (fedscale's link is symmetric)",
+                              "job_conf.reduction_factor")
         return self
 
 

@@ -1,15 +1,17 @@
 """Time-budget adaptive local training: the client fits its work and its upload to a deadline.
 
 Each client gets a budget ``t_budget`` (seconds from the round's start for download, compute
-and upload) and simulates its own times on its device's traces with the same kernels the
-aggregator uses (``Fleet.compute_time`` / ``upload_time``), so both ends agree.
+and upload) and simulates its own times with the job's ``TimeModel``, the one the aggregator
+plans with (``fedscale.cloud.time_model``: the same factors, ``clock_factor`` included), so
+both ends agree.
 
 Phase 1 (coarse fill) trains in chunks of ``budget_recheck_steps``: before each chunk it
 checks that the remaining budget still covers the chunk plus a full upload at the current
 rates, using per-step compute time smoothed as an EWMA of what earlier chunks took
 (``ewma_lambda``), so the decision uses what the client has observed rather than the trace's
-future. A client that goes offline mid-training fails (``ClientFailure``). Without phase 2, the steps that still
-fit run as one last block and the dense update is sent.
+future. A client the time model counts as lost mid-training stops and fails (``ClientFailure``;
+under ``dynamic``, once it goes offline; under ``fedscale`` only the finish time counts).
+Without phase 2, the steps that still fit run as one last block and the dense update is sent.
 
 Phase 2 (fine trade-off) goes one step at a time: after each step the payload fraction
 ``keep = clip(budget left / full upload time, min_payload_frac, 1)`` is the largest top-k
@@ -31,21 +33,18 @@ import torch
 
 from fedscale.cloud.execution.compression import topk_sparsify
 from fedscale.cloud.execution.torch_client import ClientFailure, ClientUpdate, LocalRun, TorchClient
-from fedscale.cloud.internal.client_metadata import Fleet
+from fedscale.cloud.time_model import TimeModel
 
 
 @dataclass(frozen=True)
 class AdaptiveSettings:
-    """The job's adaptive-training knobs and the time model's factors."""
+    """The job's adaptive-training knobs."""
 
     ewma_lambda: float
     min_payload_frac: float
     budget_recheck_steps: int
     run_phase_2: bool
     batch_size: int
-    augmentation_factor: float = 3.0
-    clock_factor: float = 1.0
-    reduction_factor: float = 0.5
 
 
 @dataclass
@@ -67,16 +66,15 @@ class AdaptiveOutcome:
 class AdaptiveTorchClient(TorchClient):
     """TorchClient plus ``train_adaptive``: local steps and upload size chosen under a budget."""
 
-    def __init__(self, *args, fleet: Fleet, **kwargs) -> None:
+    def __init__(self, *args, times: TimeModel, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fleet = fleet
+        self.times = times
 
     def _compute(self, device: np.ndarray, at: float, steps: int, s: AdaptiveSettings) -> float:
-        return float(self.fleet.compute_time(device, at, steps * s.batch_size, s.augmentation_factor,
-                                             s.clock_factor)[0])
+        return float(self.times.compute_time(device, at, steps * s.batch_size)[0])
 
-    def _upload(self, device: np.ndarray, at: float, nbytes: float, s: AdaptiveSettings) -> float:
-        return float(self.fleet.upload_time(device, at, nbytes, s.reduction_factor)[0])
+    def _upload(self, device: np.ndarray, at: float, nbytes: float) -> float:
+        return float(self.times.upload_time(device, at, nbytes)[0])
 
     def train_adaptive(self, global_vector: torch.Tensor, client_id: int, round_index: int, learning_rate: float,
                        device: int, round_start: float, t_download: float, t_budget: float,
@@ -93,14 +91,14 @@ class AdaptiveTorchClient(TorchClient):
         step_estimate = self._compute(dev, now, 1, s)
         phase1, chunk = 0, s.budget_recheck_steps
         while True:
-            fits = math.floor((budget - self._upload(dev, now, model_bytes, s)) / step_estimate)
+            fits = math.floor((budget - self._upload(dev, now, model_bytes)) / step_estimate)
             if fits < chunk:
                 break
             elapsed = self._compute(dev, now, chunk, s)
             self.run_steps(run, chunk)
             phase1 += chunk
             budget, now = budget - elapsed, now + elapsed
-            if not self.fleet.is_active(dev, now)[0]:
+            if self.times.lost(dev, round_start, now)[0]:
                 raise ClientFailure("the device went offline during training")
             step_estimate = s.ewma_lambda * step_estimate + (1 - s.ewma_lambda) * elapsed / chunk
         keep, phase2 = 1.0, 0
@@ -114,8 +112,8 @@ class AdaptiveTorchClient(TorchClient):
         if run.steps == 0:
             raise ClientFailure("the budget does not cover one step and the upload")
         t_compute = now - round_start - t_download
-        t_upload = self._upload(dev, now, keep * model_bytes, s)
-        if not self.fleet.stays_active(dev, round_start, now + t_upload)[0]:
+        t_upload = self._upload(dev, now, keep * model_bytes)
+        if not self.times.completes(dev, round_start, now + t_upload)[0]:
             raise ClientFailure("the device went offline before finishing")
         update = self.finish(run, global_vector, keep, started)
         return AdaptiveOutcome(update, t_download, t_compute, t_upload, phase1, phase2)
@@ -129,7 +127,7 @@ class AdaptiveTorchClient(TorchClient):
             self.run_steps(run, 1)
             steps += 1
             budget, now = budget - elapsed, now + elapsed
-            full_upload = self._upload(dev, now, model_bytes, s)
+            full_upload = self._upload(dev, now, model_bytes)
             keep = min(1.0, max(s.min_payload_frac, budget / full_upload if full_upload > 0 else 1.0))
             utility = float(topk_sparsify(self.weights.vector - global_vector, keep).norm())
             gain = s.ewma_lambda * gain + (1 - s.ewma_lambda) * (utility - previous)

@@ -31,6 +31,7 @@ from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient
 from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.time_model import build_time_model
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.federated import FederatedData, load_federated_data
@@ -48,15 +49,16 @@ RESULT_BUFFER_BYTES = 64 << 20
 def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     """The trainer for this job's clients, on one model object reused for every client:
     fixed-step training, or with ``adaptive_training`` the time-budget trainer, which needs the
-    job's device fleet to simulate its own times. Under a data attack it also holds the labels
-    map the Byzantine clients it is told of train with."""
+    job's time model on its device fleet to simulate its own times. Under a data attack it also
+    holds the labels map the Byzantine clients it is told of train with."""
     seed, fleet = conf.training.seed, conf.fleet
     torch.manual_seed(seed)
     model = build_model(conf.training.model, tuple(data.train.input_shape), data.train.num_classes)
     poison = data_attack(conf.robustness.attack)
     if conf.adaptive.adaptive_training:
+        devices = job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file)
         return AdaptiveTorchClient(model, data.train, data.client_indices, seed, poison,
-                                   fleet=job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file))
+                                   times=build_time_model(devices, fleet))
     return TorchClient(model, data.train, data.client_indices, seed, poison)
 
 
@@ -152,10 +154,9 @@ class Executor:
         self._send_results(conn, batch, updates)
 
     def _adaptive_settings(self, cfg: pb.TrainConfig) -> AdaptiveSettings:
-        a, time_model = cfg.adaptive, self.conf.fleet
+        a = cfg.adaptive
         return AdaptiveSettings(a.ewma_lambda, a.min_payload_frac, a.budget_recheck_steps, a.run_phase_2,
-                                cfg.batch_size, time_model.augmentation_factor, time_model.clock_factor,
-                                time_model.reduction_factor)
+                                cfg.batch_size)
 
     def _train_client(self, task: pb.Task, index: int, vector: torch.Tensor,
                       settings: AdaptiveSettings | None) -> tuple[pb.ClientResult, torch.Tensor]:

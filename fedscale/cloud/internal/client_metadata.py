@@ -1,27 +1,14 @@
-"""The client fleet as columns: device capacities, 48-hour dynamic traces, availability, and the
-three-phase virtual-time model (download, compute, upload) evaluated for many clients at once.
+"""The client fleet as columns: device capacities, 48-hour dynamic traces and availability,
+with the vectorised kernels the time model (``fedscale.cloud.time_model``) evaluates them with.
 
 Why columns: a simulated fleet holds up to 1,000,000 devices, and the aggregator asks "who is
 online" and "how long does each selected client take" every round. One ``Fleet`` keeps every
 client's data in numpy arrays indexed by device row ``0..n-1``; every query takes an array of
 rows and answers with an array, without a Python loop over clients.
 
-Time model (FedScale's, made time-varying the way Bliss's fork does it):
-
-* Compute: ``t = augmentation_factor * samples * ms_per_sample / 1000 * clock_factor``, where
-  ``ms_per_sample`` is FedScale's ``computation`` field (AI-Benchmark inference latency; the
-  factor 3 accounts for the backward pass) divided by the CPU-availability trace ``cpu(t)``.
-  ``clock_factor`` multiplies the work (the same as multiplying the time while ``cpu`` is
-  constant).
-* Download: ``bytes / downlink(t)``, ``downlink(t) = bandwidth_kbps * rate(t)``, where
-  ``bandwidth_kbps`` is FedScale's ``communication`` field (MobiPerf WiFi throughput). A kbps is
-  1,000 bits per second.
-* Upload: the same with ``uplink(t) = downlink(t) * reduction_factor`` (FedScale's 0.5).
-
-Rates are piecewise constant on a regular grid and are read at the moment each phase runs, so a
-phase that crosses a step boundary (or the end of the cycle, any number of times) is timed by
-inverting the running integral of its rate. One kernel, ``DynamicTrace.time_to_accumulate``,
-serves all three phases.
+Rates are piecewise constant on a regular grid, so a phase that crosses a step boundary (or the
+end of the cycle, any number of times) is timed by inverting the running integral of its rate:
+one kernel, ``DynamicTrace.time_to_accumulate``, serves transfers and compute alike.
 
 Dynamic traces are not stored per client. A ``StepTraces`` library holds a few hundred
 templates on one grid; each client points at a template (``-1``: none, the library's constant
@@ -118,6 +105,10 @@ class StepTraces:
         shift = np.concatenate([[0.0], np.cumsum(cumulative[:-1, -1])])
         return (cumulative + shift[:, None]).ravel(), shift
 
+    def cycle_mean(self, template: np.ndarray) -> np.ndarray:
+        """Each template's mean over its cycle (the default's for ``-1``)."""
+        return self._cumulative[self._row(template), -1] / self.cycle_seconds
+
     def _row(self, template: np.ndarray) -> np.ndarray:
         return np.where(template < 0, self.num_templates, template)
 
@@ -162,6 +153,10 @@ class DynamicTrace:
 
     def take(self, ids: np.ndarray) -> DynamicTrace:
         return DynamicTrace(self.library, self.template[ids], self.phase[ids])
+
+    def cycle_mean(self, ids: np.ndarray) -> np.ndarray:
+        """The mean over a whole cycle of each id's trace."""
+        return self.library.cycle_mean(self.template[ids])
 
     def _local(self, ids: np.ndarray, t: Times) -> np.ndarray:
         return _per_id(t, len(ids)) + self.phase[ids]
@@ -477,43 +472,6 @@ class Fleet:
     def stays_active(self, ids: np.ndarray, t0: Times, t1: Times) -> np.ndarray:
         return self.availability.stays_active(np.asarray(ids), t0, t1)
 
-    def download_time(self, ids: np.ndarray, t0: Times, nbytes: Times) -> np.ndarray:
-        """Seconds to receive ``nbytes`` starting at ``t0`` at ``bandwidth_kbps * rate(t)``."""
-        return self._transfer_time(np.asarray(ids), t0, nbytes, 1.0)
-
-    def upload_time(self, ids: np.ndarray, t0: Times, nbytes: Times, reduction_factor: float = 0.5) -> np.ndarray:
-        """Seconds to send ``nbytes`` starting at ``t0``; the uplink is the downlink times
-        ``reduction_factor`` (FedScale's asymmetric-link assumption)."""
-        return self._transfer_time(np.asarray(ids), t0, nbytes, reduction_factor)
-
-    def _transfer_time(self, ids: np.ndarray, t0: Times, nbytes: Times, link_factor: float) -> np.ndarray:
-        bits_per_second = self.bandwidth_kbps[ids].astype(np.float64) * BITS_PER_KILOBIT * link_factor
-        return self.rate.time_to_accumulate(ids, t0, _per_id(nbytes, len(ids)) * 8.0 / bits_per_second)
-
-    def compute_time(self, ids: np.ndarray, t0: Times, samples: Times, augmentation_factor: float = 3.0,
-                     clock_factor: float = 1.0) -> np.ndarray:
-        """Seconds to train on ``samples`` starting at ``t0``: FedScale's
-        ``augmentation_factor * samples * ms_per_sample / 1000``, scaled by ``clock_factor``,
-        with the per-sample latency divided by the cpu-availability trace as it varies."""
-        ids = np.asarray(ids)
-        nominal = (augmentation_factor * clock_factor / 1000.0) * _per_id(samples, len(ids)) * self.compute_ms[ids]
-        return self.cpu.time_to_accumulate(ids, t0, nominal)
-
-    def round_times(self, ids: np.ndarray, t0: Times, batch_size: int, local_steps: Times, model_bytes: float,
-                    upload_bytes: Times | None = None, reduction_factor: float = 0.5,
-                    augmentation_factor: float = 3.0,
-                    clock_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(t_dl, t_comp, t_ul)`` of one round: download from ``t0``, then train
-        ``batch_size * local_steps`` samples, then upload ``upload_bytes`` (default: the model)."""
-        ids = np.asarray(ids)
-        start = _per_id(t0, len(ids))
-        t_dl = self.download_time(ids, start, model_bytes)
-        t_comp = self.compute_time(ids, start + t_dl, batch_size * _per_id(local_steps, len(ids)),
-                                   augmentation_factor, clock_factor)
-        sent = model_bytes if upload_bytes is None else upload_bytes
-        t_ul = self.upload_time(ids, start + t_dl + t_comp, sent, reduction_factor)
-        return t_dl, t_comp, t_ul
-
     def dynamic_windows(self, ids: np.ndarray, t: Times, num_windows: int = 5,
                         window_seconds: float = DEFAULT_WINDOW_SECONDS) -> np.ndarray:
         """``[len(ids), num_windows, 3]``: mean bandwidth (kbps), cpu availability (fraction)
@@ -542,26 +500,6 @@ class ClientMetadata:
 
     def is_active(self, cur_time: float) -> bool:
         return bool(self.fleet.is_active(self._ids, cur_time)[0])
-
-    def get_download_time(self, cur_time: float, model_size_bytes: float) -> float:
-        return float(self.fleet.download_time(self._ids, cur_time, model_size_bytes)[0])
-
-    def get_upload_time(self, cur_time: float, size_bytes: float, reduction_factor: float = 0.5) -> float:
-        return float(self.fleet.upload_time(self._ids, cur_time, size_bytes, reduction_factor)[0])
-
-    def get_times_with_dropout(self, cur_time: float, batch_size: int, local_steps: int, model_size: float,
-                               model_amount_parameters: int, reduction_factor: float = 0.5,
-                               dropout_p: float = 0.0, augmentation_factor: float = 3.0,
-                               clock_factor: float = 1.0) -> tuple[float, float]:
-        """``(t_comp, t_total)`` of download, train, and an upload carrying ``1 - dropout_p`` of
-        the ``model_size`` bytes. ``model_amount_parameters`` is accepted for the Bliss
-        signature; compute time follows FedScale's ms-per-sample model."""
-        del model_amount_parameters
-        t_dl, t_comp, t_ul = self.fleet.round_times(
-            self._ids, cur_time, batch_size, local_steps, model_size,
-            upload_bytes=max(0.0, 1.0 - dropout_p) * model_size, reduction_factor=reduction_factor,
-            augmentation_factor=augmentation_factor, clock_factor=clock_factor)
-        return float(t_comp[0]), float(t_dl[0] + t_comp[0] + t_ul[0])
 
     def static_info(self) -> dict[str, Any]:
         """The client's capacities and descriptive fields (None or NaN when unknown)."""

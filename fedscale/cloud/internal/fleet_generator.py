@@ -11,11 +11,11 @@ reproduces the published quantiles.
   means match the whole table's. Piecewise-linear inverse CDF through ``COMPUTE_MS``; bimodal.
 * Bandwidth (kbps): the same file, from MobiPerf WiFi throughput measurements; inverse CDF,
   linear in log(kbps), through ``BANDWIDTH_KBPS``. Independent of compute, as in the data
-  (correlation of logs 0.002). Uplink = downlink x ``reduction_factor`` (FedScale).
+  (correlation of logs 0.002). Uplink: see ``fedscale.cloud.time_model``.
 * Bandwidth factor over time: LiveLab (Shepard et al., SIGMETRICS PER 2011) 802.11 PHY rates
   as joined onto 12,641 clients by Bliss (github.com/Bossbap/Bliss): factor = rate / 54 with
-  the rate shares ``LIVELAB_PMF`` (mean 33.1, so the mean effective downlink is 0.61 x the
-  nominal ``bandwidth_kbps``) on ~90 s steps over a 48 h cycle. ASSUMPTION: a Markov chain that
+  the rate shares ``LIVELAB_PMF`` (mean 33.1, factor 0.61; the dynamic time model rescales
+  each template to mean 1) on ~90 s steps over a 48 h cycle. ASSUMPTION: a Markov chain that
   keeps its rate with probability ``RATE_STAY`` per step and otherwise redraws from the pmf (its
   stationary law is the pmf); 256 shared templates, each client at a uniform random phase.
   Peak WLAN throughput (descriptive): Bliss's device table, ``PEAK_THROUGHPUT_MBPS``.
