@@ -51,8 +51,8 @@ defaults (keys set explicitly still override a variant's defaults):
   proportionally to 1 / duration; epsilon 0.9, x0.98 per round after use, down to 0.2; a short
   side hands its share to the other.
 
-In every variant the pacer's per-round quantity is the mean reward of that round's successful
-exploited clients (the references' quantity, a mean so that the exploitation share growing as
+In every variant the pacer's per-round quantity is the mean reward of that round's exploited
+clients that gave feedback (the paper variant: successful ones only) (the references' quantity, a mean so that the exploitation share growing as
 epsilon decays does not by itself read as rising utility). A client is explored once it has given
 feedback, successful or not; its pick count (for the blacklist) grows when it is selected.
 ``exploration_alpha``, a staleness weight both references read only for a logged diagnostic, has
@@ -100,7 +100,9 @@ class VariantRules:
     pool keeps at least the ``min_pool x n + 1`` best (FedScale; 0: off); ``split``: whose
     formula sets the exploit/explore counts and what fills a short side; ``decay_first``: epsilon
     decays before the round uses it; ``explore_by``: ``speed`` or ``prior`` (data size,
-    speed-penalised); ``pacer_origin``: first round the pacer's windows count.
+    speed-penalised); ``pacer_origin``: first round the pacer's windows count;
+    ``pacer_successes_only``: only successful exploited clients feed the pacer (the paper's
+    "successful" utility; both references count every exploited client that gave feedback).
     """
 
     scores: Literal["clip", "minmax"]
@@ -111,12 +113,13 @@ class VariantRules:
     decay_first: bool
     explore_by: Literal["speed", "prior"]
     pacer_origin: int
+    pacer_successes_only: bool
 
 
 VARIANT_RULES: dict[str, VariantRules] = {
-    "fedscale": VariantRules("minmax", True, 1, 10, "fedscale", True, "prior", 0),
-    "artifact": VariantRules("minmax", False, 1, 0, "artifact", True, "prior", 0),
-    "paper": VariantRules("clip", False, 0, 0, "paper", False, "speed", 1),
+    "fedscale": VariantRules("minmax", True, 1, 10, "fedscale", True, "prior", 0, False),
+    "artifact": VariantRules("minmax", False, 1, 0, "artifact", True, "prior", 0, False),
+    "paper": VariantRules("clip", False, 0, 0, "paper", False, "speed", 1, True),
 }
 
 
@@ -362,7 +365,10 @@ class OortSelector(Selector):
         self.duration[ids[timed]] = durations[timed]
         self.last_round[ids] = stamp
         self.explored[ids] = True
-        self.pacer.record(stamp, rewards[feedback.success & measured & (self.exploited_in[ids] == stamp)])
+        counted = measured & (self.exploited_in[ids] == stamp)
+        if self.rules.pacer_successes_only:
+            counted &= feedback.success
+        self.pacer.record(stamp, rewards[counted])
 
     def details(self) -> dict[str, Any]:
         """Facts about the last selection for the round log (JSON-serialisable; empty before the first).
