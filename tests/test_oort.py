@@ -22,9 +22,9 @@ def feed(selector, client, reward, round_index, duration, success, **extras) -> 
 
 
 def make(durations, samples=None, seed: int = 0, **knobs) -> OortSelector:
-    """A selector over clients 0..n-1 with the given profiled durations."""
+    """A selector over clients 0..n-1 with the given profiled durations; the paper variant unless told."""
     durations = np.asarray(durations, dtype=np.float64)
-    selector = OortSelector(OortConfig(**knobs), seed)
+    selector = OortSelector(OortConfig(**{"oort_variant": "paper", **knobs}), seed)
     counts = np.full(len(durations), 10) if samples is None else np.asarray(samples)
     selector.register_clients(np.arange(len(durations)), counts, durations)
     return selector
@@ -37,13 +37,45 @@ def explore_all(selector: OortSelector, rewards, durations=None, time_stamp: int
         feed(selector, client, float(reward), time_stamp, float(duration), True)
 
 
-def test_defaults_are_the_papers() -> None:
-    config = OortConfig()
-    assert (config.exploration_factor, config.exploration_decay, config.exploration_min) == (0.9, 0.98, 0.2)
-    assert (config.round_penalty, config.cut_off_util, config.clip_bound) == (2.0, 0.95, 0.95)
+@pytest.mark.parametrize("variant, decay, floor, cut_off, clip, pacer_mode, t_mode, threshold", [
+    ("fedscale", 0.98, 0.3, 0.05, 0.9, "fedscale", "percentile", 30.0),
+    ("artifact", 0.95, 0.2, 0.7, 0.98, "fedscale", "percentile", 10.0),
+    ("paper", 0.98, 0.2, 0.95, 0.95, "paper", "absolute", 5.0),
+])
+def test_each_variant_brings_its_references_defaults(variant, decay, floor, cut_off, clip, pacer_mode, t_mode,
+                                                     threshold) -> None:
+    config = OortConfig(oort_variant=variant)
+    assert (config.exploration_factor, config.exploration_decay, config.exploration_min) == (0.9, decay, floor)
+    assert (config.round_penalty, config.cut_off_util, config.clip_bound) == (2.0, cut_off, clip)
+    assert (config.pacer_mode, config.t_mode, config.round_threshold) == (pacer_mode, t_mode, threshold)
     assert (config.blacklist_rounds, config.blacklist_max_len) == (-1, 0.3)
-    assert (config.pacer_step, config.pacer_delta, config.pacer_mode) == (20, 5.0, "paper")
-    assert (config.t_mode, config.round_threshold, config.sample_window) == ("percentile", 30.0, 5.0)
+    assert (config.pacer_step, config.pacer_delta, config.sample_window) == (20, 5.0, 5.0)
+
+
+def test_fedscale_is_the_default_variant() -> None:
+    assert OortConfig() == OortConfig(oort_variant="fedscale")
+
+
+@pytest.mark.parametrize("variant", ["fedscale", "artifact", "paper"])
+def test_keys_set_explicitly_override_the_variants_defaults(variant: str) -> None:
+    knobs = dict(exploration_decay=0.9, exploration_min=0.1, cut_off_util=0.5, clip_bound=0.8, pacer_mode="paper",
+                 t_mode="percentile", round_threshold=40.0)
+    config = build_config(OortConfig, {"oort_variant": variant, **knobs})
+    assert {name: getattr(config, name) for name in knobs} == knobs
+    assert config.rules == OortConfig(oort_variant=variant).rules
+    assert OortConfig(oort_variant=variant, t_mode="absolute", pacer_delta=12.0).round_threshold == 12.0
+    assert OortConfig(oort_variant="paper", t_mode="percentile").round_threshold == 30.0
+
+
+def test_variant_defaults_show_as_unset_in_the_keys_table() -> None:
+    from fedscale.cloud.config.job_conf import KEYS, JobConf
+    for name in ("exploration_decay", "exploration_min", "cut_off_util", "clip_bound", "pacer_mode", "t_mode",
+                 "round_threshold"):
+        assert KEYS[name].default is None and "unset" in KEYS[name].help
+    assert KEYS["oort_variant"].choices == ("fedscale", "artifact", "paper")
+    conf = JobConf({"sample_mode": "oort", "oort_variant": "artifact", "clip_bound": 0.5})
+    assert (conf.selector.exploration_decay, conf.selector.clip_bound) == (0.95, 0.5)
+    assert not KEYS["exploration_alpha"].active and "no effect" in KEYS["exploration_alpha"].help
 
 
 @pytest.mark.parametrize("field, value", [
@@ -186,9 +218,9 @@ def test_fedscale_pacer_relaxes_on_plateau_and_tightens_on_swing(t_mode: str, of
 
 
 def test_pacer_limits_percentile_cap_and_tightening_floor() -> None:
-    relaxed = run_pacer([2, 1], dict(pacer_step=1, pacer_delta=5.0, round_threshold=98.0))
-    assert relaxed == [99.0, 99.0, None]
-    assert run_pacer([2, 1], dict(pacer_step=1, round_threshold=98.0), fact="round_threshold") == [98, 98, 100]
+    percentile = dict(pacer_step=1, t_mode="percentile", round_threshold=98.0)
+    assert run_pacer([2, 1], dict(percentile, pacer_delta=5.0)) == [99.0, 99.0, None]
+    assert run_pacer([2, 1], percentile, fact="round_threshold") == [98, 98, 100]
     tightened = run_pacer([1, 10, 100], dict(pacer_mode="fedscale", pacer_step=1, pacer_delta=5.0,
                                              t_mode="absolute", round_threshold=7.0))
     assert tightened == [7.0, 7.0, 5.0, 5.0]

@@ -117,9 +117,9 @@ def test_selection_is_oorts() -> None:
     knobs = {name: getattr(PyramidFLConfig(), name) for name in OortConfig.model_fields}
     oort, pyramid = OortSelector(OortConfig(**knobs), 5), PyramidFLSelector(PyramidFLConfig(), 5)
     rng = np.random.default_rng(9)
-    durations = rng.lognormal(3.0, 1.0, 400)
+    durations, samples = rng.lognormal(3.0, 1.0, 400), rng.integers(1, 100, 400)
     for selector in (oort, pyramid):
-        selector.register_clients(np.arange(400), rng.integers(1, 100, 400), durations)
+        selector.register_clients(np.arange(400), samples, durations)
     for r in range(1, 8):
         online = np.flatnonzero(rng.random(400) < 0.6)
         picks = oort.select_participants(30, 0.0, online)

@@ -27,14 +27,35 @@ class SelectorConfig(BaseModel):
 class ExplorationConfig(SelectorConfig):
     """Epsilon-greedy split and admission of Oort's Algorithm 1: epsilon starts at
     ``exploration_factor`` and decays by ``exploration_decay`` per round down to
-    ``exploration_min``; candidates within ``cut_off_util`` of the boundary utility are admitted."""
+    ``exploration_min``; candidates within ``cut_off_util`` of the boundary utility are admitted.
+
+    A key left unset (None) takes the selector's default, ``selector_defaults`` (Oort's depend on
+    its ``oort_variant``), filled in before the fields are checked.
+    """
 
     exploration_factor: float = Field(0.9, ge=0, le=1,
                                       description="Oort: initial fraction of picks spent on unexplored clients.")
-    exploration_decay: float = Field(0.98, gt=0, le=1, description="Oort: per-round decay of the exploration fraction.")
-    exploration_min: float = Field(0.2, ge=0, le=1, description="Oort: floor of the exploration fraction.")
-    cut_off_util: float = Field(0.95, gt=0, le=1, description="Oort: clients with utility at least this fraction of "
-                                                              "the exploitation boundary's are admitted.")
+    exploration_decay: float | None = Field(None, gt=0, le=1, description=(
+        "Oort: per-round decay of the exploration fraction (unset: the selector's default; Oort's per oort_variant, "
+        "Bliss 0.98)."))
+    exploration_min: float | None = Field(None, ge=0, le=1, description=(
+        "Oort: floor of the exploration fraction (unset: the selector's default; Oort's per oort_variant, Bliss 0.2)."))
+    cut_off_util: float | None = Field(None, gt=0, le=1, description=(
+        "Oort: clients with utility at least this fraction of the exploitation boundary's are admitted (unset: the "
+        "selector's default; Oort's per oort_variant, Bliss 0.95)."))
+
+    @classmethod
+    def selector_defaults(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults of the keys left unset, given the values that were set."""
+        return {"exploration_decay": 0.98, "exploration_min": 0.2, "cut_off_util": 0.95}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_unset(cls, values: Any) -> Any:
+        if not isinstance(values, Mapping):
+            return values
+        defaults = cls.selector_defaults(values)
+        return {**values, **{key: value for key, value in defaults.items() if values.get(key) is None}}
 
     @model_validator(mode="after")
     def _floor_below_start(self) -> ExplorationConfig:

@@ -6,7 +6,9 @@ preferred round duration by Delta when A < B (``relax_on_fall``). The authors' a
 (SymbioticLab/Oort ``oort/oort.py``) and FedScale's copy instead relax when ``|A - B| <= 0.1 B``
 and tighten when ``|A - B| >= 5 B`` (``relax_on_plateau``); tightening never goes below Delta nor
 raises the threshold. Oort paces its duration threshold, Bliss (Bossbap/Bliss) its round-time
-budget.
+budget. The paper's windows count rounds from 1; the references' utility history starts with an
+empty round 0, so their decisions fall in rounds 2W, 3W, ... and their first "previous" window
+holds round 0 (``origin=0``).
 """
 from __future__ import annotations
 
@@ -45,14 +47,16 @@ class Pacer:
 
     ``start_round(r)`` opens round r and may move the value; ``record(r, utilities)`` adds round
     r's utilities (summed in the order given). A round's utility is their mean, 0 if none. With
-    ``needs_base`` nothing moves while the earlier window's sum is not positive (Bliss).
+    ``needs_base`` nothing moves while the earlier window's sum is not positive (Bliss). ``origin``
+    is the first round the windows count: 1 (the paper), or 0, an empty round (the references).
     """
 
     def __init__(self, value: float, step: int, delta: float, rule: Rule, *, cap: float = math.inf,
-                 needs_base: bool = False) -> None:
+                 needs_base: bool = False, origin: int = 1) -> None:
         self.value = value
         self.moves = 0
         self.step, self.delta, self.rule, self.cap, self.needs_base = step, delta, rule, cap, needs_base
+        self.origin = origin
         self._sums = [0.0]
         self._counts = [0]
 
@@ -64,12 +68,14 @@ class Pacer:
             self._counts[round_index] += len(utilities)
 
     def start_round(self, round_index: int) -> dict[str, Any] | None:
-        """Open round ``round_index``; after every ``step`` completed rounds from ``2 step`` on, compare
-        the windows and maybe move the value. The move (round, from, to, recent, previous) or None."""
+        """Open round ``round_index``; after every ``step`` rounds counted from ``origin``, from ``2 step``
+        on, compare the last two windows and maybe move the value. The move (round, from, to, recent,
+        previous) or None."""
         self._sums.append(0.0)
         self._counts.append(0)
         window, done = self.step, round_index - 1
-        if done < 2 * window or done % window:
+        counted = round_index - self.origin
+        if counted < 2 * window or counted % window:
             return None
         span = slice(done - 2 * window + 1, done + 1)
         means = [total / count if count else 0.0 for total, count in zip(self._sums[span], self._counts[span])]

@@ -5,42 +5,64 @@ Selection", OSDI 2021. Oort treats selection as a multi-armed bandit: a client's
 statistical utility (how much its data would move the model) discounted by how much it would
 lengthen the round, and an epsilon-greedy split keeps trying clients never seen before.
 
-Where each rule comes from in the paper (section and equation numbers to the best of our
-reading; every rule was cross-checked against the authors' artifact, SymbioticLab/Oort
-``oort/oort.py``, and FedScale's copy, ``thirdparty/oort/oort.py``):
+Rules common to every variant (paper section, cross-checked against both reference codes):
 
 - §4.1, Eq. (1): statistical utility ``U_i = |B_i| sqrt((1/|B_i|) sum_{k in B_i} Loss(k)^2)``.
   The caller computes it and hands it in as ``reward``.
 - §4.1, Eq. (2): ``Util_i = U_i x (T / t_i)^(alpha x 1[t_i > T])``: clients slower than the
   preferred round duration ``T`` are penalised polynomially, faster ones not at all.
-- §4.2, Algorithm 1: the staleness (temporal-uncertainty) bonus ``sqrt(0.1 ln R / L_i)``;
-  the epsilon-greedy split, decayed each round down to a floor; admission of every explored
-  client within a factor ``c`` of the exploitation boundary, then sampling by utility;
-  exploration of unexplored clients by speed; the pacer, which relaxes ``T`` by ``Delta`` when
-  the utility accumulated over the last ``W`` rounds falls below that of the ``W`` before.
-- §4.3: robustness to outliers: utilities clipped at an upper percentile (95th), clients picked
-  too often excluded (blacklist). §7.2.3 evaluates alpha (Fig. 14) and outliers (Fig. 15).
+- §4.2, Algorithm 1: the staleness bonus ``sqrt(0.1 ln R / L_i)`` (L_i: round of the client's
+  latest feedback); the epsilon-greedy split, decayed each round down to a floor; admission of
+  explored clients near the exploitation boundary, then sampling by utility; the pacer.
+- §4.3: utilities clipped at an upper quantile; an optional blacklist of clients picked too often.
 
-Choices beyond the paper, and why:
+``oort_variant`` picks which reference the rest follows, as one coherent set of rules and
+defaults (keys set explicitly still override a variant's defaults):
 
-- Clipped utilities are divided by the clip value, so they lie in [0, 1] before the staleness
-  bonus is added: a UCB bonus of order one would vanish next to raw rewards in the thousands.
-  Dividing (rather than FedScale's min-max shift) keeps the ratios between clients. Negative
-  rewards (possible when clients add privacy noise) count as zero.
-- ``T`` is either FedScale's percentile of the registered clients' latest durations
-  (``t_mode="percentile"``, the pacer moving the percentile) or the paper's seconds
-  (``t_mode="absolute"``). The pacer rule is the paper's (relax on a fall) or FedScale's (relax
-  on a plateau, tighten on a swing), by ``pacer_mode``.
-- The pacer's per-round quantity is the mean reward of that round's successful exploited
-  clients (FedScale's quantity). A mean rather than a sum, so that the exploitation share
-  growing as epsilon decays does not by itself read as rising utility.
-- A client is explored once it has given feedback, successful or not; its pick count (for the
-  blacklist) grows when it is selected.
+- ``fedscale`` (default): FedScale's copy, SymbioticLab/FedScale ``thirdparty/oort/oort.py``
+  (commit 7ec441c), with ``fedscale/cloud/config_parser.py``'s defaults: epsilon x0.98 per round
+  down to 0.3, decayed before use; rewards clipped at the 0.9 quantile (index ``int(0.9 n)``
+  of the candidates' positive rewards, unexplored clients' priors included) and min-max
+  normalised, ``(u - 0.999 min) / (max - 0.999 min)``, the score then taken as ``|score|``;
+  ``n_explore = int(eps K)``; the cut-off is ``cut_off_util = 0.05`` x the score of the
+  (n+1)-th best, and the pool keeps at least the ``10 n + 1`` best, so it is nearly proportional
+  sampling over the top of the ranking; exploration draws among the ``int(sample_window x n)``
+  unexplored clients of highest prior, ``min(samples, local_steps x batch_size)`` penalised by
+  Eq. (2), proportionally to it; T the ``round_threshold`` = 30th percentile of the registered
+  clients' latest durations; the pacer relaxes on a plateau and tightens on a swing, moving the
+  percentile by 5 points, its windows counted from an empty round 0. Two differences: where
+  FedScale, short of online unexplored clients, returns fewer than K (or, with none, re-uses the
+  previous round's exploration list, which may hold clients now offline), the shortfall is
+  exploited here; where it would fail (no explored client, or all of them needed, so that the
+  (n+1)-th best does not exist), the last one is the boundary.
+- ``artifact``: the authors' artifact, SymbioticLab/Oort ``oort/oort.py`` (commit 05a3aa1), with
+  ``training/argParser.py``'s defaults: as ``fedscale`` but epsilon x0.95 down to 0.2,
+  ``n_exploit = int((1 - eps) K)``, rewards clipped at the 0.98 quantile and not made absolute,
+  admission of every client scoring at least ``cut_off_util = 0.7`` x the (n+1)-th best's, T
+  starting at the 10th percentile; a short exploration share is topped up with clients drawn
+  uniformly among the other candidates, and once no registered client is unexplored,
+  exploration stops for good (epsilon and its floor set to 0).
+- ``paper``: Algorithm 1 as published: T in seconds (``t_mode: absolute``) starting at Delta
+  (``pacer_delta``) and relaxed by Delta when the last window's utility fell below the previous
+  one's; admission within ``cut_off_util = 0.95`` of the n-th best; rewards clipped at the 95th
+  percentile (the ``ceil(0.95 n)``-th smallest explored reward) and divided by it, so they lie in
+  [0, 1] as the UCB bonus does (negative rewards count as 0); exploration by speed: among the
+  ``int(sample_window x n)`` fastest unexplored clients by profiled duration, drawn
+  proportionally to 1 / duration; epsilon 0.9, x0.98 per round after use, down to 0.2; a short
+  side hands its share to the other.
+
+In every variant the pacer's per-round quantity is the mean reward of that round's exploited
+clients that gave feedback (the paper variant: successful ones only) (the references' quantity, a mean so that the exploitation share growing as
+epsilon decays does not by itself read as rising utility). A client is explored once it has given
+feedback, successful or not; its pick count (for the blacklist) grows when it is selected.
+``exploration_alpha``, a staleness weight both references read only for a logged diagnostic, has
+no effect here either.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -52,37 +74,100 @@ from fedscale.selection.pacer import Pacer, relax_on_fall, relax_on_plateau
 from fedscale.selection.registration import as_ids, check_registration
 
 STALENESS_WEIGHT = 0.1
+OortVariant = Literal["fedscale", "artifact", "paper"]
 PacerMode = Literal["paper", "fedscale"]
 TMode = Literal["percentile", "absolute"]
 PACER_RULES = dict(zip(get_args(PacerMode), (relax_on_fall, relax_on_plateau)))
 T_MODES: tuple[str, ...] = get_args(TMode)
 
+VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "fedscale": {"exploration_decay": 0.98, "exploration_min": 0.3, "cut_off_util": 0.05, "clip_bound": 0.9,
+                 "pacer_mode": "fedscale", "t_mode": "percentile", "round_threshold": 30.0},
+    "artifact": {"exploration_decay": 0.95, "exploration_min": 0.2, "cut_off_util": 0.7, "clip_bound": 0.98,
+                 "pacer_mode": "fedscale", "t_mode": "percentile", "round_threshold": 10.0},
+    "paper": {"exploration_decay": 0.98, "exploration_min": 0.2, "cut_off_util": 0.95, "clip_bound": 0.95,
+              "pacer_mode": "paper", "t_mode": "absolute", "round_threshold": 30.0},
+}
+
+
+@dataclass(frozen=True)
+class VariantRules:
+    """The rules an ``oort_variant`` fixes beyond its keys' defaults (module docstring).
+
+    ``scores``: ``clip`` (clip and divide, over explored clients) or ``minmax`` (the references'
+    normalisation over all candidates' positive rewards); ``absolute``: take |score| (FedScale);
+    ``boundary_offset``: the cut-off is relative to the (n + offset)-th best; ``min_pool``: the
+    pool keeps at least the ``min_pool x n + 1`` best (FedScale; 0: off); ``split``: whose
+    formula sets the exploit/explore counts and what fills a short side; ``decay_first``: epsilon
+    decays before the round uses it; ``explore_by``: ``speed`` or ``prior`` (data size,
+    speed-penalised); ``pacer_origin``: first round the pacer's windows count;
+    ``pacer_successes_only``: only successful exploited clients feed the pacer (the paper's
+    "successful" utility; both references count every exploited client that gave feedback).
+    """
+
+    scores: Literal["clip", "minmax"]
+    absolute: bool
+    boundary_offset: int
+    min_pool: int
+    split: OortVariant
+    decay_first: bool
+    explore_by: Literal["speed", "prior"]
+    pacer_origin: int
+    pacer_successes_only: bool
+
+
+VARIANT_RULES: dict[str, VariantRules] = {
+    "fedscale": VariantRules("minmax", True, 1, 10, "fedscale", True, "prior", 0, False),
+    "artifact": VariantRules("minmax", False, 1, 0, "artifact", True, "prior", 0, False),
+    "paper": VariantRules("clip", False, 0, 0, "paper", False, "speed", 1, True),
+}
+
 
 class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
-    """Oort's knobs with the paper's defaults (§4.2 and the §7 setup), each named as its job_conf key.
+    """Oort's knobs, each named as its job_conf key; those left unset take ``oort_variant``'s default.
 
     Shared with other selectors: the epsilon schedule and ``cut_off_util`` (c of Algorithm 1),
     the pacer's W (``pacer_step``) and Delta (``pacer_delta``), alpha of Eq. (2)
-    (``round_penalty``). Oort's own: ``clip_bound``, the quantile at which rewards are clipped,
-    and ``blacklist_rounds``/``blacklist_max_len``, which exclude clients picked more than that
-    many times, at most that fraction of the fleet (§4.3; -1 turns the blacklist off);
-    ``pacer_mode`` picks the relax rule (module docstring); ``t_mode``/``round_threshold`` give
-    the initial T, a percentile of the clients' durations or seconds; ``sample_window``:
-    unexplored clients considered per exploration pick.
+    (``round_penalty``). Oort's own: ``oort_variant``; ``clip_bound``, the quantile at which
+    rewards are clipped; ``blacklist_rounds``/``blacklist_max_len``, which exclude clients picked
+    more than that many times, at most that fraction of the fleet (§4.3; -1 turns the blacklist
+    off); ``pacer_mode`` (the relax rule); ``t_mode``/``round_threshold`` (the initial T, a
+    percentile of the clients' durations or seconds; in seconds it defaults to ``pacer_delta``,
+    T = Delta of Algorithm 1); ``sample_window`` (unexplored clients considered per exploration
+    pick); ``local_steps`` x ``batch_size`` caps the data-size prior of the reference variants.
     """
 
-    round_threshold: float = Field(30.0, gt=0, description=(
-        "Oort: initial preferred round duration T: a percentile of the clients' durations (t_mode "
-        "percentile) or seconds (t_mode absolute)."))
-    t_mode: TMode = Field("percentile", description="Oort: unit of round_threshold and pacer_delta.")
-    clip_bound: float = Field(0.95, gt=0, le=1, description="Oort: quantile at which outlier client utilities are clipped.")
+    oort_variant: OortVariant = Field("fedscale", description=(
+        "Oort: which reference the selection follows, with its defaults: fedscale (FedScale's thirdparty/oort), "
+        "artifact (the authors' SymbioticLab/Oort code) or paper (Algorithm 1 of the OSDI'21 paper)."))
+    round_threshold: float | None = Field(None, gt=0, description=(
+        "Oort: initial preferred round duration T: a percentile of the clients' durations (t_mode percentile) or "
+        "seconds (t_mode absolute) (unset: 30 for fedscale, 10 for artifact; pacer_delta seconds when absolute)."))
+    t_mode: TMode | None = Field(None, description=(
+        "Oort: unit of round_threshold and pacer_delta (unset: percentile for fedscale and artifact, absolute for "
+        "paper)."))
+    clip_bound: float | None = Field(None, gt=0, le=1, description=(
+        "Oort: quantile at which outlier client utilities are clipped (unset: 0.9 fedscale, 0.98 artifact, 0.95 "
+        "paper)."))
     blacklist_rounds: int = Field(-1, description="Oort: exclude a client once picked more than this many times (-1: never).")
     blacklist_max_len: float = Field(0.3, ge=0, le=1,
                                      description="Oort: largest fraction of the clients that may be excluded.")
     sample_window: float = Field(5.0, ge=1,
                                  description="Oort: unexplored candidates considered, as a multiple of those picked.")
-    pacer_mode: PacerMode = Field("paper", description=(
-        "Oort: relax when the window's utility falls (paper) or on a plateau, tightening on a swing (fedscale)."))
+    pacer_mode: PacerMode | None = Field(None, description=(
+        "Oort: relax when the window's utility falls (paper) or on a plateau, tightening on a swing (fedscale) "
+        "(unset: fedscale for the fedscale and artifact variants, paper for paper)."))
+    local_steps: int = Field(20, ge=1, description="Local training steps per client per round.")
+    batch_size: int = Field(30, ge=1, description="Training batch size.")
+
+    @classmethod
+    def selector_defaults(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The chosen ``oort_variant``'s defaults; T in seconds starts at ``pacer_delta``."""
+        variant = values.get("oort_variant") or "fedscale"
+        defaults = dict(VARIANT_DEFAULTS.get(variant, VARIANT_DEFAULTS["fedscale"]))
+        if (values.get("t_mode") or defaults["t_mode"]) == "absolute":
+            defaults["round_threshold"] = values.get("pacer_delta", cls.model_fields["pacer_delta"].default)
+        return defaults
 
     @model_validator(mode="after")
     def _oort_rules(self) -> OortConfig:
@@ -91,7 +176,14 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
         if self.t_mode == "percentile" and self.round_threshold > 100:
             raise ValueError(f"round_threshold: expected at most 100 when t_mode is 'percentile', "
                              f"got {self.round_threshold}")
+        if self.round_threshold <= 0:
+            raise ValueError("round_threshold: expected a number > 0 (pacer_delta, its default in seconds, is 0)")
         return self
+
+    @property
+    def rules(self) -> VariantRules:
+        """The rules of ``oort_variant``."""
+        return VARIANT_RULES[self.oort_variant]
 
 
 class OortSelector(Selector):
@@ -102,8 +194,9 @@ class OortSelector(Selector):
     ``duration`` (latest observed, else profiled), ``reward`` (latest statistical utility),
     ``last_round`` (L_i, round of the latest feedback), ``picks`` (times selected),
     ``explored`` and ``exploited_in`` (round in which the client was last picked by exploitation).
-    Each ``select_participants`` call is the next round R = 1, 2, ...; everything is a function
-    of the seed and the calls made.
+    ``reward`` of a client not yet explored is its data-size prior, ``min(samples, local_steps x
+    batch_size)`` (the references' registration reward). Each ``select_participants`` call is the
+    next round R = 1, 2, ...; everything is a function of the seed and the calls made.
     """
 
     Config = OortConfig
@@ -135,9 +228,12 @@ class OortSelector(Selector):
     def __init__(self, config: OortConfig, seed: int) -> None:
         super().__init__(config, seed)
         self.round = 0
+        self.rules = config.rules
         self.epsilon = float(config.exploration_factor)
+        self.epsilon_floor = float(config.exploration_min)
         self.pacer = Pacer(float(config.round_threshold), config.pacer_step, config.pacer_delta,
-                           PACER_RULES[config.pacer_mode], cap=100.0 if config.t_mode == "percentile" else math.inf)
+                           PACER_RULES[config.pacer_mode], cap=100.0 if config.t_mode == "percentile" else math.inf,
+                           origin=self.rules.pacer_origin)
         self._rng = np.random.default_rng(seed)
         self._num_registered = 0
         self._last: dict[str, Any] = {}
@@ -176,21 +272,18 @@ class OortSelector(Selector):
         self.num_samples[ids] = samples
         self.profiled_duration[ids] = seconds
         self.duration[ids] = seconds
+        self.reward[ids] = np.minimum(samples, self.config.local_steps * self.config.batch_size)
 
     def select_participants(self, num: int, cur_time: float, online_ids: np.ndarray) -> list[int]:
         """Pick ``num`` of the online clients for the next round (Algorithm 1), ids ascending.
 
         Candidates are the registered, non-blacklisted ``online_ids`` (unknown ids are ignored);
-        if there are at most ``num`` of them, all are returned. Otherwise
-        ``floor((1 - epsilon) num)`` are exploited among the explored candidates: rank by
-        ``exploitation_utility``, admit those >= ``cut_off_util`` x the utility of the
-        boundary (the n-th best), draw n of the admitted without replacement with probability
-        proportional to utility. The other picks explore: among the unexplored candidates take
-        the ``ceil(sample_window x n)`` fastest by profiled duration, then draw n of them
-        without replacement with probability proportional to speed (1 / duration). A side
-        short of candidates hands its share to the other. Before picking, the pacer may move T
-        (§4.2); after, epsilon decays. ``cur_time`` (virtual seconds) is not used: Oort counts
-        rounds.
+        if there are at most ``num`` of them, all are returned. Otherwise the variant's split
+        (``_split``) sets how many are exploited among the explored candidates (``_exploit``)
+        and how many explore the unexplored ones (``_explore``); the artifact variant tops a short
+        selection up with other candidates drawn uniformly. Before picking, the pacer may move T
+        (§4.2); epsilon decays before or after the round uses it, per variant. ``cur_time``
+        (virtual seconds) is not used: Oort counts rounds.
         """
         if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
             raise ValueError(f"num must be a non-negative integer, got {num!r}")
@@ -199,28 +292,61 @@ class OortSelector(Selector):
         preferred = self.preferred_duration()
         excluded = self.blacklist()
         candidates = self._candidates(online_ids, excluded)
+        if self.rules.decay_first:
+            self._decay()
+        epsilon = self.epsilon
         seen = self.explored[candidates]
         explored, unexplored = candidates[seen], candidates[~seen]
+        top_up = np.empty(0, dtype=np.int64)
         if len(candidates) <= num:
             exploit, explore, admitted = explored, unexplored, len(explored)
         else:
-            wanted = min(math.floor((1.0 - self.epsilon) * num + 1e-9), len(explored))
-            n_explore = min(num - wanted, len(unexplored))
-            exploit, admitted = self._exploit(explored, num - n_explore, preferred)
-            explore = self._explore(unexplored, n_explore)
-        picked = np.sort(np.concatenate([exploit, explore]))
+            n_exploit, n_explore = self._split(num, len(explored), len(unexplored))
+            exploit, admitted = self._exploit(explored, n_exploit, preferred, candidates)
+            explore = self._explore(unexplored, n_explore, preferred)
+            if self.rules.split == "artifact":
+                top_up = self._top_up(candidates, np.concatenate([exploit, explore]), num)
+        picked = np.sort(np.concatenate([exploit, explore, top_up]))
         self.picks[picked] += 1
         self.exploited_in[exploit] = self.round
         self._last = {
-            "round": self.round, "epsilon": self.epsilon,
+            "round": self.round, "oort_variant": self.config.oort_variant, "epsilon": epsilon,
             "preferred_duration": preferred if math.isfinite(preferred) else None,
             "round_threshold": self.round_threshold, "t_mode": self.config.t_mode,
             "num_candidates": len(candidates), "num_exploited": len(exploit), "num_explored": len(explore),
-            "num_admitted": admitted, "explored_total": int(np.count_nonzero(self.explored)),
+            "num_topped_up": len(top_up), "num_admitted": admitted,
+            "explored_total": int(np.count_nonzero(self.explored)),
             "blacklist_size": len(excluded), "pacer_move": move, "pacer_moves": self.pacer.moves,
         }
-        self.epsilon = max(self.epsilon * self.config.exploration_decay, self.config.exploration_min)
+        if not self.rules.decay_first:
+            self._decay()
         return picked.tolist()
+
+    def _decay(self) -> None:
+        """One round's decay of epsilon down to its floor (Algorithm 1)."""
+        self.epsilon = max(self.epsilon * self.config.exploration_decay, self.epsilon_floor)
+
+    def _split(self, num: int, n_explored: int, n_unexplored: int) -> tuple[int, int]:
+        """(exploited, explored) counts for ``num`` picks from more than ``num`` candidates.
+
+        paper: ``floor((1 - eps) num)`` exploited, a short side handing its share to the other.
+        fedscale (FedScale ``getTopK``): ``int(eps num)`` explored, the exploited the rest, a
+        short side handing its share to the other. artifact (SymbioticLab/Oort ``getTopK``):
+        ``int((1 - eps) num)`` exploited (at most the explored), the rest explored while there are
+        unexplored candidates; once no registered client is unexplored, exploration stops for good.
+        """
+        eps = self.epsilon
+        if self.rules.split == "artifact":
+            n_exploit = min(int(num * (1.0 - eps)), n_explored)
+            if np.count_nonzero(self.explored) >= self._num_registered:
+                self.epsilon = self.epsilon_floor = 0.0
+                return n_exploit, 0
+            return n_exploit, min(n_unexplored, num - n_exploit)
+        if self.rules.split == "fedscale":
+            n_exploit = min(num - min(int(num * eps), n_unexplored), n_explored)
+        else:
+            n_exploit = num - min(num - min(math.floor((1.0 - eps) * num + 1e-9), n_explored), n_unexplored)
+        return n_exploit, num - n_exploit
 
     def register_feedback(self, feedback: Feedback) -> None:
         """Fold in a batch of outcomes of round ``feedback.round_index``.
@@ -239,7 +365,10 @@ class OortSelector(Selector):
         self.duration[ids[timed]] = durations[timed]
         self.last_round[ids] = stamp
         self.explored[ids] = True
-        self.pacer.record(stamp, rewards[feedback.success & measured & (self.exploited_in[ids] == stamp)])
+        counted = measured & (self.exploited_in[ids] == stamp)
+        if self.rules.pacer_successes_only:
+            counted &= feedback.success
+        self.pacer.record(stamp, rewards[counted])
 
     def details(self) -> dict[str, Any]:
         """Facts about the last selection for the round log (JSON-serialisable; empty before the first).
@@ -282,24 +411,53 @@ class OortSelector(Selector):
             over = np.sort(over[np.argsort(-self.picks[over], kind="stable")[:cap]])
         return over
 
-    def exploitation_utility(self, client_ids: np.ndarray, round_index: int, preferred: float) -> np.ndarray:
+    def exploitation_utility(self, client_ids: np.ndarray, round_index: int, preferred: float,
+                             population: np.ndarray | None = None) -> np.ndarray:
         """Util_i of explored clients at round R = ``round_index`` under T = ``preferred``.
 
-        Rewards are clipped at the ``clip_bound`` quantile of these clients' rewards (the
-        ``ceil(clip_bound x n)``-th smallest; §4.3) and divided by it; the staleness bonus
-        ``sqrt(0.1 ln R / L_i)`` is added (§4.2, Algorithm 1); the sum is multiplied by
-        ``(T / t_i)^alpha`` for clients slower than T (Eq. (2)).
+        The statistical part, by variant (§4.3 and module docstring): ``clip``: rewards clipped
+        at the ``ceil(clip_bound x n)``-th smallest of these clients' rewards and divided by it;
+        ``minmax``: with ``P`` the positive rewards of ``population`` (default: these clients;
+        the references pass every candidate, unexplored ones' priors included), clipped at
+        ``P[int(clip_bound x |P|)]`` (sorted) then mapped to ``(u - 0.999 min P) / max(max P -
+        0.999 min P, 1e-4)``. The staleness bonus ``sqrt(0.1 ln R / L_i)`` is added (§4.2), the
+        sum multiplied by ``(T / t_i)^alpha`` for clients slower than T (Eq. (2)), and made
+        absolute for FedScale.
         """
         ids = as_ids(client_ids, "client_ids")
         if ids.size == 0:
             return np.empty(0)
         rewards = self.reward[ids]
-        rank = min(max(math.ceil(self.config.clip_bound * len(ids) - 1e-9) - 1, 0), len(ids) - 1)
-        clip = float(np.partition(rewards, rank)[rank])
-        statistical = np.clip(rewards, 0.0, clip) / clip if clip > 0 else np.zeros(len(ids))
+        if self.rules.scores == "clip":
+            rank = min(max(math.ceil(self.config.clip_bound * len(ids) - 1e-9) - 1, 0), len(ids) - 1)
+            clip = float(np.partition(rewards, rank)[rank])
+            statistical = np.clip(rewards, 0.0, clip) / clip if clip > 0 else np.zeros(len(ids))
+        else:
+            pool = self.reward[ids if population is None else as_ids(population, "population")]
+            positive = pool[pool > 0]
+            if positive.size:
+                rank = min(int(len(positive) * self.config.clip_bound), len(positive) - 1)
+                clip = float(np.partition(positive, rank)[rank])
+                low = float(positive.min()) * 0.999
+                statistical = (np.minimum(rewards, clip) - low) / max(float(positive.max()) - low, 1e-4)
+            else:
+                statistical = np.zeros(len(ids))
         utility = statistical + np.sqrt(STALENESS_WEIGHT * math.log(round_index) / self.last_round[ids])
-        durations = self.duration[ids]
+        utility = self._penalised(utility, self.duration[ids], preferred)
+        return np.abs(utility) if self.rules.absolute else utility
+
+    def exploration_prior(self, client_ids: np.ndarray, preferred: float) -> np.ndarray:
+        """Weight of unexplored clients for exploration: speed (1 / profiled duration, paper) or
+        the data-size prior penalised by Eq. (2) under T = ``preferred`` (the references)."""
+        ids = as_ids(client_ids, "client_ids")
+        if self.rules.explore_by == "speed":
+            return 1.0 / self.profiled_duration[ids]
+        return self._penalised(self.reward[ids].astype(np.float64), self.duration[ids], preferred)
+
+    def _penalised(self, utility: np.ndarray, durations: np.ndarray, preferred: float) -> np.ndarray:
+        """``utility`` x (T / t)^alpha where t > T (Eq. (2))."""
         slow = durations > preferred
+        utility = utility.copy()
         utility[slow] *= (preferred / durations[slow]) ** self.config.round_penalty
         return utility
 
@@ -313,25 +471,36 @@ class OortSelector(Selector):
         mask[excluded] = False
         return np.flatnonzero(mask)
 
-    def _exploit(self, ids: np.ndarray, n: int, preferred: float) -> tuple[np.ndarray, int]:
-        """n explored clients by cut-off admission and utility-proportional sampling; and how many were admitted."""
+    def _exploit(self, ids: np.ndarray, n: int, preferred: float, candidates: np.ndarray) -> tuple[np.ndarray, int]:
+        """n explored clients by cut-off admission and utility-proportional sampling; and how many were admitted.
+
+        The boundary is the n-th best (paper) or the (n+1)-th (the references; the last one when
+        there are only n). Admitted: utility >= ``cut_off_util`` x the boundary's; FedScale also
+        keeps at least the ``10 n + 1`` best.
+        """
         if n == 0:
             return np.empty(0, dtype=np.int64), 0
-        utility = self.exploitation_utility(ids, self.round, preferred)
-        boundary = np.partition(utility, len(utility) - n)[len(utility) - n]
+        utility = self.exploitation_utility(ids, self.round, preferred, candidates)
+        rank = min(n + self.rules.boundary_offset, len(ids))
+        boundary = np.partition(utility, len(utility) - rank)[len(utility) - rank]
         admitted = utility >= self.config.cut_off_util * boundary
+        if self.rules.min_pool:
+            admitted |= _best(utility, min(self.rules.min_pool * n + 1, len(ids)))
         return ids[admitted][self._sample(utility[admitted], n)], int(np.count_nonzero(admitted))
 
-    def _explore(self, ids: np.ndarray, n: int) -> np.ndarray:
-        """n unexplored clients: the sample_window x n fastest, then sampled proportionally to speed."""
+    def _explore(self, ids: np.ndarray, n: int, preferred: float) -> np.ndarray:
+        """n unexplored clients: the ``int(sample_window x n)`` of highest ``exploration_prior``
+        (ties: lower id first), then sampled proportionally to it."""
         if n == 0:
             return np.empty(0, dtype=np.int64)
-        seconds = self.profiled_duration[ids]
-        window = min(len(ids), math.ceil(self.config.sample_window * n - 1e-9))
-        if window < len(ids):
-            fastest = np.argpartition(seconds, window - 1)[:window]
-            ids, seconds = ids[fastest], seconds[fastest]
-        return ids[self._sample(1.0 / seconds, n)]
+        weights = self.exploration_prior(ids, preferred)
+        window = _best(weights, min(len(ids), int(self.config.sample_window * n)))
+        return ids[window][self._sample(weights[window], n)]
+
+    def _top_up(self, candidates: np.ndarray, picked: np.ndarray, num: int) -> np.ndarray:
+        """Other candidates drawn uniformly until ``num`` are picked (the artifact's top-up)."""
+        rest = candidates[~np.isin(candidates, picked)]
+        return rest[self._sample(np.ones(len(rest)), num - len(picked))]
 
     def _sample(self, weights: np.ndarray, n: int) -> np.ndarray:
         """Indices of n weights drawn without replacement, each draw proportional to weight.
@@ -363,3 +532,14 @@ class OortSelector(Selector):
             grown = np.full(new, fill, dtype=dtype)
             grown[:old] = getattr(self, name)
             setattr(self, name, grown)
+
+
+def _best(values: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the k largest ``values``, ties at the k-th broken toward lower positions."""
+    mask = np.zeros(len(values), dtype=bool)
+    if k <= 0:
+        return mask
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    mask[values > kth] = True
+    mask[np.flatnonzero(values == kth)[:k - int(np.count_nonzero(mask))]] = True
+    return mask
