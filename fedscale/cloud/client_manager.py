@@ -152,7 +152,8 @@ class ClientManager:
         keep_fraction = np.ones(len(kept))
         if self.selector.needs.client_overrides and len(kept):
             steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
-                                                              training.local_steps, t_fixed=t_dl[kept])
+                                                              training.local_steps, training.batch_size,
+                                                              t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
             k_dl, k_comp, k_ul = self.get_completion_time(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul

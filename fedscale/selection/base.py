@@ -144,7 +144,8 @@ class Selector(ABC):
         return None
 
     def client_overrides(self, client_ids: np.ndarray, t_comp: np.ndarray, t_comm: np.ndarray, base_steps: int,
-                         t_fixed: np.ndarray | None = None) -> Overrides:
+                         batch_size: int, t_fixed: np.ndarray | None = None) -> Overrides:
         """Work of the clients that will run this round, from their compute, upload (compressible)
-        and fixed seconds at ``base_steps``; called only when ``needs.client_overrides`` is declared."""
+        and fixed seconds at ``base_steps`` steps of ``batch_size`` samples; called only when
+        ``needs.client_overrides`` is declared."""
         raise NotImplementedError(f"{type(self).__name__} does not shape its clients' work")
