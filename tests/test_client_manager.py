@@ -130,6 +130,12 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
                                    upload_bytes=MODEL_BYTES * k)
                      for c, k in zip(plan.participants, plan.keep_fraction)]
     assert plan.duration <= max(sum(t)[0] for t in without_extra) * (1 + 1e-9)
+    assert plan.dropout_mode == "topk"
+    layer_random = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3,
+                        pyramidfl_dropout="layer_random")
+    manager = ClientManager(np.full(4, 200), f, MODEL_BYTES, make_selector(layer_random),
+                            **manager_settings(layer_random))
+    assert manager.plan_round(1, 0.0).dropout_mode == "layer_random"
 
 
 def test_pyramidfl_caps_steps_at_five_epochs_of_the_job_batch_size(tmp_path):

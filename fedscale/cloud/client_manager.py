@@ -27,7 +27,7 @@ import numpy as np
 from fedscale.cloud.config.components import AdaptiveConfig, FleetConfig, TrainingConfig
 from fedscale.cloud.config.job_conf import JobConf
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
-from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector
+from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector, UploadDropout
 from fedscale.selection.registry import selector_class
 
 __all__ = ["ClientManager", "RoundPlan", "make_selector"]
@@ -59,6 +59,7 @@ class RoundPlan:
     base_durations: np.ndarray                # per participant: its round time at the job's local steps with
                                               # the full upload, which selectors learn its speed from
     selector: dict[str, Any] = field(default_factory=dict)
+    dropout_mode: UploadDropout = "topk"      # how each participant drops 1 - keep_fraction of its update
 
     @property
     def totals(self) -> np.ndarray:
@@ -149,9 +150,9 @@ class ClientManager:
         order = np.argsort(np.where(stays, finish, np.inf), kind="stable")
         kept = order[:min(training.num_participants, int(stays.sum()))]
         base_durations = (t_dl + t_comp + t_ul)[kept]
-        keep_fraction = np.ones(len(kept))
+        keep_fraction, dropout_mode = np.ones(len(kept)), "topk"
         if self.selector.needs.client_overrides and len(kept):
-            steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
+            steps_k, dropout, dropout_mode = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
                                                               training.local_steps, training.batch_size,
                                                               t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
@@ -165,7 +166,7 @@ class ClientManager:
             t_ul=t_ul[kept], stragglers=candidates[late], straggler_durations=totals[late],
             offline=np.sort(candidates[~stays]), num_online=len(online),
             duration=float(totals[kept].max() if len(kept) else totals.max(initial=0.0)),
-            base_durations=base_durations, selector=self.selector.details())
+            base_durations=base_durations, selector=self.selector.details(), dropout_mode=dropout_mode)
 
     @property
     def t_budget(self) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -86,11 +86,17 @@ class Feedback:
         object.__setattr__(self, "round_index", int(index))
 
 
+UploadDropout = Literal["topk", "layer_random"]
+"""How a client drops a fraction of its update (``fedscale.cloud.execution.compression``)."""
+
+
 class Overrides(NamedTuple):
-    """Per-participant work for the round: local steps and the fraction of the update not uploaded."""
+    """Per-participant work for the round: local steps, the fraction of the update not uploaded,
+    and how that fraction is dropped."""
 
     local_steps: np.ndarray
     dropout: np.ndarray
+    dropout_mode: UploadDropout = "topk"
 
 
 class Selector(ABC):

@@ -18,6 +18,16 @@ dropout, ``t' = t_comp + (1 - P) t_comm``, sets the round's length ``max t'``; (
 before it is filled with extra local iterations, scaled by beta, capped at ``max_extra_factor``
 times the base iterations I (the server's cap) and all iterations at ``max(5 epochs of the
 client's data, I)`` (the client's cap).
+
+How a client drops the fraction P of its update is ``pyramidfl_dropout``: ``topk`` (default;
+the largest-magnitude ``1 - P`` of the entries are sent, as the Bliss re-implementation does)
+or ``layer_random`` (the artifact's client, ``training/learner.py``: each model tensor is sent
+whole or zeroed with probability P, no rescaling, drawn from a seed of job seed, round and
+client). The time model charges an upload of ``(1 - P)`` of the model in both: exactly for
+``topk``, the expectation for ``layer_random``. The round is planned before anyone trains, so
+the layers actually kept (the executor reports their share as the result's ``keep_fraction``)
+cannot shorten or lengthen it; this is the artifact's own accounting, whose server times the
+round with ``(1 - P) t_comm`` as well.
 """
 from __future__ import annotations
 
@@ -26,7 +36,7 @@ import math
 import numpy as np
 from pydantic import Field, model_validator
 
-from fedscale.selection.base import Feedback, Needs, Overrides
+from fedscale.selection.base import Feedback, Needs, Overrides, UploadDropout
 from fedscale.selection.registration import as_ids
 from thirdparty.oort.oort import OortConfig, OortSelector
 
@@ -52,6 +62,9 @@ class PyramidFLConfig(OortConfig):
                                     description="PyramidFL: cap on extra local steps, as a multiple of local_steps.")
     max_local_epochs: int = Field(5, ge=1, description=(
         "PyramidFL: a participant's steps are capped at this many epochs of its data (never below local_steps)."))
+    pyramidfl_dropout: UploadDropout = Field("topk", description=(
+        "PyramidFL: how a participant drops its share of the update: topk keeps its largest-magnitude "
+        "entries; layer_random (the authors' artifact) zeroes whole tensors at random."))
 
     @model_validator(mode="after")
     def _dropout_ordered(self) -> PyramidFLConfig:
@@ -122,7 +135,7 @@ class PyramidFLSelector(OortSelector):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         count = len(ids)
         if count == 0:
-            return Overrides(np.empty(0, dtype=np.int64), np.empty(0))
+            return Overrides(np.empty(0, dtype=np.int64), np.empty(0), self.config.pyramidfl_dropout)
         norms = self.gradient_norm[ids]
         rank = np.empty(count, dtype=np.int64)
         rank[np.argsort(-np.where(np.isfinite(norms), norms, self.num_samples[ids]), kind="stable")] = np.arange(count)
@@ -137,4 +150,4 @@ class PyramidFLSelector(OortSelector):
         fits[busy] = np.floor(self.config.adaptive_epoch_beta * np.floor(idle[busy] / (comp[busy] / base_steps)))
         epochs_cap = np.maximum(self.config.max_local_epochs * -(-self.num_samples[ids] // batch_size), base_steps)
         steps = np.minimum(base_steps + np.minimum(fits, cap).astype(np.int64), epochs_cap)
-        return Overrides(steps.astype(np.int64), dropout)
+        return Overrides(steps.astype(np.int64), dropout, self.config.pyramidfl_dropout)
