@@ -143,7 +143,7 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
     f = fleet(tmp_path, [device(i, ms, kbps) for i, (ms, kbps) in
                          enumerate([(10, 2000.0), (40, 50_000.0), (20, 4000.0), (90, 1000.0)])])
     job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3)
-    manager = ClientManager(np.full(4, 20), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
+    manager = ClientManager(np.full(4, 200), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
     clients = np.arange(4)    # every client has run once, with distinct gradient utility
     manager.selector.register_feedback(Feedback(round_index=1, client_ids=clients, rewards=np.ones(4),
                                                 durations=np.full(4, 10.0), success=np.ones(4, dtype=bool),
@@ -158,6 +158,26 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
     without_extra = [manager.get_completion_time(np.array([c]), 0.0, np.array([10]), np.array([k]))
                      for c, k in zip(plan.participants, plan.keep_fraction)]
     assert plan.duration <= max(sum(t)[0] for t in without_extra) * (1 + 1e-9)
+    assert plan.dropout_mode == "topk"
+    layer_random = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3,
+                        pyramidfl_dropout="layer_random")
+    manager = ClientManager(np.full(4, 200), f, MODEL_BYTES, make_selector(layer_random),
+                            **manager_settings(layer_random))
+    assert manager.plan_round(1, 0.0).dropout_mode == "layer_random"
+
+
+def test_pyramidfl_caps_steps_at_five_epochs_of_the_job_batch_size(tmp_path):
+    """30 samples in batches of 10: 5 epochs are 15 steps, whatever idle time there is to fill."""
+    f = fleet(tmp_path, [device(i, ms, kbps) for i, (ms, kbps) in
+                         enumerate([(10, 2000.0), (40, 50_000.0), (20, 4000.0), (90, 1000.0)])])
+    job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3)
+    plans = []
+    for samples in (30, 200):
+        manager = ClientManager(np.full(4, samples), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
+        plans.append(manager.plan_round(1, 0.0))
+    capped, free = plans
+    assert free.local_steps.max() > 15 and capped.local_steps.max() == 15
+    assert np.all(capped.local_steps == np.minimum(free.local_steps, 15))
 
 
 @pytest.mark.parametrize("mode", ["random", "oort", "pyramidfl"])
@@ -186,7 +206,7 @@ def test_pyramidfl_learns_speed_from_the_base_duration_not_the_padded_round(tmp_
     f = fleet(tmp_path, [device(i, ms, kbps) for i, (ms, kbps) in
                          enumerate([(10, 2000.0), (40, 50_000.0), (20, 4000.0), (90, 1000.0)])])
     job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3)
-    manager = ClientManager(np.full(4, 20), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
+    manager = ClientManager(np.full(4, 200), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
     clients = np.arange(4)    # every client has run once, so PyramidFL ranks them and adds steps
     manager.selector.register_feedback(Feedback(round_index=1, client_ids=clients, rewards=np.ones(4),
                                                 durations=np.full(4, 10.0), success=np.ones(4, dtype=bool),
@@ -194,7 +214,7 @@ def test_pyramidfl_learns_speed_from_the_base_duration_not_the_padded_round(tmp_
     plan = manager.plan_round(2, 0.0)
     assert plan.local_steps.max() > 10
     manager.finish_round(plan, {int(c): SimpleNamespace(utility=1.0, update_norm=1.0, local_steps=int(s),
-                                                        num_samples=20)
+                                                        num_samples=200)
                                 for c, s in zip(plan.participants, plan.local_steps)})
     base = [sum(manager.get_completion_time(np.array([c]), 0.0, np.array([10])))[0] for c in plan.participants]
     assert manager.selector.duration[plan.participants] == pytest.approx(base)

@@ -105,6 +105,28 @@ def test_each_sample_mode_runs_on_the_shipped_fleet(tmp_path, mode):
         assert any(min(b["keep_fraction"]) < 1 and max(b["local_steps"]) > 5 for b in begins)
 
 
+def test_pyramidfl_dropout_mode_reaches_the_executors(tmp_path):
+    """Both modes plan round 1 alike (the upload is charged at 1 - P either way), but executors
+    drop different parts of the update, so the models diverge; layer_random reruns are identical."""
+    def run(folder, mode):
+        folder.mkdir()
+        job = write_job(folder, executors=2, sample_mode="pyramidfl", rounds=3, num_participants=4,
+                        eval_interval=3, pyramidfl_dropout=mode)
+        done = run_driver(folder, "submit", str(job))
+        assert done.returncode == 0, done.stderr
+        log = check_log_lines(run_dirs(folder)[-1] / commons.AGGREGATOR_LOG)
+        return ([{k: e[k] for k in ("clients", "local_steps", "keep_fraction")} for e in log
+                 if e["tag"] == commons.ROUND_BEGIN],
+                [(e.get("train_loss"), e.get("loss")) for e in log
+                 if e["tag"] in (commons.ROUND_END, commons.TEST_RESULT)])
+
+    topk, layer, again = (run(tmp_path / name, mode) for name, mode in
+                          (("topk", "topk"), ("layer", "layer_random"), ("again", "layer_random")))
+    assert topk[0][0] == layer[0][0] and min(layer[0][0]["keep_fraction"]) < 1
+    assert topk[1] != layer[1]
+    assert layer == again
+
+
 def test_bliss_with_adaptive_training_and_both_paths_log_the_same_shape(tmp_path):
     def run(folder, **conf):
         folder.mkdir()

@@ -157,5 +157,5 @@ def test_time_budget_and_failures_follow_the_declarations(tmp_path) -> None:
 
 def test_the_base_class_refuses_work_it_was_not_declared_for() -> None:
     with pytest.raises(NotImplementedError):
-        RandomSelector(SelectorConfig(), 0).client_overrides(np.arange(1), np.ones(1), np.ones(1), 5)
+        RandomSelector(SelectorConfig(), 0).client_overrides(np.arange(1), np.ones(1), np.ones(1), 5, 16)
     assert isinstance(RandomSelector(SelectorConfig(), 0), Selector)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedscale.cloud.execution.compression import topk_sparsify
+from fedscale.cloud.execution.compression import layer_dropout, topk_sparsify
 from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient, batch_positions, client_seed
 from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.models import build_model
@@ -28,6 +28,42 @@ def test_topk_keeps_the_largest_magnitudes():
     assert topk_sparsify(x, 1.0) is x
     with pytest.raises(ValueError):
         topk_sparsify(x, 0.0)
+
+
+def test_layer_dropout_keeps_or_zeroes_whole_tensors_without_rescaling():
+    x = torch.arange(1.0, 11.0)
+    sizes = (2, 3, 1, 4)
+    sent, kept = layer_dropout(x, sizes, 0.5, torch.Generator().manual_seed(3))
+    again, _ = layer_dropout(x, sizes, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(sent, again)
+    pieces = [(part, whole) for part, whole in zip(sent.split(sizes), x.split(sizes))]
+    assert all(torch.equal(part, whole) or not part.any() for part, whole in pieces)
+    assert kept == sum(len(whole) for part, whole in pieces if part.any()) / 10
+    assert torch.equal(layer_dropout(x, sizes, 1.0, torch.Generator())[0], x)
+    draws = [layer_dropout(x, (1,) * 10, 0.3, torch.Generator().manual_seed(s))[1] for s in range(400)]
+    assert np.mean(draws) == pytest.approx(0.3, abs=0.02)    # each tensor kept with probability 1 - P
+    with pytest.raises(ValueError, match="sizes"):
+        layer_dropout(x, (2, 3), 0.5, torch.Generator())
+    with pytest.raises(ValueError, match="keep_fraction"):
+        layer_dropout(x, sizes, 0.0, torch.Generator())
+
+
+def test_layer_random_upload_is_reproducible_per_round_and_client():
+    client, _, start = make_client()
+    full = client.train(start, 2, 3, 4, 8, 0.1)
+    sizes = client.weights.sizes
+    runs = {(r, c): client.train(start, c, r, 4, 8, 0.1, 0.5, dropout_mode="layer_random")
+            for r in range(1, 9) for c in (0, 2)}
+    again = client.train(start, 2, 3, 4, 8, 0.1, 0.5, dropout_mode="layer_random")
+    assert torch.equal(runs[3, 2].update, again.update) and runs[3, 2].keep_fraction == again.keep_fraction
+    for part, whole in zip(runs[3, 2].update.split(sizes), full.update.split(sizes)):
+        assert torch.equal(part, whole) or not part.any()
+    masks = {tuple(bool(p.any()) for p in out.update.split(sizes)) for out in runs.values()}
+    assert len(masks) > 1
+    assert {out.keep_fraction for out in runs.values()} - {0.0, 1.0}
+    assert client.train(start, 2, 3, 4, 8, 0.1, 0.5).keep_fraction == 0.5     # topk reports what it was asked
+    with pytest.raises(ValueError, match="dropout_mode"):
+        client.train(start, 2, 3, 4, 8, 0.1, 0.5, dropout_mode="random")
 
 
 def test_batches_cover_each_epoch_without_replacement():

@@ -29,7 +29,7 @@ from fedscale.cloud.config.components import AdaptiveConfig, FleetConfig, Traini
 from fedscale.cloud.config.job_conf import JobConf
 from fedscale.cloud.internal.client_metadata import Fleet, OnlineCursor
 from fedscale.cloud.time_model import build_time_model
-from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector
+from fedscale.selection.base import STATIC_COLUMNS, Feedback, Selector, UploadDropout
 from fedscale.selection.registry import selector_class
 
 __all__ = ["ClientManager", "RoundPlan", "make_selector"]
@@ -61,6 +61,7 @@ class RoundPlan:
     base_durations: np.ndarray                # per participant: its round time at the job's local steps with
                                               # the full upload, which selectors learn its speed from
     selector: dict[str, Any] = field(default_factory=dict)
+    dropout_mode: UploadDropout = "topk"      # how each participant drops 1 - keep_fraction of its update
 
     @property
     def totals(self) -> np.ndarray:
@@ -148,10 +149,11 @@ class ClientManager:
         order = np.argsort(np.where(completes, finish, np.inf), kind="stable")
         kept = order[:min(training.num_participants, int(completes.sum()))]
         base_durations = (t_dl + t_comp + t_ul)[kept]
-        keep_fraction = np.ones(len(kept))
+        keep_fraction, dropout_mode = np.ones(len(kept)), "topk"
         if self.selector.needs.client_overrides and len(kept):
-            steps_k, dropout = self.selector.client_overrides(candidates[kept], t_comp[kept], t_ul[kept],
-                                                              training.local_steps, t_fixed=t_dl[kept])
+            steps_k, dropout, dropout_mode = self.selector.client_overrides(
+                candidates[kept], t_comp[kept], t_ul[kept], training.local_steps, training.batch_size,
+                t_fixed=t_dl[kept])
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
             k_dl, k_comp, k_ul = self.get_completion_time(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul
@@ -163,7 +165,7 @@ class ClientManager:
             t_ul=t_ul[kept], stragglers=candidates[late], straggler_durations=totals[late],
             offline=np.sort(candidates[~completes]), num_online=len(online),
             duration=float(totals[kept].max() if len(kept) else totals.max(initial=0.0)),
-            base_durations=base_durations, selector=self.selector.details())
+            base_durations=base_durations, selector=self.selector.details(), dropout_mode=dropout_mode)
 
     @property
     def t_budget(self) -> float:

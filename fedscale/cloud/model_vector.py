@@ -13,14 +13,16 @@ from torch import nn
 
 
 class ModelVector:
-    """Binds the floating state of ``model`` to one flat float32 tensor (``self.vector``)."""
+    """Binds the floating state of ``model`` to one flat float32 tensor (``self.vector``);
+    ``sizes`` holds each tensor's length in the vector's order (parameters, then buffers)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         parameters = [t for t in model.parameters() if t.is_floating_point()]
         tensors = parameters + [t for t in model.buffers() if t.is_floating_point()]
         self.num_parameters = sum(t.numel() for t in parameters)
-        self.size = sum(t.numel() for t in tensors)
+        self.sizes = tuple(t.numel() for t in tensors)
+        self.size = sum(self.sizes)
         self.vector = torch.empty(self.size, dtype=torch.float32)
         offset = 0
         for t in tensors:

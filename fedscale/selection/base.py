@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -86,11 +86,17 @@ class Feedback:
         object.__setattr__(self, "round_index", int(index))
 
 
+UploadDropout = Literal["topk", "layer_random"]
+"""How a client drops a fraction of its update (``fedscale.cloud.execution.compression``)."""
+
+
 class Overrides(NamedTuple):
-    """Per-participant work for the round: local steps and the fraction of the update not uploaded."""
+    """Per-participant work for the round: local steps, the fraction of the update not uploaded,
+    and how that fraction is dropped."""
 
     local_steps: np.ndarray
     dropout: np.ndarray
+    dropout_mode: UploadDropout = "topk"
 
 
 class Selector(ABC):
@@ -144,7 +150,8 @@ class Selector(ABC):
         return None
 
     def client_overrides(self, client_ids: np.ndarray, t_comp: np.ndarray, t_comm: np.ndarray, base_steps: int,
-                         t_fixed: np.ndarray | None = None) -> Overrides:
+                         batch_size: int, t_fixed: np.ndarray | None = None) -> Overrides:
         """Work of the clients that will run this round, from their compute, upload (compressible)
-        and fixed seconds at ``base_steps``; called only when ``needs.client_overrides`` is declared."""
+        and fixed seconds at ``base_steps`` steps of ``batch_size`` samples; called only when
+        ``needs.client_overrides`` is declared."""
         raise NotImplementedError(f"{type(self).__name__} does not shape its clients' work")

@@ -9,12 +9,25 @@ more of them, those with less upload less (dropout shortens their communication)
 that would otherwise wait for the round's slowest run extra local iterations in that idle time.
 
 The rules below follow the authors' artifact (``training/param_server.py``,
-``prune_client_tasks``), which produced the paper's Figs. 10-13: (1) rank the participants by
-gradient utility ``||update|| * samples trained / 100``, clients that never ran by their data
-size; (2) upload dropout linear in rank between ``dropout_low`` and ``dropout_high``; (3)
-each client's time with dropout, ``t' = t_comp + (1 - P) t_comm``, sets the round's length
-``max t'``; (4) idle time before it is filled with extra local iterations, scaled by beta and
-capped.
+``prune_client_tasks``, and the client's ``run_client`` in ``training/learner.py``), which
+produced the paper's Figs. 10-13: (1) rank the participants by gradient utility
+``||update|| * samples trained / 100``, clients that never ran by their data size (the prior
+the artifact registers them with), all of them treated alike from there on; (2) upload dropout
+linear in rank between ``dropout_low`` and ``dropout_high``; (3) each client's time with
+dropout, ``t' = t_comp + (1 - P) t_comm``, sets the round's length ``max t'``; (4) idle time
+before it is filled with extra local iterations, scaled by beta, capped at ``max_extra_factor``
+times the base iterations I (the server's cap) and all iterations at ``max(5 epochs of the
+client's data, I)`` (the client's cap).
+
+How a client drops the fraction P of its update is ``pyramidfl_dropout``: ``topk`` (default;
+the largest-magnitude ``1 - P`` of the entries are sent, as the Bliss re-implementation does)
+or ``layer_random`` (the artifact's client, ``training/learner.py``: each model tensor is sent
+whole or zeroed with probability P, no rescaling, drawn from a seed of job seed, round and
+client). The time model charges an upload of ``(1 - P)`` of the model in both: exactly for
+``topk``, the expectation for ``layer_random``. The round is planned before anyone trains, so
+the layers actually kept (the executor reports their share as the result's ``keep_fraction``)
+cannot shorten or lengthen it; this is the artifact's own accounting, whose server times the
+round with ``(1 - P) t_comm`` as well.
 """
 from __future__ import annotations
 
@@ -23,7 +36,7 @@ import math
 import numpy as np
 from pydantic import Field, model_validator
 
-from fedscale.selection.base import Feedback, Needs, Overrides
+from fedscale.selection.base import Feedback, Needs, Overrides, UploadDropout
 from fedscale.selection.registration import as_ids
 from thirdparty.oort.oort import OortConfig, OortSelector
 
@@ -34,7 +47,9 @@ class PyramidFLConfig(OortConfig):
     ``dropout_low``/``dropout_high``: upload dropout of the highest- and lowest-ranked
     participant. ``adaptive_epoch_beta``: share of a participant's idle time filled with extra
     iterations (1 in the paper's runs; at most 1 keeps the round from lengthening).
-    ``max_extra_factor``: extra iterations are capped at this multiple of the base steps.
+    ``max_extra_factor``: extra iterations are capped at this multiple of the base steps;
+    ``max_local_epochs``: all iterations at this many epochs of the client's data, unless that is
+    below the base steps (the artifact's client, ``training/learner.py`` ``run_client``, 5 epochs).
     """
 
     dropout_low: float = Field(0.1, ge=0, lt=1,
@@ -45,6 +60,11 @@ class PyramidFLConfig(OortConfig):
         "PyramidFL: share of a participant's idle time filled with extra local steps."))
     max_extra_factor: float = Field(10.0, ge=0,
                                     description="PyramidFL: cap on extra local steps, as a multiple of local_steps.")
+    max_local_epochs: int = Field(5, ge=1, description=(
+        "PyramidFL: a participant's steps are capped at this many epochs of its data (never below local_steps)."))
+    pyramidfl_dropout: UploadDropout = Field("topk", description=(
+        "PyramidFL: how a participant drops its share of the update: topk keeps its largest-magnitude "
+        "entries; layer_random (the authors' artifact) zeroes whole tensors at random."))
 
     @model_validator(mode="after")
     def _dropout_ordered(self) -> PyramidFLConfig:
@@ -77,24 +97,29 @@ class PyramidFLSelector(OortSelector):
         self.gradient_norm[feedback.client_ids[reported]] = norms[reported]
 
     def client_overrides(self, client_ids: np.ndarray, t_comp: np.ndarray, t_comm: np.ndarray,
-                         base_steps: int, t_fixed: np.ndarray | None = None) -> Overrides:
+                         base_steps: int, batch_size: int, t_fixed: np.ndarray | None = None) -> Overrides:
         """(local steps, upload dropout fraction) for each of the K clients that will run this round.
 
         ``t_comp``/``t_comm`` are each client's compute and (compressible, upload)
-        communication seconds at ``base_steps`` = I iterations; ``t_fixed`` is time neither
-        changes (the download), 0 if omitted. Following the artifact's ``prune_client_tasks``:
+        communication seconds at ``base_steps`` = I iterations of ``batch_size`` samples;
+        ``t_fixed`` is time neither changes (the download), 0 if omitted. Following the
+        artifact's ``prune_client_tasks`` (``training/param_server.py``) and its client's cap
+        (``training/learner.py``, ``run_client``), every participant alike, whether it ran before or not:
 
-        1. Rank the K clients by last update norm, largest first; a client that never reported
-           one ranks by its data size (the artifact's prior). Ties keep the input order.
+        1. Rank the K clients by gradient utility, largest first; a client that never reported
+           one ranks by its data size (the artifact registers clients with that prior). Ties keep
+           the input order.
         2. Dropout ``P_i = dropout_low + rank_i (dropout_high - dropout_low) / (K - 1)``, linear
            from the best rank to the worst (``dropout_low`` when K = 1).
         3. Round time with dropout ``t'_i = t_fixed_i + t_comp_i + (1 - P_i) t_comm_i``;
            ``T_r = max_i t'_i``.
         4. Extra iterations fill the idle time: ``extra_i = min(floor(max_extra_factor x I),
-           floor(beta (T_r - t'_i) / (t_comp_i / I)))``; steps ``I + extra_i``. Since each extra
-           iteration costs ``t_comp_i / I``, with beta <= 1 no client runs past ``T_r``.
-
-        Clients that never ran (exploration) keep P = 0 and I steps.
+           floor(beta floor((T_r - t'_i) / (t_comp_i / I))))``. Since each extra iteration costs
+           ``t_comp_i / I``, with beta <= 1 no client runs past ``T_r``.
+        5. Steps ``min(I + extra_i, max(max_local_epochs x E_i, I))`` with ``E_i = ceil(n_i /
+           batch_size)`` steps per epoch of the client's ``n_i`` samples. The artifact's loader
+           drops a last partial batch (``floor``); ours trains on every sample, so an epoch is the
+           ceiling.
         """
         ids = self._check_registered(as_ids(client_ids, "client_ids"))
         comp = np.asarray(t_comp, dtype=np.float64)
@@ -105,23 +130,24 @@ class PyramidFLSelector(OortSelector):
                              f"{comp.shape}, {comm.shape}, {fixed.shape}")
         if not all(np.all(np.isfinite(t) & (t >= 0)) for t in (comp, comm, fixed)):
             raise ValueError("t_comp, t_comm and t_fixed must be finite and non-negative")
-        if isinstance(base_steps, bool) or not isinstance(base_steps, (int, np.integer)) or base_steps < 1:
-            raise ValueError(f"base_steps must be a positive integer, got {base_steps!r}")
+        for name, value in (("base_steps", base_steps), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         count = len(ids)
         if count == 0:
-            return Overrides(np.empty(0, dtype=np.int64), np.empty(0))
+            return Overrides(np.empty(0, dtype=np.int64), np.empty(0), self.config.pyramidfl_dropout)
         norms = self.gradient_norm[ids]
-        ran = np.isfinite(norms)
         rank = np.empty(count, dtype=np.int64)
-        rank[np.argsort(-np.where(ran, norms, self.num_samples[ids]), kind="stable")] = np.arange(count)
+        rank[np.argsort(-np.where(np.isfinite(norms), norms, self.num_samples[ids]), kind="stable")] = np.arange(count)
         low, high = self.config.dropout_low, self.config.dropout_high
         spacing = (high - low) / (count - 1) if count > 1 else 0.0
-        dropout = np.where(ran, low + rank * spacing, 0.0)
+        dropout = low + rank * spacing
         with_dropout = fixed + comp + (1.0 - dropout) * comm
         idle = with_dropout.max() - with_dropout
         cap = math.floor(self.config.max_extra_factor * base_steps)
         fits = np.full(count, float(cap))
         busy = comp > 0
-        fits[busy] = np.floor(self.config.adaptive_epoch_beta * idle[busy] / (comp[busy] / base_steps))
-        extra = np.where(ran, np.minimum(fits, cap), 0).astype(np.int64)
-        return Overrides(base_steps + extra, dropout)
+        fits[busy] = np.floor(self.config.adaptive_epoch_beta * np.floor(idle[busy] / (comp[busy] / base_steps)))
+        epochs_cap = np.maximum(self.config.max_local_epochs * -(-self.num_samples[ids] // batch_size), base_steps)
+        steps = np.minimum(base_steps + np.minimum(fits, cap).astype(np.int64), epochs_cap)
+        return Overrides(steps.astype(np.int64), dropout, self.config.pyramidfl_dropout)

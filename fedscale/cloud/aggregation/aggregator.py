@@ -217,7 +217,9 @@ class Aggregator:
         task_ids = set()
         model_arrays = [("model", self.model.numpy())]
         train = pb.TrainConfig(local_steps=training.local_steps, batch_size=training.batch_size,
-                               learning_rate=training.learning_rate, **self.server_algorithm.client_settings())
+                               learning_rate=training.learning_rate,
+                               upload_dropout=pb.UploadDropout.Value(plan.dropout_mode.upper()),
+                               **self.server_algorithm.client_settings())
         if adaptive.adaptive_training:
             train.adaptive.CopyFrom(pb.AdaptiveConfig(
                 round_start=plan.start_time, ewma_lambda=adaptive.ewma_lambda,

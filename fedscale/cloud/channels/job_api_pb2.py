@@ -24,49 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%fedscale/cloud/channels/job_api.proto\x12\x08\x66\x65\x64scale\":\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"+\n\x0bTensorChunk\x12\x0e\n\x06tensor\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x8e\x01\n\x0bTrainConfig\x12\x13\n\x0blocal_steps\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12*\n\x08\x61\x64\x61ptive\x18\x04 \x01(\x0b\x32\x18.fedscale.AdaptiveConfig\x12\x13\n\x0bproximal_mu\x18\x05 \x01(\x01\"\x87\x01\n\x0e\x41\x64\x61ptiveConfig\x12\x13\n\x0bround_start\x18\x01 \x01(\x01\x12\x13\n\x0b\x65wma_lambda\x18\x02 \x01(\x01\x12\x18\n\x10min_payload_frac\x18\x03 \x01(\x01\x12\x1c\n\x14\x62udget_recheck_steps\x18\x04 \x01(\x05\x12\x13\n\x0brun_phase_2\x18\x05 \x01(\x08\"H\n\nClientConf\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\x03\x12\x18\n\x10\x64ownload_seconds\x18\x02 \x01(\x01\x12\x10\n\x08t_budget\x18\x03 \x01(\x01\"\xd6\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fedscale.TaskKind\x12\r\n\x05round\x18\x03 \x01(\x05\x12\x12\n\nclient_ids\x18\x04 \x03(\x03\x12$\n\x05train\x18\x05 \x01(\x0b\x32\x15.fedscale.TrainConfig\x12\x13\n\x0bshard_index\x18\x06 \x01(\x05\x12\x13\n\x0bshard_count\x18\x07 \x01(\x05\x12\'\n\x07tensors\x18\x08 \x03(\x0b\x32\x16.fedscale.TensorHeader\x12\x1a\n\x12\x63lient_local_steps\x18\t \x03(\x05\x12\x1c\n\x14\x63lient_keep_fraction\x18\n \x03(\x01\x12)\n\x0b\x63lient_conf\x18\x0b \x03(\x0b\x32\x14.fedscale.ClientConf\x12\x1a\n\x12\x63lient_data_attack\x18\x0c \x03(\x08\"\x06\n\x04Ping\"N\n\x07Welcome\x12\x16\n\x0e\x65xecutor_index\x18\x01 \x01(\x05\x12\x1a\n\x12heartbeat_interval\x18\x02 \x01(\x01\x12\x0f\n\x07timeout\x18\x03 \x01(\x01\"\xa5\x01\n\rServerMessage\x12$\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.fedscale.WelcomeH\x00\x12\x1e\n\x04task\x18\x02 \x01(\x0b\x32\x0e.fedscale.TaskH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12\x1e\n\x04ping\x18\x04 \x01(\x0b\x32\x0e.fedscale.PingH\x00\x42\x06\n\x04\x62ody\"z\n\x05Hello\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63lient_sample_counts\x18\x02 \x03(\x03\x12\x14\n\x0ctest_samples\x18\x03 \x01(\x03\x12\x13\n\x0binput_shape\x18\x04 \x03(\x03\x12\x13\n\x0bnum_classes\x18\x05 \x01(\x05\"\xb0\x02\n\x0c\x43lientResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x03\x12\x12\n\ntrain_loss\x18\x03 \x01(\x01\x12\x17\n\x0f\x63ompute_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07utility\x18\x05 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x06 \x01(\x05\x12\x13\n\x0bupdate_norm\x18\x07 \x01(\x01\x12\x15\n\rkeep_fraction\x18\x08 \x01(\x01\x12\x12\n\nt_download\x18\t \x01(\x01\x12\x11\n\tt_compute\x18\n \x01(\x01\x12\x10\n\x08t_upload\x18\x0b \x01(\x01\x12\x14\n\x0cphase1_steps\x18\x0c \x01(\x05\x12\x14\n\x0cphase2_steps\x18\r \x01(\x05\x12\x14\n\x0cinitial_loss\x18\x0e \x01(\x01\"2\n\rClientFailure\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xaa\x01\n\x0bTaskResults\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\'\n\x07results\x18\x02 \x03(\x0b\x32\x16.fedscale.ClientResult\x12)\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x17.fedscale.ClientFailure\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\x12\'\n\x07tensors\x18\x05 \x03(\x0b\x32\x16.fedscale.TensorHeader\"U\n\nTestResult\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\"\x0b\n\tHeartbeat\"\x1f\n\rExecutorError\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x87\x02\n\x0f\x45xecutorMessage\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.fedscale.HelloH\x00\x12(\n\x07results\x18\x02 \x01(\x0b\x32\x15.fedscale.TaskResultsH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12$\n\x04test\x18\x04 \x01(\x0b\x32\x14.fedscale.TestResultH\x00\x12(\n\theartbeat\x18\x05 \x01(\x0b\x32\x13.fedscale.HeartbeatH\x00\x12(\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x17.fedscale.ExecutorErrorH\x00\x42\x06\n\x04\x62ody*C\n\x08TaskKind\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\t\n\x05TRAIN\x10\x01\x12\x08\n\x04TEST\x10\x02\x12\x0c\n\x08SHUTDOWN\x10\x03\x32O\n\nJobService\x12\x41\n\x07Session\x12\x19.fedscale.ExecutorMessage\x1a\x17.fedscale.ServerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%fedscale/cloud/channels/job_api.proto\x12\x08\x66\x65\x64scale\":\n\x0cTensorHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\"+\n\x0bTensorChunk\x12\x0e\n\x06tensor\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\xbf\x01\n\x0bTrainConfig\x12\x13\n\x0blocal_steps\x18\x01 \x01(\x05\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12\x15\n\rlearning_rate\x18\x03 \x01(\x01\x12*\n\x08\x61\x64\x61ptive\x18\x04 \x01(\x0b\x32\x18.fedscale.AdaptiveConfig\x12\x13\n\x0bproximal_mu\x18\x05 \x01(\x01\x12/\n\x0eupload_dropout\x18\x06 \x01(\x0e\x32\x17.fedscale.UploadDropout\"\x87\x01\n\x0e\x41\x64\x61ptiveConfig\x12\x13\n\x0bround_start\x18\x01 \x01(\x01\x12\x13\n\x0b\x65wma_lambda\x18\x02 \x01(\x01\x12\x18\n\x10min_payload_frac\x18\x03 \x01(\x01\x12\x1c\n\x14\x62udget_recheck_steps\x18\x04 \x01(\x05\x12\x13\n\x0brun_phase_2\x18\x05 \x01(\x08\"H\n\nClientConf\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\x03\x12\x18\n\x10\x64ownload_seconds\x18\x02 \x01(\x01\x12\x10\n\x08t_budget\x18\x03 \x01(\x01\"\xd6\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.fedscale.TaskKind\x12\r\n\x05round\x18\x03 \x01(\x05\x12\x12\n\nclient_ids\x18\x04 \x03(\x03\x12$\n\x05train\x18\x05 \x01(\x0b\x32\x15.fedscale.TrainConfig\x12\x13\n\x0bshard_index\x18\x06 \x01(\x05\x12\x13\n\x0bshard_count\x18\x07 \x01(\x05\x12\'\n\x07tensors\x18\x08 \x03(\x0b\x32\x16.fedscale.TensorHeader\x12\x1a\n\x12\x63lient_local_steps\x18\t \x03(\x05\x12\x1c\n\x14\x63lient_keep_fraction\x18\n \x03(\x01\x12)\n\x0b\x63lient_conf\x18\x0b \x03(\x0b\x32\x14.fedscale.ClientConf\x12\x1a\n\x12\x63lient_data_attack\x18\x0c \x03(\x08\"\x06\n\x04Ping\"N\n\x07Welcome\x12\x16\n\x0e\x65xecutor_index\x18\x01 \x01(\x05\x12\x1a\n\x12heartbeat_interval\x18\x02 \x01(\x01\x12\x0f\n\x07timeout\x18\x03 \x01(\x01\"\xa5\x01\n\rServerMessage\x12$\n\x07welcome\x18\x01 \x01(\x0b\x32\x11.fedscale.WelcomeH\x00\x12\x1e\n\x04task\x18\x02 \x01(\x0b\x32\x0e.fedscale.TaskH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12\x1e\n\x04ping\x18\x04 \x01(\x0b\x32\x0e.fedscale.PingH\x00\x42\x06\n\x04\x62ody\"z\n\x05Hello\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63lient_sample_counts\x18\x02 \x03(\x03\x12\x14\n\x0ctest_samples\x18\x03 \x01(\x03\x12\x13\n\x0binput_shape\x18\x04 \x03(\x03\x12\x13\n\x0bnum_classes\x18\x05 \x01(\x05\"\xb0\x02\n\x0c\x43lientResult\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x03\x12\x12\n\ntrain_loss\x18\x03 \x01(\x01\x12\x17\n\x0f\x63ompute_seconds\x18\x04 \x01(\x01\x12\x0f\n\x07utility\x18\x05 \x01(\x01\x12\x13\n\x0blocal_steps\x18\x06 \x01(\x05\x12\x13\n\x0bupdate_norm\x18\x07 \x01(\x01\x12\x15\n\rkeep_fraction\x18\x08 \x01(\x01\x12\x12\n\nt_download\x18\t \x01(\x01\x12\x11\n\tt_compute\x18\n \x01(\x01\x12\x10\n\x08t_upload\x18\x0b \x01(\x01\x12\x14\n\x0cphase1_steps\x18\x0c \x01(\x05\x12\x14\n\x0cphase2_steps\x18\r \x01(\x05\x12\x14\n\x0cinitial_loss\x18\x0e \x01(\x01\"2\n\rClientFailure\x12\x11\n\tclient_id\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xaa\x01\n\x0bTaskResults\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\'\n\x07results\x18\x02 \x03(\x0b\x32\x16.fedscale.ClientResult\x12)\n\x08\x66\x61ilures\x18\x03 \x03(\x0b\x32\x17.fedscale.ClientFailure\x12\r\n\x05\x66inal\x18\x04 \x01(\x08\x12\'\n\x07tensors\x18\x05 \x03(\x0b\x32\x16.fedscale.TensorHeader\"U\n\nTestResult\x12\x0f\n\x07task_id\x18\x01 \x01(\x04\x12\x10\n\x08loss_sum\x18\x02 \x01(\x01\x12\x0f\n\x07\x63orrect\x18\x03 \x01(\x03\x12\x13\n\x0bnum_samples\x18\x04 \x01(\x03\"\x0b\n\tHeartbeat\"\x1f\n\rExecutorError\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x87\x02\n\x0f\x45xecutorMessage\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.fedscale.HelloH\x00\x12(\n\x07results\x18\x02 \x01(\x0b\x32\x15.fedscale.TaskResultsH\x00\x12&\n\x05\x63hunk\x18\x03 \x01(\x0b\x32\x15.fedscale.TensorChunkH\x00\x12$\n\x04test\x18\x04 \x01(\x0b\x32\x14.fedscale.TestResultH\x00\x12(\n\theartbeat\x18\x05 \x01(\x0b\x32\x13.fedscale.HeartbeatH\x00\x12(\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x17.fedscale.ExecutorErrorH\x00\x42\x06\n\x04\x62ody*C\n\x08TaskKind\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\t\n\x05TRAIN\x10\x01\x12\x08\n\x04TEST\x10\x02\x12\x0c\n\x08SHUTDOWN\x10\x03*+\n\rUploadDropout\x12\x08\n\x04TOPK\x10\x00\x12\x10\n\x0cLAYER_RANDOM\x10\x01\x32O\n\nJobService\x12\x41\n\x07Session\x12\x19.fedscale.ExecutorMessage\x1a\x17.fedscale.ServerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedscale.cloud.channels.job_api_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKKIND']._serialized_start=2169
-  _globals['_TASKKIND']._serialized_end=2236
+  _globals['_TASKKIND']._serialized_start=2218
+  _globals['_TASKKIND']._serialized_end=2285
+  _globals['_UPLOADDROPOUT']._serialized_start=2287
+  _globals['_UPLOADDROPOUT']._serialized_end=2330
   _globals['_TENSORHEADER']._serialized_start=51
   _globals['_TENSORHEADER']._serialized_end=109
   _globals['_TENSORCHUNK']._serialized_start=111
   _globals['_TENSORCHUNK']._serialized_end=154
   _globals['_TRAINCONFIG']._serialized_start=157
-  _globals['_TRAINCONFIG']._serialized_end=299
-  _globals['_ADAPTIVECONFIG']._serialized_start=302
-  _globals['_ADAPTIVECONFIG']._serialized_end=437
-  _globals['_CLIENTCONF']._serialized_start=439
-  _globals['_CLIENTCONF']._serialized_end=511
-  _globals['_TASK']._serialized_start=514
-  _globals['_TASK']._serialized_end=856
-  _globals['_PING']._serialized_start=858
-  _globals['_PING']._serialized_end=864
-  _globals['_WELCOME']._serialized_start=866
-  _globals['_WELCOME']._serialized_end=944
-  _globals['_SERVERMESSAGE']._serialized_start=947
-  _globals['_SERVERMESSAGE']._serialized_end=1112
-  _globals['_HELLO']._serialized_start=1114
-  _globals['_HELLO']._serialized_end=1236
-  _globals['_CLIENTRESULT']._serialized_start=1239
-  _globals['_CLIENTRESULT']._serialized_end=1543
-  _globals['_CLIENTFAILURE']._serialized_start=1545
-  _globals['_CLIENTFAILURE']._serialized_end=1595
-  _globals['_TASKRESULTS']._serialized_start=1598
-  _globals['_TASKRESULTS']._serialized_end=1768
-  _globals['_TESTRESULT']._serialized_start=1770
-  _globals['_TESTRESULT']._serialized_end=1855
-  _globals['_HEARTBEAT']._serialized_start=1857
-  _globals['_HEARTBEAT']._serialized_end=1868
-  _globals['_EXECUTORERROR']._serialized_start=1870
-  _globals['_EXECUTORERROR']._serialized_end=1901
-  _globals['_EXECUTORMESSAGE']._serialized_start=1904
-  _globals['_EXECUTORMESSAGE']._serialized_end=2167
-  _globals['_JOBSERVICE']._serialized_start=2238
-  _globals['_JOBSERVICE']._serialized_end=2317
+  _globals['_TRAINCONFIG']._serialized_end=348
+  _globals['_ADAPTIVECONFIG']._serialized_start=351
+  _globals['_ADAPTIVECONFIG']._serialized_end=486
+  _globals['_CLIENTCONF']._serialized_start=488
+  _globals['_CLIENTCONF']._serialized_end=560
+  _globals['_TASK']._serialized_start=563
+  _globals['_TASK']._serialized_end=905
+  _globals['_PING']._serialized_start=907
+  _globals['_PING']._serialized_end=913
+  _globals['_WELCOME']._serialized_start=915
+  _globals['_WELCOME']._serialized_end=993
+  _globals['_SERVERMESSAGE']._serialized_start=996
+  _globals['_SERVERMESSAGE']._serialized_end=1161
+  _globals['_HELLO']._serialized_start=1163
+  _globals['_HELLO']._serialized_end=1285
+  _globals['_CLIENTRESULT']._serialized_start=1288
+  _globals['_CLIENTRESULT']._serialized_end=1592
+  _globals['_CLIENTFAILURE']._serialized_start=1594
+  _globals['_CLIENTFAILURE']._serialized_end=1644
+  _globals['_TASKRESULTS']._serialized_start=1647
+  _globals['_TASKRESULTS']._serialized_end=1817
+  _globals['_TESTRESULT']._serialized_start=1819
+  _globals['_TESTRESULT']._serialized_end=1904
+  _globals['_HEARTBEAT']._serialized_start=1906
+  _globals['_HEARTBEAT']._serialized_end=1917
+  _globals['_EXECUTORERROR']._serialized_start=1919
+  _globals['_EXECUTORERROR']._serialized_end=1950
+  _globals['_EXECUTORMESSAGE']._serialized_start=1953
+  _globals['_EXECUTORMESSAGE']._serialized_end=2216
+  _globals['_JOBSERVICE']._serialized_start=2332
+  _globals['_JOBSERVICE']._serialized_end=2411
 # @@protoc_insertion_point(module_scope)

@@ -176,7 +176,8 @@ class Executor:
             steps = task.client_local_steps[index] if task.client_local_steps else cfg.local_steps
             keep = task.client_keep_fraction[index] if task.client_keep_fraction else 1.0
             out = self.trainer.train(vector, client_id, task.round, steps, cfg.batch_size, cfg.learning_rate, keep,
-                                     proximal_mu=cfg.proximal_mu, byzantine=byzantine)
+                                     proximal_mu=cfg.proximal_mu, byzantine=byzantine,
+                                     dropout_mode=pb.UploadDropout.Name(cfg.upload_dropout).lower())
             times = {}
         result = pb.ClientResult(client_id=client_id, num_samples=out.num_samples, train_loss=out.train_loss,
                                  compute_seconds=out.compute_seconds, utility=out.utility,

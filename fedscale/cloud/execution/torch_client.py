@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from fedscale.cloud.aggregation.server_algorithms.fedprox import ProximalTerm, proximal_term
-from fedscale.cloud.execution.compression import topk_sparsify
+from fedscale.cloud.execution.compression import layer_dropout, topk_sparsify
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.dataset import ArrayDataset
 
@@ -61,9 +61,13 @@ class TestOutcome:
     num_samples: int
 
 
-def client_seed(seed: int, round_index: int, client_id: int) -> int:
-    """A 63-bit seed unique to (job seed, round, client), independent of scheduling."""
-    return int(np.random.SeedSequence([seed, round_index, client_id]).generate_state(1, np.uint64)[0] >> 1)
+DROPOUT_STREAM = 1   # ``client_seed`` stream of the upload dropout's draws, apart from the batches'
+
+
+def client_seed(seed: int, round_index: int, client_id: int, *stream: int) -> int:
+    """A 63-bit seed unique to (job seed, round, client[, stream]), independent of scheduling."""
+    entropy = [seed, round_index, client_id, *stream]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
 
 
 class BatchStream:
@@ -102,6 +106,7 @@ class LocalRun:
     among them the loss of the first mini-batch, at the global model (q-FedAvg's ``F_k(w^t)``)."""
 
     client_id: int
+    round_index: int
     indices: torch.Tensor
     labels: torch.Tensor
     batches: BatchStream
@@ -147,7 +152,7 @@ class TorchClient:
             labels = self.data_attack(labels, self.train_data.num_classes)
         generator = torch.Generator().manual_seed(client_seed(self.seed, round_index, client_id))
         optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
-        return LocalRun(client_id, indices, labels, BatchStream(len(indices), batch_size, generator), optimizer,
+        return LocalRun(client_id, round_index, indices, labels, BatchStream(len(indices), batch_size, generator), optimizer,
                         proximal_term(self.weights.parameters, learning_rate, proximal_mu))
 
     def run_steps(self, run: LocalRun, steps: int) -> None:
@@ -172,9 +177,11 @@ class TorchClient:
         run.samples_seen += steps * run.batches.size
 
     def finish(self, run: LocalRun, global_vector: torch.Tensor, keep_fraction: float,
-               started: float) -> ClientUpdate:
-        """The run's update (compressed to ``keep_fraction``) and its statistics; ClientFailure if
-        the run diverged (a non-finite loss or update).
+               started: float, dropout_mode: str = "topk") -> ClientUpdate:
+        """The run's update (compressed to ``keep_fraction`` by ``dropout_mode``, see
+        ``compression``) and its statistics; ClientFailure if the run diverged (a non-finite loss
+        or update). ``layer_random`` draws from the client's own seed stream, so reruns send the
+        same tensors; its ``keep_fraction`` reported is the share of values actually kept.
 
         The utility is Oort's statistical utility (Lai et al., OSDI 2021, Sec. 4.2):
         ``|B| * sqrt(mean over trained samples of loss^2)``, ``|B|`` the distinct samples trained.
@@ -185,20 +192,32 @@ class TorchClient:
             raise ClientFailure("the training diverged: non-finite loss or update")
         distinct = min(len(run.indices), run.samples_seen)
         utility = distinct * math.sqrt(run.squared_loss_sum / run.samples_seen) if run.samples_seen else 0.0
-        return ClientUpdate(run.client_id, topk_sparsify(update, keep_fraction), len(run.indices),
+        sent, sent_fraction = self._drop(update, keep_fraction, dropout_mode, run)
+        return ClientUpdate(run.client_id, sent, len(run.indices),
                             run.loss_sum / run.steps if run.steps else float("nan"),
-                            time.perf_counter() - started, utility, run.steps, norm, keep_fraction,
+                            time.perf_counter() - started, utility, run.steps, norm, sent_fraction,
                             run.initial_loss)
+
+    def _drop(self, update: torch.Tensor, keep_fraction: float, dropout_mode: str,
+              run: LocalRun) -> tuple[torch.Tensor, float]:
+        """The update as uploaded under ``dropout_mode`` and the fraction of it reported as sent."""
+        if dropout_mode == "topk":
+            return topk_sparsify(update, keep_fraction), keep_fraction
+        if dropout_mode == "layer_random":
+            generator = torch.Generator().manual_seed(
+                client_seed(self.seed, run.round_index, run.client_id, DROPOUT_STREAM))
+            return layer_dropout(update, self.weights.sizes, keep_fraction, generator)
+        raise ValueError(f"dropout_mode must be topk or layer_random, got {dropout_mode!r}")
 
     def train(self, global_vector: torch.Tensor, client_id: int, round_index: int, local_steps: int,
               batch_size: int, learning_rate: float, keep_fraction: float = 1.0, *, proximal_mu: float = 0.0,
-              byzantine: bool = False) -> ClientUpdate:
+              byzantine: bool = False, dropout_mode: str = "topk") -> ClientUpdate:
         """Run ``local_steps`` of the client's local SGD from ``global_vector``; return its update."""
         started = time.perf_counter()
         run = self.start(global_vector, client_id, round_index, batch_size, learning_rate, proximal_mu=proximal_mu,
                          byzantine=byzantine)
         self.run_steps(run, local_steps)
-        return self.finish(run, global_vector, keep_fraction, started)
+        return self.finish(run, global_vector, keep_fraction, started, dropout_mode)
 
     @torch.no_grad()
     def test(self, global_vector: torch.Tensor, data: ArrayDataset, batch_size: int) -> TestOutcome:
