@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedscale.cloud.internal.client_metadata import DynamicTrace, Fleet, StepTraces, normalize_intervals
 from fedscale.selection.base import STATIC_COLUMNS, Feedback
 from fedscale.selection.config import build_config
 from fedscale.selection.pacer import moved, relax_on_plateau
@@ -140,17 +141,40 @@ def test_categorical_codes_encode_like_their_labels() -> None:
     assert np.array_equal(encode_static({"brand": column}), encode_static({"brand": labels}))
 
 
-def test_windows_are_scaled_flattened_and_defaulted() -> None:
-    windows = np.array([[[0.5, 0.675, 49.0]] * 5, [[np.nan, np.nan, np.nan]] * 5, [[9.0, 0.1, 150.0]] * 5])
+def test_windows_are_scaled_as_bliss_scales_raw_traces_flattened_and_defaulted() -> None:
+    windows = np.array([[[28 / 54, 0.675, 49.0]] * 5, [[np.nan, np.nan, np.nan]] * 5, [[9.0, 0.1, 150.0]] * 5])
     encoded = encode_windows(windows)
     assert encoded.shape == (3, WINDOW_DIM) and encoded.dtype == np.float32
-    assert encoded[0, :3] == pytest.approx([0.4, 0.5, 0.5])
-    assert encoded[1, :3] == pytest.approx([0.8, 1.0, 0.0])
+    assert encoded[0, :3] == pytest.approx([(28 - 1) / 53, (67.5 - 35) / 65, (49 + 1) / 100])
+    assert encoded[1, :3] == pytest.approx([1.0, 1.0, 0.0])
     assert encoded[2, :3] == pytest.approx([1.0, 0.0, 1.0])
     ordered = np.arange(15, dtype=np.float64).reshape(1, 5, 3) / 100
-    assert encode_windows(ordered)[0, 3] == pytest.approx(0.03 / 1.25)
+    assert encode_windows(ordered)[0, 3] == pytest.approx((0.03 * 54 - 1) / 53)
     with pytest.raises(ValueError, match="shape"):
         encode_windows(np.zeros((2, 4, 3)))
+
+
+def test_dynamic_windows_are_the_last_five_trace_steps_with_offline_steps_carried_from_newer() -> None:
+    """Rate steps of 100 s over a 600 s cycle, cpu steps of 150 s; both clients are offline on
+    [200, 300) of their 600 s period, so a step whose midpoint falls there (rate: 250 s, cpu:
+    225 s) repeats the next newer value; client 1 reads the rate 100 s ahead (phase); later, a
+    window spans the cycle's wrap."""
+    rate = StepTraces(100.0, np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], dtype=np.float32))
+    cpu = StepTraces(150.0, np.array([[0.5, 1.0]], dtype=np.float32))
+    online = normalize_intervals(np.array([0, 0, 1, 1]), np.array([0, 300, 0, 300]), np.array([200, 600, 200, 600]),
+                                 np.array([600, 600]))
+    phase = np.array([0.0, 100.0], dtype=np.float32)
+    fleet = Fleet.create(np.ones(2), np.ones(2), availability=online,
+                         rate=DynamicTrace(rate, np.zeros(2, dtype=np.int32), phase),
+                         cpu=DynamicTrace(cpu, np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.float32)))
+    windows = fleet.dynamic_windows(np.array([0, 1]), 520.0)
+    assert windows.shape == (2, 5, 3)
+    np.testing.assert_allclose(windows[0, :, 0], [0.2, 0.4, 0.4, 0.5, 0.6], rtol=1e-6)
+    np.testing.assert_allclose(windows[1, :, 0], [0.3, 0.5, 0.5, 0.6, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(windows[:, :, 1], [[1.0, 0.5, 0.5, 0.5, 1.0]] * 2)
+    assert np.isnan(windows[:, :, 2]).all()
+    wrapped = fleet.dynamic_windows(np.array([0]), 600.0 * 7 + 120.0)
+    np.testing.assert_allclose(wrapped[0, :, 0], [0.4, 0.5, 0.6, 0.1, 0.2], rtol=1e-6)
 
 
 # ---------------------------------------------------------------- regressors
@@ -242,7 +266,7 @@ def test_g_and_h_rows_on_hand_built_windows() -> None:
                               window_source=lambda ids, t: table[int(t)][ids])
     static = encode_static({"brand": ["HTC", "Samsung", None], "ram_gb": [1.0, 2.0, np.nan]})
     encoded = {t: encode_windows(windows) for t, windows in table.items()}
-    assert encoded[1][0, :3] == pytest.approx([0.2 / 1.25, 0.25 / 0.65, 11.0 / 100])
+    assert encoded[1][0, :3] == pytest.approx([(0.2 * 54 - 1) / 53, 0.25 / 0.65, 11.0 / 100])
     ids = np.arange(3)
     for r in (1, 2):
         picks = selector.select_participants(3, float(r), ids)

@@ -3,9 +3,10 @@
 Bliss (public code: github.com/Bossbap/Bliss, commit 67534d7, a FedScale fork; no paper is
 published) picks each round's participants by *predicting* how useful each online client
 would be, instead of trusting the utility it reported the last time it ran. Two regressors do
-it: ``g`` scores clients never tried, from their device's recent state (bandwidth, free CPU,
-battery over the last five ten-minute windows) and its static specs; ``h`` re-scores clients
-already tried, from how their state changed since then, their specs and their last outcome.
+it: ``g`` scores clients never tried, from their device's recent state (the last five trace
+values of bandwidth, free CPU and battery, skipping the steps it spent offline) and its static
+specs; ``h`` re-scores clients already tried, from how their state changed since then, their
+specs and their last outcome.
 This module implements "Bliss v1", the public code's algorithm with its defects fixed, as
 ``docs/bliss.md`` specifies it; the rules and where they come from:
 
