@@ -107,8 +107,8 @@ class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
         "Bliss: online seen clients (top by utility) whose utility h refreshes each round."))
     amount_clients_predict_train_set: int = Field(500, ge=1, description="Bliss: most training rows for g.")
     amount_clients_refresh_train_set: int = Field(500, ge=1, description="Bliss: most training rows for h.")
-    g_model: RegressorName = Field("linreg", description="Bliss: regressor predicting unseen clients' utility.")
-    h_model: RegressorName = Field("linreg", description="Bliss: regressor refreshing seen clients' utility.")
+    g_model: RegressorName = Field("xgboost", description="Bliss: regressor predicting unseen clients' utility.")
+    h_model: RegressorName = Field("xgboost", description="Bliss: regressor refreshing seen clients' utility.")
     ema_alpha: float = Field(0.7, gt=0, le=1,
                              description="Bliss: weight of the newest observed utility in its moving average.")
     bliss_selection: Literal["weighted", "topk"] = Field("weighted", description=(
