@@ -228,7 +228,7 @@ def test_unknown_regressor_is_an_error() -> None:
 @pytest.mark.parametrize("field, value", [
     ("number_clients_to_predict_utility", -1), ("number_clients_to_refresh_utility", 2.5),
     ("amount_clients_predict_train_set", 10), ("g_model", "forest"), ("h_model", None), ("ema_alpha", 0.0),
-    ("t_budget", 0.0), ("pacer_step", 0), ("pacer_delta", -1.0), ("round_penalty", float("nan")),
+    ("t_budget", 0.0), ("pacer_step", 0), ("bliss_pacer_delta", -1.0), ("round_penalty", float("nan")),
     ("exploration_factor", 1.5), ("exploration_decay", 0.0), ("exploration_min", 0.95), ("cut_off_util", 2.0),
     ("bliss_selection", "best"), ("bliss_train_sampling", "loss"), ("bliss_retrain_every", 0),
     ("bliss_min_train", 0), ("bliss_refresh_random", -0.1), ("collect_data", "maybe"),
@@ -311,14 +311,20 @@ def test_pacer_rule_plateau_swing_and_floor() -> None:
     assert paced(3.0, 600.0, 100.0) == 3.0
 
 
-def test_pacer_moves_the_budget_every_window() -> None:
-    selector = make(4, pacer_step=2, pacer_delta=5.0)
+@pytest.mark.parametrize("knobs, step", [
+    ({}, 50.0),
+    ({"bliss_pacer_delta": 5.0}, 5.0),
+    ({"bliss_pacer_delta": 5.0, "pacer_delta": 999.0}, 5.0),
+    ({"pacer_delta": 5.0}, 50.0),
+])
+def test_pacer_moves_the_budget_every_window_by_its_own_step(knobs: dict, step: float) -> None:
+    selector = make(4, g_model="linreg", h_model="linreg", pacer_step=2, **knobs)
     online = np.arange(4)
     for r in range(1, 5):
         play(selector, 4, online, np.full(4, 10.0), r)
         assert selector.time_budget == 300.0
     play(selector, 4, online, np.full(4, 1000.0), 5)
-    assert selector.time_budget == 305.0 and selector.details()["pacer_move"]["to"] == 305.0
+    assert selector.time_budget == 300.0 + step and selector.details()["pacer_move"]["to"] == 300.0 + step
     play(selector, 4, online, np.full(4, 1000.0), 6)
     assert selector.details()["pacer_move"] is None
     play(selector, 4, online, np.full(4, 1000.0), 7)
