@@ -20,12 +20,12 @@ setup(
         "pyyaml==6.0.3",
         "pydantic==2.13.4",
         "scikit-learn==1.9.1",
+        "xgboost-cpu==3.2.0",
         "pillow==13.0.0",
     ],
     extras_require={
         "dev": ["grpcio-tools==1.85.1"],
-        "xgboost": ["xgboost-cpu==3.2.0"],
-        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1", "xgboost-cpu==3.2.0"],
+        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1"],
     },
     entry_points={"console_scripts": ["fedscale=fedscale.cli:main"]},
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedscale.cloud.internal.client_metadata import DynamicTrace, Fleet, StepTraces, normalize_intervals
 from fedscale.selection.base import STATIC_COLUMNS, Feedback
 from fedscale.selection.config import build_config
 from fedscale.selection.pacer import moved, relax_on_plateau
@@ -140,17 +141,40 @@ def test_categorical_codes_encode_like_their_labels() -> None:
     assert np.array_equal(encode_static({"brand": column}), encode_static({"brand": labels}))
 
 
-def test_windows_are_scaled_flattened_and_defaulted() -> None:
-    windows = np.array([[[0.5, 0.675, 49.0]] * 5, [[np.nan, np.nan, np.nan]] * 5, [[9.0, 0.1, 150.0]] * 5])
+def test_windows_are_scaled_as_bliss_scales_raw_traces_flattened_and_defaulted() -> None:
+    windows = np.array([[[28 / 54, 0.675, 49.0]] * 5, [[np.nan, np.nan, np.nan]] * 5, [[9.0, 0.1, 150.0]] * 5])
     encoded = encode_windows(windows)
     assert encoded.shape == (3, WINDOW_DIM) and encoded.dtype == np.float32
-    assert encoded[0, :3] == pytest.approx([0.4, 0.5, 0.5])
-    assert encoded[1, :3] == pytest.approx([0.8, 1.0, 0.0])
+    assert encoded[0, :3] == pytest.approx([(28 - 1) / 53, (67.5 - 35) / 65, (49 + 1) / 100])
+    assert encoded[1, :3] == pytest.approx([1.0, 1.0, 0.0])
     assert encoded[2, :3] == pytest.approx([1.0, 0.0, 1.0])
     ordered = np.arange(15, dtype=np.float64).reshape(1, 5, 3) / 100
-    assert encode_windows(ordered)[0, 3] == pytest.approx(0.03 / 1.25)
+    assert encode_windows(ordered)[0, 3] == pytest.approx((0.03 * 54 - 1) / 53)
     with pytest.raises(ValueError, match="shape"):
         encode_windows(np.zeros((2, 4, 3)))
+
+
+def test_dynamic_windows_are_the_last_five_trace_steps_with_offline_steps_carried_from_newer() -> None:
+    """Rate steps of 100 s over a 600 s cycle, cpu steps of 150 s; both clients are offline on
+    [200, 300) of their 600 s period, so a step whose midpoint falls there (rate: 250 s, cpu:
+    225 s) repeats the next newer value; client 1 reads the rate 100 s ahead (phase); later, a
+    window spans the cycle's wrap."""
+    rate = StepTraces(100.0, np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], dtype=np.float32))
+    cpu = StepTraces(150.0, np.array([[0.5, 1.0]], dtype=np.float32))
+    online = normalize_intervals(np.array([0, 0, 1, 1]), np.array([0, 300, 0, 300]), np.array([200, 600, 200, 600]),
+                                 np.array([600, 600]))
+    phase = np.array([0.0, 100.0], dtype=np.float32)
+    fleet = Fleet.create(np.ones(2), np.ones(2), availability=online,
+                         rate=DynamicTrace(rate, np.zeros(2, dtype=np.int32), phase),
+                         cpu=DynamicTrace(cpu, np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.float32)))
+    windows = fleet.dynamic_windows(np.array([0, 1]), 520.0)
+    assert windows.shape == (2, 5, 3)
+    np.testing.assert_allclose(windows[0, :, 0], [0.2, 0.4, 0.4, 0.5, 0.6], rtol=1e-6)
+    np.testing.assert_allclose(windows[1, :, 0], [0.3, 0.5, 0.5, 0.6, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(windows[:, :, 1], [[1.0, 0.5, 0.5, 0.5, 1.0]] * 2)
+    assert np.isnan(windows[:, :, 2]).all()
+    wrapped = fleet.dynamic_windows(np.array([0]), 600.0 * 7 + 120.0)
+    np.testing.assert_allclose(wrapped[0, :, 0], [0.4, 0.5, 0.6, 0.1, 0.2], rtol=1e-6)
 
 
 # ---------------------------------------------------------------- regressors
@@ -183,6 +207,17 @@ def test_missing_xgboost_names_the_package(monkeypatch: pytest.MonkeyPatch) -> N
     make_regressor("linreg", 0)
 
 
+def test_g_and_h_default_to_xgboost_with_the_public_codes_settings_one_thread_seeded() -> None:
+    config = BlissConfig()
+    assert (config.g_model, config.h_model) == ("xgboost", "xgboost")
+    selector = BlissSelector(config, 11)
+    g, h = selector.g._model.get_params(), selector.h._model.get_params()
+    public = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6, "subsample": 0.8, "colsample_bytree": 0.8,
+              "n_jobs": 1}
+    assert {key: g[key] for key in public} == public == {key: h[key] for key in public}
+    assert (g["random_state"], h["random_state"]) == (11, 12)
+
+
 def test_unknown_regressor_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown regressor"):
         make_regressor("forest", 0)
@@ -193,7 +228,7 @@ def test_unknown_regressor_is_an_error() -> None:
 @pytest.mark.parametrize("field, value", [
     ("number_clients_to_predict_utility", -1), ("number_clients_to_refresh_utility", 2.5),
     ("amount_clients_predict_train_set", 10), ("g_model", "forest"), ("h_model", None), ("ema_alpha", 0.0),
-    ("t_budget", 0.0), ("pacer_step", 0), ("pacer_delta", -1.0), ("round_penalty", float("nan")),
+    ("t_budget", 0.0), ("pacer_step", 0), ("bliss_pacer_delta", -1.0), ("round_penalty", float("nan")),
     ("exploration_factor", 1.5), ("exploration_decay", 0.0), ("exploration_min", 0.95), ("cut_off_util", 2.0),
     ("bliss_selection", "best"), ("bliss_train_sampling", "loss"), ("bliss_retrain_every", 0),
     ("bliss_min_train", 0), ("bliss_refresh_random", -0.1), ("collect_data", "maybe"),
@@ -242,7 +277,7 @@ def test_g_and_h_rows_on_hand_built_windows() -> None:
                               window_source=lambda ids, t: table[int(t)][ids])
     static = encode_static({"brand": ["HTC", "Samsung", None], "ram_gb": [1.0, 2.0, np.nan]})
     encoded = {t: encode_windows(windows) for t, windows in table.items()}
-    assert encoded[1][0, :3] == pytest.approx([0.2 / 1.25, 0.25 / 0.65, 11.0 / 100])
+    assert encoded[1][0, :3] == pytest.approx([(0.2 * 54 - 1) / 53, 0.25 / 0.65, 11.0 / 100])
     ids = np.arange(3)
     for r in (1, 2):
         picks = selector.select_participants(3, float(r), ids)
@@ -276,14 +311,20 @@ def test_pacer_rule_plateau_swing_and_floor() -> None:
     assert paced(3.0, 600.0, 100.0) == 3.0
 
 
-def test_pacer_moves_the_budget_every_window() -> None:
-    selector = make(4, pacer_step=2, pacer_delta=5.0)
+@pytest.mark.parametrize("knobs, step", [
+    ({}, 50.0),
+    ({"bliss_pacer_delta": 5.0}, 5.0),
+    ({"bliss_pacer_delta": 5.0, "pacer_delta": 999.0}, 5.0),
+    ({"pacer_delta": 5.0}, 50.0),
+])
+def test_pacer_moves_the_budget_every_window_by_its_own_step(knobs: dict, step: float) -> None:
+    selector = make(4, g_model="linreg", h_model="linreg", pacer_step=2, **knobs)
     online = np.arange(4)
     for r in range(1, 5):
         play(selector, 4, online, np.full(4, 10.0), r)
         assert selector.time_budget == 300.0
     play(selector, 4, online, np.full(4, 1000.0), 5)
-    assert selector.time_budget == 305.0 and selector.details()["pacer_move"]["to"] == 305.0
+    assert selector.time_budget == 300.0 + step and selector.details()["pacer_move"]["to"] == 300.0 + step
     play(selector, 4, online, np.full(4, 1000.0), 6)
     assert selector.details()["pacer_move"] is None
     play(selector, 4, online, np.full(4, 1000.0), 7)
@@ -343,7 +384,7 @@ def test_same_seed_same_picks(selection: str) -> None:
     def run(seed: int) -> list[list[int]]:
         selector = make(60, seed=seed, number_clients_to_predict_utility=15, number_clients_to_refresh_utility=10,
                         bliss_selection=selection, bliss_min_train=5, amount_clients_predict_train_set=20,
-                        amount_clients_refresh_train_set=20)
+                        amount_clients_refresh_train_set=20, g_model="linreg", h_model="linreg")
         online = np.arange(0, 60, 2)
         return [play(selector, 6, online if r % 2 else online + 1, rewards, r) for r in range(1, 16)]
 
@@ -413,6 +454,8 @@ def test_window_source_must_answer_one_row_per_client() -> None:
 
 
 def test_a_million_clients_register_and_select_fast() -> None:
+    """The selector's own work at scale; linear g and h, since an xgboost fit alone takes longer
+    than the bound (its cost is measured by benchmark/perf/fleet_scale.py)."""
     n = 1_000_000
     rng = np.random.default_rng(0)
 
@@ -422,7 +465,7 @@ def test_a_million_clients_register_and_select_fast() -> None:
     static = {"brand": categorical(list(BRANDS)), "model": categorical([f"m{k}" for k in range(300)]),
               "os_version": categorical(["4.4.2", "5.1.1", "6.0.1", "7.0"]), "ram_gb": rng.choice([1.0, 2.0, 3.0], n),
               "cpu_flops": rng.uniform(4e9, 6e10, n)}
-    selector = BlissSelector(BlissConfig(), 0)
+    selector = BlissSelector(BlissConfig(g_model="linreg", h_model="linreg"), 0)
     start = time.perf_counter()
     selector.register_clients(np.arange(n), np.full(n, 10), np.ones(n), static=static,
                               window_source=lambda ids, t: np.random.default_rng(len(ids)).random((len(ids), 5, 3)))

@@ -152,17 +152,6 @@ def test_static_info_names_the_descriptive_fields() -> None:
     assert unknown["brand"] is None and np.isnan(unknown["cpu_flops"])
 
 
-def test_dynamic_windows_average_each_trace_over_past_windows(fleet: Fleet) -> None:
-    windows = fleet.dynamic_windows(rows(0, 1), 300.0, num_windows=3, window_seconds=100.0)
-    assert windows.shape == (2, 3, 3)
-    np.testing.assert_allclose(windows[0, :, 0], [8.0, 4.0, 2.0])
-    np.testing.assert_allclose(windows[0, :, 1], [1.0, 0.5, 1.0])
-    np.testing.assert_allclose(windows[1, :, :2], [[8.0, 1.0]] * 3)
-    assert np.isnan(windows[:, :, 2]).all()
-    half = fleet.dynamic_windows(rows(0), 150.0, num_windows=1, window_seconds=100.0)
-    np.testing.assert_allclose(half[0, 0, :2], [6.0, 0.75])
-
-
 def test_take_keeps_each_rows_data_and_shares_templates() -> None:
     generated = generate_fleet(300, seed=9)
     ids = np.array([299, 3, 150, 3])

@@ -28,13 +28,14 @@ class Samples(NamedTuple):
 
 
 def samples(fleet: Fleet, times: int = 30) -> Samples:
-    """Every client at ``times`` instants over two weeks: online, the last 10 minutes' mean free
-    CPU and battery, and the battery's change from the 10 minutes before."""
+    """Every client at ``times`` instants over two weeks: online, the free CPU and battery of
+    the current 10-minute trace step, and the battery's change from the step before."""
     ids = np.arange(fleet.num_clients)
     rows = []
     for t in np.random.default_rng(0).uniform(0.0, 14 * 86_400, times):
-        windows = fleet.dynamic_windows(ids, t, num_windows=2, window_seconds=600.0)
-        rows.append((fleet.is_active(ids, t), windows[:, 1, 1], windows[:, 1, 2], windows[:, 1, 2] - windows[:, 0, 2]))
+        cpu, _ = fleet.cpu.recent_steps(ids, t, 2)
+        battery, _ = fleet.battery.recent_steps(ids, t, 2)
+        rows.append((fleet.is_active(ids, t), cpu[:, 1], battery[:, 1], battery[:, 1] - battery[:, 0]))
     return Samples(*(np.concatenate(column) for column in zip(*rows)))
 
 

@@ -119,12 +119,10 @@ class ClientManager:
         return self._cursor.next_online_time(cur_time)
 
     def dynamic_windows(self, client_ids: np.ndarray, cur_time: float) -> np.ndarray:
-        """Each client's last five time windows before ``cur_time`` of (bandwidth as a fraction
-        of its nominal rate, free-CPU fraction, battery %): the dynamic features Bliss learns from."""
-        rows = self.device[np.asarray(client_ids, dtype=np.int64)]
-        windows = self.fleet.dynamic_windows(rows, cur_time)
-        windows[:, :, 0] /= self.fleet.bandwidth_kbps[rows, None]
-        return windows
+        """Each client's last five trace values at or before ``cur_time`` of (bandwidth as a
+        fraction of its nominal rate, free-CPU fraction, battery %), skipping the steps it spent
+        offline (``Fleet.dynamic_windows``): the dynamic features Bliss learns from."""
+        return self.fleet.dynamic_windows(self.device[np.asarray(client_ids, dtype=np.int64)], cur_time)
 
     def select_participants(self, num: int, cur_time: float) -> list[int]:
         return self.selector.select_participants(num, cur_time, self.online(cur_time))

@@ -23,8 +23,8 @@ STATIC_COLUMNS: tuple[str, ...] = ("brand", "model", "os_version", "ram_gb", "st
 model and OS version, then RAM and storage (GB), battery (mAh), CPU and GPU FLOPS, peak Wi-Fi Mb/s."""
 
 WindowSource = Callable[[np.ndarray, float], np.ndarray]
-"""``(client_ids, t) -> [n, 5, 3]``: each client's last five trace windows before virtual time t of
-(bandwidth as a fraction of its nominal rate, free-CPU fraction, battery %)."""
+"""``(client_ids, t) -> [n, 5, 3]``: each client's last five trace values at or before virtual time
+t, oldest first, of (bandwidth as a fraction of its nominal rate, free-CPU fraction, battery %)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Every selector by its ``sample_mode`` name, and the one way to build one from job values.
 
 Entries are ``"module:Class"`` strings, imported on first use, so naming a selector does not
-load its dependencies (Bliss's regressors need scikit-learn, optionally xgboost). Adding a
+load its dependencies (Bliss's regressors need scikit-learn and xgboost). Adding a
 selector is one line here.
 """
 from __future__ import annotations

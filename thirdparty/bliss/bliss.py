@@ -3,19 +3,22 @@
 Bliss (public code: github.com/Bossbap/Bliss, commit 67534d7, a FedScale fork; no paper is
 published) picks each round's participants by *predicting* how useful each online client
 would be, instead of trusting the utility it reported the last time it ran. Two regressors do
-it: ``g`` scores clients never tried, from their device's recent state (bandwidth, free CPU,
-battery over the last five ten-minute windows) and its static specs; ``h`` re-scores clients
-already tried, from how their state changed since then, their specs and their last outcome.
+it: ``g`` scores clients never tried, from their device's recent state (the last five trace
+values of bandwidth, free CPU and battery, skipping the steps it spent offline) and its static
+specs; ``h`` re-scores clients already tried, from how their state changed since then, their
+specs and their last outcome.
 This module implements "Bliss v1", the public code's algorithm with its defects fixed, as
 ``docs/bliss.md`` specifies it; the rules and where they come from:
 
 1. Pacer on the round-time budget ``t_budget`` (seconds): every ``pacer_step`` rounds, from
    twice that on, compare the summed per-round mean utility of the successful participants
    over the last ``pacer_step`` rounds (A) with the ``pacer_step`` before (B); relax by
-   ``pacer_delta`` on a plateau (``|A - B| <= 0.1 B``), tighten on a swing (``>= 5 B``), never
-   below ``pacer_delta``. This is the rule of Oort's artifact (SymbioticLab/Oort ``oort/oort.py``)
-   and FedScale's Oort code (Lai et al., OSDI 2021, §4.2), which the public Bliss code applies
-   to ``t_budget`` (``fedscale.selection.pacer``).
+   ``bliss_pacer_delta`` seconds on a plateau (``|A - B| <= 0.1 B``), tighten on a swing
+   (``>= 5 B``), never below ``bliss_pacer_delta``. This is the rule of Oort's artifact
+   (SymbioticLab/Oort ``oort/oort.py``) and FedScale's Oort code (Lai et al., OSDI 2021, §4.2),
+   which the public Bliss code applies to ``t_budget`` (``fedscale.selection.pacer``) with a
+   step of 50 s (its ``config_parser.py`` default; its speech job uses 10 s). The step has its
+   own key because Oort's ``pacer_delta`` is in Oort's units (percentile points by default).
 2. Candidate pools among the online clients: up to ``number_clients_to_predict_utility``
    never-tried clients, uniformly (public code); the ``number_clients_to_refresh_utility``
    tried clients with the highest stored utility (public code) plus a ``bliss_refresh_random``
@@ -95,7 +98,8 @@ class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     ``bliss_retrain_every`` (rounds between fits), ``bliss_train_sampling``,
     ``bliss_refresh_random``. Models: ``g_model``/``h_model``. Feedback: ``ema_alpha``,
     ``round_penalty`` (non-adaptive path only). Pacer: ``t_budget`` (initial seconds),
-    ``pacer_step``, ``pacer_delta``. Selection: ``bliss_selection`` and, for ``weighted``, the
+    ``pacer_step`` (shared with Oort), ``bliss_pacer_delta`` (seconds; Oort's ``pacer_delta``,
+    inherited with ``pacer_step``, is not read by Bliss). Selection: ``bliss_selection`` and, for ``weighted``, the
     epsilon schedule and ``cut_off_util``. ``collect_data`` keeps every pick's features and
     outcome for ``training_data``.
     """
@@ -106,8 +110,8 @@ class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
         "Bliss: online seen clients (top by utility) whose utility h refreshes each round."))
     amount_clients_predict_train_set: int = Field(500, ge=1, description="Bliss: most training rows for g.")
     amount_clients_refresh_train_set: int = Field(500, ge=1, description="Bliss: most training rows for h.")
-    g_model: RegressorName = Field("linreg", description="Bliss: regressor predicting unseen clients' utility.")
-    h_model: RegressorName = Field("linreg", description="Bliss: regressor refreshing seen clients' utility.")
+    g_model: RegressorName = Field("xgboost", description="Bliss: regressor predicting unseen clients' utility.")
+    h_model: RegressorName = Field("xgboost", description="Bliss: regressor refreshing seen clients' utility.")
     ema_alpha: float = Field(0.7, gt=0, le=1,
                              description="Bliss: weight of the newest observed utility in its moving average.")
     bliss_selection: Literal["weighted", "topk"] = Field("weighted", description=(
@@ -122,6 +126,8 @@ class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     collect_data: bool = Field(False, description="Bliss: dump g's and h's training rows to the run folder.")
     t_budget: float = Field(300.0, gt=0, description=(
         "Seconds a round allows each client for download, compute and upload (Bliss's pacer moves it)."))
+    bliss_pacer_delta: float = Field(50.0, ge=0, description=(
+        "Bliss: seconds by which the pacer relaxes or tightens t_budget (never below this step)."))
 
     @model_validator(mode="after")
     def _train_sets_fit(self) -> BlissConfig:
@@ -198,7 +204,7 @@ class BlissSelector(Selector):
         self.h = make_regressor(config.h_model, seed + 1)
         self.last_predict_pool = np.empty(0, dtype=np.int64)
         self.last_refresh_pool = np.empty(0, dtype=np.int64)
-        self.pacer = Pacer(float(config.t_budget), config.pacer_step, config.pacer_delta, relax_on_plateau,
+        self.pacer = Pacer(float(config.t_budget), config.pacer_step, config.bliss_pacer_delta, relax_on_plateau,
                            needs_base=True)
         self._rng = np.random.default_rng(seed)
         self._last: dict[str, Any] = {}

@@ -35,13 +35,14 @@ Static layout (``STATIC_FEATURES`` names every column, ``STATIC_DIM`` of them):
 ``model_<k>``              one-hot of the model's bucket; all 0 if unknown
 =========================  =========================================================
 
-Dynamic windows (``encode_windows``): per client the mean bandwidth factor (the rate trace,
-a fraction of the nominal bandwidth; ``Fleet.dynamic_windows`` reports kbps, i.e. the factor
-times ``bandwidth_kbps``), free-CPU fraction and battery percent over each of the last 5
-windows, oldest first; each channel is min-max scaled by ``WINDOW_SCALES`` (factor 0-1.25,
-CPU 0.35-1, battery -1-99: the ranges of the LiveLab (Shepard et al., SIGMETRICS PER 2011) and
-Carat (Oliner et al., SenSys 2013) traces Bliss uses; ``docs/bliss.md``) and clipped, then
-flattened to 15 numbers ordered window by window.
+Dynamic windows (``encode_windows``): per client the last 5 trace values at or before the
+current time (``Fleet.dynamic_windows``, after the public code's ``extract_last5_windows``),
+oldest first, of the bandwidth factor (the rate trace: LiveLab's 802.11 PHY rate over its
+54 Mb/s maximum), free-CPU fraction and battery percent; each channel is min-max scaled by
+``WINDOW_SCALES`` and clipped, then flattened to 15 numbers ordered window by window. The
+ranges are those of the LiveLab (Shepard et al., SIGMETRICS PER 2011) and Carat (Oliner et al.,
+SenSys 2013) traces the public code normalises by (rate 1-54, i.e. factor 1/54-1; CPU 35-100 %;
+battery -1-99; ``docs/bliss.md``), so a factor maps exactly as its ``(rate - 1) / 53`` does.
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ MAX_OS_MAJOR = 30
 
 NUM_WINDOWS = 5
 WINDOW_SCALES: dict[str, Scale] = {
-    "rate": Scale(0.0, 1.25, False, 1.0),
+    "rate": Scale(1.0 / 54.0, 1.0, False, 1.0),
     "cpu": Scale(0.35, 1.0, False, 1.0),
     "battery": Scale(-1.0, 99.0, False, -1.0),
 }

@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 CYCLE_SECONDS = 48 * 3600
-DEFAULT_WINDOW_SECONDS = 600.0
 BITS_PER_KILOBIT = 1000.0
 DESCRIPTIVE_FLOATS = ("ram_gb", "storage_gb", "battery_mah", "cpu_flops", "gpu_flops", "peak_throughput_mbps")
 CATEGORICALS = ("brand", "model", "os_version")
@@ -121,6 +120,11 @@ class StepTraces:
         return (cycles * self._cumulative[row, -1] + self._cumulative[row, step]
                 + self._rows[row, step] * (within - step * self.step_seconds))
 
+    def at_steps(self, template: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Each template's value on grid step ``steps`` (any integers; cycles repeat), ``template``
+        broadcast against ``steps``."""
+        return self._rows[self._row(template), np.mod(steps, self.num_steps).astype(np.int64)]
+
     def invert(self, template: np.ndarray, target: np.ndarray) -> np.ndarray:
         """The ``x`` at which ``integral(template, x) == target`` (templates must be positive)."""
         keys, shift = self._search_table
@@ -161,12 +165,15 @@ class DynamicTrace:
     def _local(self, ids: np.ndarray, t: Times) -> np.ndarray:
         return _per_id(t, len(ids)) + self.phase[ids]
 
-    def window_means(self, ids: np.ndarray, edges: np.ndarray) -> np.ndarray:
-        """Time averages between consecutive ``edges`` (``[len(ids), W + 1]``, increasing)."""
-        template = np.repeat(self.template[ids], edges.shape[1])
-        local = (edges + self.phase[ids, None]).ravel()
-        integral = self.library.integral(template, local).reshape(edges.shape)
-        return np.diff(integral, axis=1) / np.diff(edges, axis=1)
+    def recent_steps(self, ids: np.ndarray, t: Times, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, midpoints)``, each ``[len(ids), count]``, oldest first: the last ``count``
+        piecewise-constant values of each id's trace at or before ``t`` (the step holding ``t``
+        and the ``count - 1`` before it) and the virtual time at the middle of each step."""
+        library = self.library
+        phase = self.phase[ids].astype(np.float64)[:, None]
+        steps = np.floor(self._local(ids, t) / library.step_seconds)[:, None] + np.arange(1 - count, 1)
+        midpoints = (steps + 0.5) * library.step_seconds - phase
+        return library.at_steps(self.template[ids, None], steps), midpoints
 
     def time_to_accumulate(self, ids: np.ndarray, t0: Times, amount: Times) -> np.ndarray:
         """Seconds each id needs, from ``t0``, until the integral of its trace reaches ``amount``.
@@ -472,17 +479,23 @@ class Fleet:
     def stays_active(self, ids: np.ndarray, t0: Times, t1: Times) -> np.ndarray:
         return self.availability.stays_active(np.asarray(ids), t0, t1)
 
-    def dynamic_windows(self, ids: np.ndarray, t: Times, num_windows: int = 5,
-                        window_seconds: float = DEFAULT_WINDOW_SECONDS) -> np.ndarray:
-        """``[len(ids), num_windows, 3]``: mean bandwidth (kbps), cpu availability (fraction)
-        and battery (percent, NaN if unknown) over each of the last ``num_windows`` windows of
-        ``window_seconds`` ending at ``t``, oldest first (Bliss's dynamic features)."""
+    def dynamic_windows(self, ids: np.ndarray, t: Times, num_values: int = 5) -> np.ndarray:
+        """``[len(ids), num_values, 3]``: the last ``num_values`` trace values at or before ``t`` of
+        the rate factor, cpu availability (fraction) and battery (percent, NaN if unknown), oldest
+        first: Bliss's dynamic features (Bossbap/Bliss ``fedscale/cloud/client_manager.py``
+        ``extract_last5_windows``). The value at ``t`` is always kept; an earlier step whose
+        midpoint falls while the client is offline repeats the next newer value kept, so a window
+        reports only what the device saw while it was online."""
         ids = np.asarray(ids)
-        offsets = window_seconds * np.arange(-num_windows, 1)
-        edges = _per_id(t, len(ids))[:, None] + offsets[None, :]
-        bandwidth = self.rate.window_means(ids, edges) * self.bandwidth_kbps[ids, None]
-        return np.stack([bandwidth, self.cpu.window_means(ids, edges), self.battery.window_means(ids, edges)],
-                        axis=2)
+        later = np.arange(num_values)
+        channels = []
+        for name in DYNAMICS:
+            values, midpoints = getattr(self, name).recent_steps(ids, t, num_values)
+            kept = self.availability.is_active(np.repeat(ids, num_values), midpoints.ravel()).reshape(values.shape)
+            kept[:, -1] = True
+            newer_kept = np.minimum.accumulate(np.where(kept, later, num_values)[:, ::-1], axis=1)[:, ::-1]
+            channels.append(np.take_along_axis(values, newer_kept, axis=1))
+        return np.stack(channels, axis=2)
 
 
 class ClientMetadata:
