@@ -318,7 +318,9 @@ def test_pacer_rule_plateau_swing_and_floor() -> None:
     ({"pacer_delta": 5.0}, 50.0),
 ])
 def test_pacer_moves_the_budget_every_window_by_its_own_step(knobs: dict, step: float) -> None:
-    selector = make(4, g_model="linreg", h_model="linreg", pacer_step=2, **knobs)
+    config = build_config(BlissConfig, dict(knobs, g_model="linreg", h_model="linreg", pacer_step=2))
+    selector = BlissSelector(config, 0)
+    selector.register_clients(np.arange(4), np.full(4, 10), np.ones(4), window_source=random_windows)
     online = np.arange(4)
     for r in range(1, 5):
         play(selector, 4, online, np.full(4, 10.0), r)

@@ -56,7 +56,7 @@ def test_a_shared_key_is_declared_once() -> None:
                     declared[key].add(klass.__qualname__)
     assert {key: owners for key, owners in declared.items() if len(owners) > 1} == {}
     shared = {"exploration_factor", "exploration_decay", "exploration_min", "cut_off_util", "round_penalty",
-              "pacer_step", "pacer_delta"}
+              "pacer_step"}
     assert shared <= set(CONFIGS["oort"].model_fields) & set(CONFIGS["bliss"].model_fields)
 
 

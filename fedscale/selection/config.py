@@ -66,11 +66,10 @@ class ExplorationConfig(SelectorConfig):
 
 
 class PacerConfig(SelectorConfig):
-    """The pacer of Oort §4.2: every ``pacer_step`` rounds it may move a threshold by ``pacer_delta``."""
+    """The pacer of Oort §4.2: every ``pacer_step`` rounds it may move a threshold, by a step
+    each selector declares in its own units (Oort's ``pacer_delta``, Bliss's ``bliss_pacer_delta``)."""
 
     pacer_step: int = Field(20, ge=1, description="Oort: rounds between pacer decisions.")
-    pacer_delta: float = Field(5.0, ge=0,
-                               description="Oort: step by which the pacer moves the preferred round duration.")
 
 
 class PenaltyConfig(SelectorConfig):

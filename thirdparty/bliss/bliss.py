@@ -98,9 +98,8 @@ class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     ``bliss_retrain_every`` (rounds between fits), ``bliss_train_sampling``,
     ``bliss_refresh_random``. Models: ``g_model``/``h_model``. Feedback: ``ema_alpha``,
     ``round_penalty`` (non-adaptive path only). Pacer: ``t_budget`` (initial seconds),
-    ``pacer_step`` (shared with Oort), ``bliss_pacer_delta`` (seconds; Oort's ``pacer_delta``,
-    inherited with ``pacer_step``, is not read by Bliss). Selection: ``bliss_selection`` and, for ``weighted``, the
-    epsilon schedule and ``cut_off_util``. ``collect_data`` keeps every pick's features and
+    ``pacer_step`` (shared with Oort), ``bliss_pacer_delta`` (seconds). Selection:
+    ``bliss_selection`` and, for ``weighted``, the epsilon schedule and ``cut_off_util``. ``collect_data`` keeps every pick's features and
     outcome for ``training_data``.
     """
 

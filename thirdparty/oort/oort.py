@@ -127,8 +127,8 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     """Oort's knobs, each named as its job_conf key; those left unset take ``oort_variant``'s default.
 
     Shared with other selectors: the epsilon schedule and ``cut_off_util`` (c of Algorithm 1),
-    the pacer's W (``pacer_step``) and Delta (``pacer_delta``), alpha of Eq. (2)
-    (``round_penalty``). Oort's own: ``oort_variant``; ``clip_bound``, the quantile at which
+    the pacer's W (``pacer_step``), alpha of Eq. (2) (``round_penalty``). Oort's own: the
+    pacer's Delta (``pacer_delta``); ``oort_variant``; ``clip_bound``, the quantile at which
     rewards are clipped; ``blacklist_rounds``/``blacklist_max_len``, which exclude clients picked
     more than that many times, at most that fraction of the fleet (§4.3; -1 turns the blacklist
     off); ``pacer_mode`` (the relax rule); ``t_mode``/``round_threshold`` (the initial T, a
@@ -137,6 +137,9 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     pick); ``local_steps`` x ``batch_size`` caps the data-size prior of the reference variants.
     """
 
+    pacer_delta: float = Field(5.0, ge=0, description=(
+        "Oort: step by which the pacer moves the preferred round duration (percentile points, or seconds when "
+        "t_mode is absolute)."))
     oort_variant: OortVariant = Field("fedscale", description=(
         "Oort: which reference the selection follows, with its defaults: fedscale (FedScale's thirdparty/oort), "
         "artifact (the authors' SymbioticLab/Oort code) or paper (Algorithm 1 of the OSDI'21 paper)."))
