@@ -190,3 +190,10 @@ def test_overrides_reject_bad_inputs() -> None:
         selector.client_overrides(np.arange(2), np.ones(2), np.ones(2), 5, 0)
     steps, dropout, _ = selector.client_overrides(np.array([], dtype=np.int64), np.ones(0), np.ones(0), 5, 16)
     assert steps.size == dropout.size == 0
+
+
+def test_oorts_rules_default_to_the_artifact_pyramidfl_was_built_on() -> None:
+    assert build_config(PyramidFLConfig, {}).oort_variant == "artifact"
+    assert build_config(PyramidFLConfig, {}).clip_bound == build_config(OortConfig, {"oort_variant": "artifact"}).clip_bound
+    assert build_config(PyramidFLConfig, {"oort_variant": "paper"}).oort_variant == "paper"
+    assert build_config(OortConfig, {}).oort_variant == "fedscale"

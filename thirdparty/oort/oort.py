@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -137,12 +137,15 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     pick); ``local_steps`` x ``batch_size`` caps the data-size prior of the reference variants.
     """
 
+    default_variant: ClassVar[str] = "fedscale"
+
     pacer_delta: float = Field(5.0, ge=0, description=(
         "Oort: step by which the pacer moves the preferred round duration (percentile points, or seconds when "
         "t_mode is absolute)."))
-    oort_variant: OortVariant = Field("fedscale", description=(
+    oort_variant: OortVariant | None = Field(None, description=(
         "Oort: which reference the selection follows, with its defaults: fedscale (FedScale's thirdparty/oort), "
-        "artifact (the authors' SymbioticLab/Oort code) or paper (Algorithm 1 of the OSDI'21 paper)."))
+        "artifact (the authors' SymbioticLab/Oort code) or paper (Algorithm 1 of the OSDI'21 paper) (unset: "
+        "fedscale for oort; artifact for pyramidfl, whose authors built on that code)."))
     round_threshold: float | None = Field(None, gt=0, description=(
         "Oort: initial preferred round duration T: a percentile of the clients' durations (t_mode percentile) or "
         "seconds (t_mode absolute) (unset: 30 for fedscale, 10 for artifact; pacer_delta seconds when absolute)."))
@@ -166,8 +169,8 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     @classmethod
     def selector_defaults(cls, values: Mapping[str, Any]) -> dict[str, Any]:
         """The chosen ``oort_variant``'s defaults; T in seconds starts at ``pacer_delta``."""
-        variant = values.get("oort_variant") or "fedscale"
-        defaults = dict(VARIANT_DEFAULTS.get(variant, VARIANT_DEFAULTS["fedscale"]))
+        variant = values.get("oort_variant") or cls.default_variant
+        defaults = dict(VARIANT_DEFAULTS.get(variant, VARIANT_DEFAULTS[cls.default_variant]), oort_variant=variant)
         if (values.get("t_mode") or defaults["t_mode"]) == "absolute":
             defaults["round_threshold"] = values.get("pacer_delta", cls.model_fields["pacer_delta"].default)
         return defaults

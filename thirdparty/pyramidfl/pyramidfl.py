@@ -32,6 +32,7 @@ round with ``(1 - P) t_comm`` as well.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -50,7 +51,11 @@ class PyramidFLConfig(OortConfig):
     ``max_extra_factor``: extra iterations are capped at this multiple of the base steps;
     ``max_local_epochs``: all iterations at this many epochs of the client's data, unless that is
     below the base steps (the artifact's client, ``training/learner.py`` ``run_client``, 5 epochs).
+    Oort's rules default to ``oort_variant: artifact``: the artifact's selection is a copy of
+    Oort's own code (SymbioticLab/Oort ``oort/oort.py``).
     """
+
+    default_variant: ClassVar[str] = "artifact"
 
     dropout_low: float = Field(0.1, ge=0, lt=1,
                                description="PyramidFL: upload dropout of the highest-utility participant.")
