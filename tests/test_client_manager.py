@@ -166,6 +166,19 @@ def test_pyramidfl_overrides_shape_the_plan(tmp_path):
     assert manager.plan_round(1, 0.0).dropout_mode == "layer_random"
 
 
+@pytest.mark.parametrize("time_model", ["fedscale", "dynamic"])
+def test_extra_steps_that_outlast_a_clients_availability_make_it_fail(tmp_path, time_model):
+    """Device 0 finishes its base round (about 11 s) while online, but the slowest client's round
+    (about 43 s) leaves it idle time that PyramidFL fills: it would finish after going offline at 20 s."""
+    f = fleet(tmp_path, [device(0, 10, 2000.0, active=[0], inactive=[20], finish_time=1000),
+                         device(1, 20, 4000.0), device(2, 90, 1000.0)])
+    job = conf(num_participants=3, overcommitment=1.0, sample_mode="pyramidfl", seed=3, time_model=time_model)
+    manager = ClientManager(np.full(3, 200), f, MODEL_BYTES, make_selector(job), **manager_settings(job))
+    plan = manager.plan_round(1, 0.0)
+    assert plan.offline.tolist() == [0] and sorted(plan.participants.tolist()) == [1, 2]
+    assert plan.stragglers.tolist() == [] and len(plan.base_durations) == len(plan.participants) == 2
+
+
 def test_pyramidfl_caps_steps_at_five_epochs_of_the_job_batch_size(tmp_path):
     """30 samples in batches of 10: 5 epochs are 15 steps, whatever idle time there is to fill."""
     f = fleet(tmp_path, [device(i, ms, kbps) for i, (ms, kbps) in

@@ -155,8 +155,13 @@ class ClientManager:
             steps[kept], keep_fraction = np.asarray(steps_k), 1.0 - np.asarray(dropout)
             k_dl, k_comp, k_ul = self.get_completion_time(candidates[kept], cur_time, steps[kept], keep_fraction)
             t_dl[kept], t_comp[kept], t_ul[kept] = k_dl, k_comp, k_ul
+            # the work a selector adds may carry a client past the moment it goes offline
+            still = self.times.completes(self.device[candidates[kept]], cur_time, cur_time + k_dl + k_comp + k_ul)
+            completes[kept[~still]] = False
+            kept, keep_fraction, base_durations = kept[still], keep_fraction[still], base_durations[still]
         totals = t_dl + t_comp + t_ul
-        late = order[len(kept):][completes[order[len(kept):]]]
+        ranked = min(training.num_participants, len(order))
+        late = order[ranked:][completes[order[ranked:]]]
         return RoundPlan(
             round_index=round_index, start_time=cur_time, participants=candidates[kept],
             local_steps=steps[kept], keep_fraction=keep_fraction, t_dl=t_dl[kept], t_comp=t_comp[kept],
