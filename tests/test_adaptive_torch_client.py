@@ -32,8 +32,9 @@ def make(tmp_path, time_model=DynamicTimeModel, clock_factor=1.0, **availability
     device = {"id": 1, "computation": 10.0, "communication": 2 * 8 * nbytes / 1000, **availability}
     path = tmp_path / "fleet.json"
     path.write_text(json.dumps([device]))
-    times = time_model(fleet_from_json(path), clock_factor=clock_factor)
-    client = AdaptiveTorchClient(model, data, [np.arange(40)], seed=1, times=times)
+    devices = fleet_from_json(path)
+    client = AdaptiveTorchClient(model, data, [np.arange(40)], seed=1,
+                                 time_model=lambda nbytes: time_model(devices, clock_factor=clock_factor))
     return client, client.weights.snapshot()
 
 

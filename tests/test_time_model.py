@@ -92,8 +92,20 @@ def test_clock_factor_scales_the_whole_round(fleet: Fleet, model: type) -> None:
 
 
 def test_the_job_chooses_the_model_and_fedscale_refuses_an_uplink_factor(fleet: Fleet) -> None:
-    assert isinstance(build_time_model(fleet, JobConf({}).fleet), FedScaleTimeModel)
-    dynamic = build_time_model(fleet, JobConf({"time_model": "dynamic", "reduction_factor": 0.3}).fleet)
+    assert isinstance(build_time_model(fleet, JobConf({}).fleet, 1000), FedScaleTimeModel)
+    dynamic = build_time_model(fleet, JobConf({"time_model": "dynamic", "reduction_factor": 0.3}).fleet, 1000)
     assert isinstance(dynamic, DynamicTimeModel) and dynamic.reduction_factor == 0.3
     with pytest.raises(ConfigError, match="reduction_factor"):
         JobConf({"reduction_factor": 0.3})
+
+
+@pytest.mark.parametrize("time_model", ["fedscale", "dynamic"])
+def test_model_size_times_the_links_for_that_model_whatever_is_trained(fleet: Fleet, time_model: str) -> None:
+    rows = np.array([1, 2])
+    own = build_time_model(fleet, JobConf({"time_model": time_model}).fleet, MODEL_BYTES)
+    resnet = build_time_model(fleet, JobConf({"time_model": time_model, "model_size": 349_000}).fleet, MODEL_BYTES)
+    t_dl, t_comp, t_ul = own.round_times(rows, 5.0, 10, 20, 44_672_000, upload_bytes=0.5 * 44_672_000)
+    r_dl, r_comp, r_ul = resnet.round_times(rows, 5.0, 10, 20, MODEL_BYTES, upload_bytes=0.5 * MODEL_BYTES)
+    np.testing.assert_allclose([r_dl, r_comp, r_ul], [t_dl, t_comp, t_ul])
+    with pytest.raises(ConfigError, match="model_size"):
+        JobConf({"model_size": 0})

@@ -89,7 +89,7 @@ class ClientManager:
         self.training = training
         self.adaptive = adaptive
         self.fleet = fleet
-        self.times = build_time_model(fleet, time_model)
+        self.times = build_time_model(fleet, time_model, model_bytes)
         self.selector = selector
         self.model_bytes = model_bytes
         self.sample_counts = np.asarray(sample_counts, dtype=np.int64)

@@ -46,6 +46,13 @@ class TimeModel(ABC):
     fleet: Fleet
     augmentation_factor: float = 3.0
     clock_factor: float = 1.0
+    payload_scale: float = 1.0
+
+    def charged(self, nbytes: Times) -> np.ndarray:
+        """The bytes a transfer of ``nbytes`` of the trained model is timed as: ``payload_scale``
+        times them, so a job can train a small model while timing the links for a large one
+        (``model_size``)."""
+        return self.payload_scale * np.asarray(nbytes, dtype=np.float64)
 
     def nominal_compute(self, rows: np.ndarray, samples: Times) -> np.ndarray:
         """Seconds to train on ``samples`` at the measured latency: FedScale's
@@ -102,7 +109,7 @@ class FedScaleTimeModel(TimeModel):
     """
 
     def _transfer(self, rows: np.ndarray, nbytes: Times) -> np.ndarray:
-        kilobits = np.asarray(nbytes, dtype=np.float64) * 8.0 / FEDSCALE_BITS_PER_KILOBIT
+        kilobits = self.charged(nbytes) * 8.0 / FEDSCALE_BITS_PER_KILOBIT
         return self.clock_factor * kilobits / self.fleet.bandwidth_kbps[rows].astype(np.float64)
 
     def download_time(self, rows: np.ndarray, t0: Times, nbytes: Times) -> np.ndarray:
@@ -141,7 +148,7 @@ class DynamicTimeModel(TimeModel):
 
     def _transfer(self, rows: np.ndarray, t0: Times, nbytes: Times, link_factor: float) -> np.ndarray:
         bits_per_second = self.fleet.bandwidth_kbps[rows].astype(np.float64) * BITS_PER_KILOBIT * link_factor
-        nominal = self.clock_factor * np.asarray(nbytes, dtype=np.float64) * 8.0 / bits_per_second
+        nominal = self.clock_factor * self.charged(nbytes) * 8.0 / bits_per_second
         trace = self.fleet.rate
         return trace.time_to_accumulate(rows, t0, nominal * trace.cycle_mean(rows))
 
@@ -163,8 +170,11 @@ class DynamicTimeModel(TimeModel):
         return ~self.fleet.stays_active(rows, t0, t)
 
 
-def build_time_model(fleet: Fleet, conf: FleetConfig) -> TimeModel:
-    """The job's ``time_model`` on ``fleet`` with the job's factors."""
+def build_time_model(fleet: Fleet, conf: FleetConfig, model_bytes: int) -> TimeModel:
+    """The job's ``time_model`` on ``fleet`` with the job's factors, for a trained model of
+    ``model_bytes``; ``model_size`` (FedScale's kilobits of 1,024 bits), when set, is the size
+    the links are timed for instead."""
+    scale = conf.model_size * FEDSCALE_BITS_PER_KILOBIT / 8.0 / model_bytes if conf.model_size else 1.0
     if conf.time_model == "fedscale":
-        return FedScaleTimeModel(fleet, conf.augmentation_factor, conf.clock_factor)
-    return DynamicTimeModel(fleet, conf.augmentation_factor, conf.clock_factor, conf.reduction_factor)
+        return FedScaleTimeModel(fleet, conf.augmentation_factor, conf.clock_factor, scale)
+    return DynamicTimeModel(fleet, conf.augmentation_factor, conf.clock_factor, scale, conf.reduction_factor)

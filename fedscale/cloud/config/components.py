@@ -180,6 +180,11 @@ class FleetConfig(Component):
                     "counts if online at its finish time). dynamic: the same capacities modulated by the fleet's "
                     "bandwidth and free-CPU traces (each rescaled to mean 1), uplink = downlink x reduction_factor, "
                     "a client counts only if online throughout its round.")
+    model_size: float | None = Field(
+        None, gt=0,
+        description="Model size the time model times each download and upload for, in FedScale's kilobits (bytes x 8 "
+                    "/ 1024; a ResNet-18's 44.7 MB is 349,000), so a small model can be trained on links timed for a "
+                    "large one; partial uploads are charged the same fraction of it. Unset: the trained model's size.")
     clock_factor: float = Field(
         1.0, gt=0,
         description="Multiplier on each client's whole simulated round time (download, compute and upload); to scale "

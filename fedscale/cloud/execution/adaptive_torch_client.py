@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,9 +67,11 @@ class AdaptiveOutcome:
 class AdaptiveTorchClient(TorchClient):
     """TorchClient plus ``train_adaptive``: local steps and upload size chosen under a budget."""
 
-    def __init__(self, *args, times: TimeModel, **kwargs) -> None:
+    def __init__(self, *args, time_model: Callable[[int], TimeModel], **kwargs) -> None:
+        """``time_model`` builds the job's time model for a model of the given size in bytes
+        (the model's own, which this client knows once it holds it)."""
         super().__init__(*args, **kwargs)
-        self.times = times
+        self.times = time_model(self.weights.nbytes)
 
     def _compute(self, device: np.ndarray, at: float, steps: int, s: AdaptiveSettings) -> float:
         return float(self.times.compute_time(device, at, steps * s.batch_size)[0])

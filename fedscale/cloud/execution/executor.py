@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import traceback
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -58,7 +59,7 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     if conf.adaptive.adaptive_training:
         devices = job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file)
         return AdaptiveTorchClient(model, data.train, data.client_indices, seed, poison,
-                                   times=build_time_model(devices, fleet))
+                                   time_model=partial(build_time_model, devices, fleet))
     return TorchClient(model, data.train, data.client_indices, seed, poison)
 
 
