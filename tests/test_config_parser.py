@@ -180,7 +180,7 @@ def test_job_spec_json_round_trip(tmp_path: Path, fedscale_home: Path) -> None:
 
 def test_job_spec_from_dict_revalidates(tmp_path: Path, fedscale_home: Path) -> None:
     data = load_job(write(tmp_path, FEDSCALE_JOB)).to_dict()
-    with pytest.raises(ConfigError, match=r"job\.yml: job_conf\.rounds: expected an integer >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"job\.yml: job_conf\.rounds: expected an integer >= 1 and <= 1000000, got 0"):
         JobSpec.from_dict({**data, "conf": {**data["conf"], "rounds": 0}})
     with pytest.raises(ConfigError, match="num_executors: expected 8"):
         JobSpec.from_dict({**data, "conf": {**data["conf"], "num_executors": 3}})
@@ -212,7 +212,7 @@ def test_job_conf_api() -> None:
     changed = conf.replace(rounds=3, **{"hidden-size": "64"})
     assert (changed.training.rounds, changed["hidden-size"], conf.training.rounds) == (3, 64, 50)
     assert changed.explicit == {"learning_rate", "rounds", "hidden-size"}
-    with pytest.raises(ConfigError, match=r"^job_conf\.rounds: expected an integer >= 1, got -1$"):
+    with pytest.raises(ConfigError, match=r"^job_conf\.rounds: expected an integer >= 1 and <= 1000000, got -1$"):
         conf.replace(rounds=-1)
     with pytest.raises(ConfigError, match="unknown key 'round'"):
         conf.replace(round=3)
@@ -251,12 +251,12 @@ def test_values_are_converted(key: str, raw: object, typed: object) -> None:
 @pytest.mark.parametrize(
     ("key", "raw", "expected"),
     [
-        ("learning_rate", "abc", "expected a number > 0, got 'abc'"),
-        ("learning_rate", 0, "expected a number > 0, got 0"),
-        ("learning_rate", "nan", "expected a number > 0, got 'nan'"),
-        ("rounds", 1.5, "expected an integer >= 1, got 1.5"),
-        ("rounds", True, "expected an integer >= 1, got true"),
-        ("rounds", None, "expected an integer >= 1, got null"),
+        ("learning_rate", "abc", "expected a number > 0 and <= 1000, got 'abc'"),
+        ("learning_rate", 0, "expected a number > 0 and <= 1000, got 0"),
+        ("learning_rate", "nan", "expected a number > 0 and <= 1000, got 'nan'"),
+        ("rounds", 1.5, "expected an integer >= 1 and <= 1000000, got 1.5"),
+        ("rounds", True, "expected an integer >= 1 and <= 1000000, got true"),
+        ("rounds", None, "expected an integer >= 1 and <= 1000000, got null"),
         ("filter_more", "1e400", "expected an integer >= 1, got '1e400'"),
         ("use_cuda", "maybe", "expected a boolean (true/false), got 'maybe'"),
         ("use_cuda", 2, "expected a boolean (true/false), got 2"),

@@ -77,6 +77,12 @@ class RoundPlan:
                 "planned_duration": self.duration, "selector": self.selector}
 
 
+def eligible_clients(sample_counts: np.ndarray, fleet: FleetConfig) -> np.ndarray:
+    """The clients that may take part: those holding filter_less..filter_more samples (at least one)."""
+    counts = np.asarray(sample_counts)
+    return np.flatnonzero((counts >= max(fleet.filter_less, 1)) & (counts <= fleet.filter_more))
+
+
 class ClientManager:
     """Registered clients, their devices, the online set at a virtual time, and the selector.
 
@@ -94,8 +100,7 @@ class ClientManager:
         self.model_bytes = model_bytes
         self.sample_counts = np.asarray(sample_counts, dtype=np.int64)
         self.device = np.arange(len(self.sample_counts)) % fleet.num_clients
-        keep = (self.sample_counts >= max(time_model.filter_less, 1)) & (self.sample_counts <= time_model.filter_more)
-        self.eligible = np.flatnonzero(keep)
+        self.eligible = eligible_clients(self.sample_counts, time_model)
         self._cursor = OnlineCursor(fleet, self.device[self.eligible])
         profiled = self.get_completion_time(self.eligible, 0.0, np.full(len(self.eligible), training.local_steps))
         needs = selector.needs

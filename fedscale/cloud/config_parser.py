@@ -126,6 +126,8 @@ def _entry_spec(key: str, script: str) -> KeySpec:
 
 
 _ENTRY_KEYS = (_entry_spec("executor_entry", "executor.py"), _entry_spec("aggregator_entry", "aggregator.py"))
+MAX_PROCS_PER_HOST = 64
+MAX_EXECUTORS = 1024
 _WORKER_ENTRY = re.compile(r"(?P<host>[^\s\[\]]+):\[\s*(?P<counts>\d+(?:\s*,\s*\d+)*)\s*\]", re.ASCII)
 
 
@@ -140,12 +142,19 @@ def _parse_workers(section: Any) -> tuple[WorkerHost, ...]:
         if match is None:
             raise ConfigError("expected 'host:[n]' or 'host:[n1,n2,...]' (executor processes per GPU), "
                               f"got {show(entry)}", where)
-        host, procs = match["host"], sum(int(count) for count in re.findall(r"\d+", match["counts"]))
+        host, counts = match["host"], re.findall(r"\d+", match["counts"])
+        procs = sum(int(count) if len(count.lstrip("0")) <= 6 else MAX_EXECUTORS for count in counts)
+        if procs > MAX_PROCS_PER_HOST:
+            raise ConfigError(f"expected at most {MAX_PROCS_PER_HOST} executor processes on one host, "
+                              f"got {show(entry)}", where)
         if procs == 0:
-            raise ConfigError(f"expected at least one process on {host}, got {entry!r}", where)
+            raise ConfigError(f"expected at least one process on {host}, got {show(entry)}", where)
         if any(worker.host == host for worker in workers):
             raise ConfigError(f"host {host!r} is listed twice; give all its process counts in one entry", where)
         workers.append(WorkerHost(host, procs))
+    total = sum(worker.procs for worker in workers)
+    if total > MAX_EXECUTORS:
+        raise ConfigError(f"expected at most {MAX_EXECUTORS} executor processes in all, got {total}", "worker_ips")
     return tuple(workers)
 
 
@@ -254,8 +263,39 @@ def parse_job(data: Any, source: str) -> JobSpec:
         return _assemble(data, raw, explicit, source)
 
 
+# Limits on a job file, far above any real one (a few kilobytes, a few levels, a few hundred
+# values), so reading a hostile file stays cheap and every refusal is one line.
+MAX_JOB_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
 class _JobLoader(yaml.SafeLoader):
-    """Safe YAML loading that rejects a key repeated within one mapping (PyYAML would keep the last)."""
+    """Safe YAML loading that refuses nesting deeper than MAX_DEPTH and a key repeated within one
+    mapping (PyYAML would keep the last)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ConfigError(f"YAML nested deeper than {MAX_DEPTH} levels; expected a job file's few levels",
+                                  f"line {self.peek_event().start_mark.line + 1}")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(f"expected a value YAML can read, got {show(node.value)} ({show(str(err))})",
+                              f"line {node.start_mark.line + 1}") from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -268,19 +308,69 @@ class _JobLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases would expand it past MAX_NODES nodes, or refer to
+    themselves, counting each shared node once (nothing is expanded to count it)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_counted = stack.pop()
+        if children_counted:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(MAX_NODES + 1, 1 + sum(sizes[id(child)] for child in _children(node)))
+            continue
+        if id(node) in open_nodes:
+            raise ConfigError("a YAML alias refers to the collection it is in; expected a finite document",
+                              f"line {node.start_mark.line + 1}")
+        if id(node) in sizes:
+            continue
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    if sizes[id(root)] > MAX_NODES:
+        raise ConfigError(f"YAML that expands to more than {MAX_NODES} values once its aliases are expanded; "
+                          "expected a job file's few hundred")
+
+
+def _read_yaml(text: str) -> Any:
+    """The document in ``text``, within the limits above; None for an empty one."""
+    loader = _JobLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_job(path: str) -> JobSpec:
     """Read, check and resolve a YAML job file; any problem is one ConfigError naming the file."""
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as stream:
-            text = stream.read()
+        with open(source, "rb") as stream:
+            content = stream.read(MAX_JOB_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"cannot read the job file: {err.strerror or err}", source=source) from None
-    except UnicodeDecodeError:
-        raise ConfigError("cannot read the job file: it is not UTF-8 text", source=source) from None
     with reported_from(source):
+        if len(content) > MAX_JOB_BYTES:
+            raise ConfigError(f"the job file is larger than {MAX_JOB_BYTES} bytes (1 MiB); expected a job file")
         try:
-            data = yaml.load(text, Loader=_JobLoader)
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError("cannot read the job file: it is not UTF-8 text") from None
+        try:
+            data = _read_yaml(text)
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             detail = "; ".join(part for part in (err.context, err.problem) if part)

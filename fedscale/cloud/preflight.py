@@ -1,27 +1,31 @@
 """Everything a job builds, built once before any process starts, so a bad value is refused
 with one line naming its key instead of failing inside the aggregator after the executors
-joined: the device fleet (read with the safe loaders), the aggregator's port, the selector,
-the server algorithm, and (for a job with Byzantine clients or a robust rule) the threat model
+joined: the device fleet (read with the safe loaders), the aggregator's port, the clients'
+sample counts (where a data map file, femnist's mapping or the filter_less..filter_more bounds
+can decide whether num_participants clients are eligible), the selector, the server algorithm, and (for a job with Byzantine clients or a robust rule) the threat model
 with its robust pipeline, which is run once on a synthetic round of ``num_participants`` rows
 (its expected share of them Byzantine) so that an attack or a defence that cannot work at that
 size is refused here. A job without either does not import torch here, so submitting one
-starts fast.
+starts fast; nor does one whose data needs no reading (digits split over num_clients, the
+default filters).
 """
 from __future__ import annotations
 
 import itertools
 import socket
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from fedscale.cloud.aggregation.server_algorithms import ServerAlgorithm, make_server_algorithm
-from fedscale.cloud.client_manager import make_selector
+from fedscale.cloud.client_manager import eligible_clients, make_selector
 from fedscale.cloud.config.components import RobustnessConfig
 from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.internal.client_metadata import Fleet
 from fedscale.cloud.internal.trace_formats import TraceError, job_fleet
+from fedscale.dataloaders.catalog import TRAINING_SET_SIZES
 from fedscale.selection.base import Selector
 
 if TYPE_CHECKING:
@@ -44,6 +48,7 @@ def preflight(job: JobSpec) -> Preflight:
     """Build the job's parts; any problem is one ConfigError naming the job file and the key."""
     try:
         _check_port(job)
+        _check_clients(job)
         return Preflight(fleet=_fleet(job), selector=_selector(job),
                          server_algorithm=make_server_algorithm(job.conf), threat=_threat(job))
     except ConfigError as err:
@@ -60,6 +65,40 @@ def _fleet(job: JobSpec) -> Fleet:
     except TraceError as err:
         key = next((key for key, path in files.items() if path and str(err).startswith(path)), "")
         raise ConfigError(str(err), f"job_conf.{key}" if key else "") from None
+
+
+def _check_clients(job: JobSpec) -> None:
+    """Refuse a job whose data cannot be split as asked, or leaves fewer eligible clients than
+    num_participants. A digits job split over num_clients with filters no narrower than 1 to the
+    training set's size needs no reading: each of its clients holds between those."""
+    conf = job.conf
+    data, fleet, participants = conf.data, conf.fleet, conf.training.num_participants
+    size = TRAINING_SET_SIZES.get(data.data_set)
+    if not data.data_map_file and size is not None and fleet.filter_less <= 1 and fleet.filter_more >= size:
+        return
+    counts = _sample_counts(job)
+    eligible = len(eligible_clients(counts, fleet))
+    if eligible >= participants:
+        return
+    if eligible == len(counts):
+        raise ConfigError(f"expected at most the {len(counts)} clients of the data, got {participants}",
+                          "job_conf.num_participants")
+    key = "filter_less" if (counts < max(fleet.filter_less, 1)).any() else "filter_more"
+    raise ConfigError(f"leaves {eligible} of {len(counts)} clients holding {fleet.filter_less} to {fleet.filter_more} "
+                      f"samples; expected at least num_participants ({participants})", f"job_conf.{key}")
+
+
+def _sample_counts(job: JobSpec) -> np.ndarray:
+    """Each client's training samples, as the executors will split the data; a problem is named by
+    the key that chose the data (the loaders import torch, hence only here)."""
+    from fedscale.dataloaders.dataset import DataError
+    from fedscale.dataloaders.federated import client_sample_counts
+    data = job.conf.data
+    try:
+        return client_sample_counts(data, job.conf.training.seed)
+    except DataError as err:
+        key = "data_map_file" if data.data_map_file else "data_dir" if data.data_set == "femnist" else "num_clients"
+        raise ConfigError(str(err), f"job_conf.{key}") from None
 
 
 def _selector(job: JobSpec) -> Selector:

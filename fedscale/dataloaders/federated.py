@@ -9,7 +9,7 @@ import numpy as np
 from fedscale.dataloaders.catalog import DATA_SETS, PARTITIONS
 from fedscale.dataloaders.dataset import ArrayDataset, DataError
 from fedscale.dataloaders.digits import load_digits
-from fedscale.dataloaders.femnist import load_femnist
+from fedscale.dataloaders.femnist import femnist_client_sizes, load_femnist
 from fedscale.dataloaders.partition import dirichlet_partition, iid_partition, map_file_partition
 
 if TYPE_CHECKING:
@@ -50,6 +50,15 @@ def load_federated_data(conf: DataConfig, seed: int) -> FederatedData:
         train, test = load_digits(seed)
         return FederatedData(train, test, _partition_in_memory(conf, seed, train))
     raise DataError.at("data_set", f"one of {', '.join(DATA_SETS)}, got {conf.data_set!r}")
+
+
+def client_sample_counts(conf: DataConfig, seed: int) -> np.ndarray:
+    """Each client's number of training samples as ``load_federated_data`` splits the data, for
+    checking a job before launch: femnist's from its mapping files alone (images unread), digits'
+    from the split itself. Impossible requests raise DataError."""
+    if conf.data_set == "femnist":
+        return femnist_client_sizes(conf.data_dir, conf.data_map_file)
+    return load_federated_data(conf, seed).client_sample_counts
 
 
 def _partition_in_memory(conf: DataConfig, seed: int, train: ArrayDataset) -> list[np.ndarray]:

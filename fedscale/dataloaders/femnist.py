@@ -47,15 +47,29 @@ def load_femnist(
     sample_path and label_id columns are read. Any problem raises a one-line DataError.
     """
     root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError.at(root, f"a FEMNIST folder holding {MAPPING_DIR}/train.csv and {MAPPING_DIR}/test.csv")
-    train_table = read_csv_table(data_map_file or root / MAPPING_DIR / "train.csv", _COLUMNS_READ)
-    test_table = read_csv_table(root / MAPPING_DIR / "test.csv", _COLUMNS_READ)
+    train_table, test_table = _mapping_tables(root, data_map_file)
     train_labels, test_labels = train_table.int_column("label_id"), test_table.int_column("label_id")
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     train = ArrayDataset(_read_images(root, train_table), torch.from_numpy(train_labels), num_classes)
     test = ArrayDataset(_read_images(root, test_table), torch.from_numpy(test_labels), num_classes)
     return train, test, group_by_first_appearance(train_table.columns["client_id"])
+
+
+def femnist_client_sizes(data_dir: str | PathLike[str], data_map_file: str = "") -> np.ndarray:
+    """Each client's number of training samples as ``load_femnist`` partitions them, read from the
+    mapping files alone (their rows and labels are checked, the images are not read)."""
+    train_table, test_table = _mapping_tables(Path(data_dir), data_map_file)
+    train_table.int_column("label_id")
+    test_table.int_column("label_id")
+    return np.array([len(rows) for rows in group_by_first_appearance(train_table.columns["client_id"])])
+
+
+def _mapping_tables(root: Path, data_map_file: str) -> tuple[CsvTable, CsvTable]:
+    """The training mapping (``data_map_file`` or the folder's train.csv) and the test mapping."""
+    if not root.is_dir():
+        raise DataError.at(root, f"a FEMNIST folder holding {MAPPING_DIR}/train.csv and {MAPPING_DIR}/test.csv")
+    return (read_csv_table(data_map_file or root / MAPPING_DIR / "train.csv", _COLUMNS_READ),
+            read_csv_table(root / MAPPING_DIR / "test.csv", _COLUMNS_READ))
 
 
 def _read_images(root: Path, table: CsvTable) -> torch.Tensor:

@@ -123,7 +123,7 @@ class BlissConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
         "Bliss: extra refresh candidates drawn uniformly from the other seen online clients, as a "
         "share of number_clients_to_refresh_utility."))
     collect_data: bool = Field(False, description="Bliss: dump g's and h's training rows to the run folder.")
-    t_budget: float = Field(300.0, gt=0, description=(
+    t_budget: float = Field(300.0, gt=0, le=86400, description=(
         "Seconds a round allows each client for download, compute and upload (Bliss's pacer moves it)."))
     bliss_pacer_delta: float = Field(50.0, ge=0, description=(
         "Bliss: seconds by which the pacer relaxes or tightens t_budget (never below this step)."))

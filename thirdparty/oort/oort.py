@@ -163,8 +163,8 @@ class OortConfig(ExplorationConfig, PacerConfig, PenaltyConfig):
     pacer_mode: PacerMode | None = Field(None, description=(
         "Oort: relax when the window's utility falls (paper) or on a plateau, tightening on a swing (fedscale) "
         "(unset: fedscale for the fedscale and artifact variants, paper for paper)."))
-    local_steps: int = Field(20, ge=1, description="Local training steps per client per round.")
-    batch_size: int = Field(30, ge=1, description="Training batch size.")
+    local_steps: int = Field(20, ge=1, le=1_000_000, description="Local training steps per client per round.")
+    batch_size: int = Field(30, ge=1, le=1_000_000, description="Training batch size.")
 
     @classmethod
     def selector_defaults(cls, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pydantic import Field, create_model, model_validator
 
 from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
 from fedscale.cloud.config.keys import INACTIVE, PATH, Aliases, Check, Component, ConfigError
-from fedscale.dataloaders.catalog import DATA_SETS, MODEL_NAMES, PARTITIONS
+from fedscale.dataloaders.catalog import DATA_SETS, MODEL_NAMES, PARTITIONS, TRAINING_SET_SIZES
 from fedscale.selection.registry import SAMPLE_MODES
 
 GRADIENT_POLICIES = tuple(SERVER_ALGORITHMS)
@@ -80,16 +80,18 @@ class Cluster(Component):
         29500, ge=0, le=65535,
         description="Aggregator's port; 0 picks a free one. The top-level ps_port takes precedence.")
     connection_timeout: int = Field(
-        60, gt=0, description="Seconds the aggregator waits for the executors to register.")
+        60, ge=10, le=86400,
+        description="Seconds the aggregator waits for the executors to register (at least 10, the time an "
+                    "executor takes to start).")
     executor_timeout: float = Field(
-        5.0, gt=0,
+        5.0, gt=0, le=3600,
         description="Seconds without a heartbeat after which an executor is declared dead and its clients are "
                     "dropped or moved.")
     heartbeat_interval: float = Field(
-        1.0, gt=0, description="Seconds between an executor's heartbeats; below executor_timeout.")
+        1.0, ge=0.05, description="Seconds between an executor's heartbeats; below executor_timeout.")
     num_executors: int = Field(1, ge=1, description="Executor processes in total; always derived from worker_ips.")
     torch_threads: int = Field(
-        1, ge=1, description="Torch threads in each executor process and in the aggregator.")
+        1, ge=1, le=256, description="Torch threads in each executor process and in the aggregator.")
 
     @model_validator(mode="after")
     def _heartbeat_below_timeout(self) -> Cluster:
@@ -119,7 +121,9 @@ class DataConfig(Component):
     dirichlet_alpha: float = Field(
         0.5, gt=0, description="Concentration of the dirichlet split; smaller means more skewed clients.")
     num_clients: int = Field(
-        100, ge=1, description="Clients the training set is split into when no data_map_file is given.")
+        100, ge=1, le=1_000_000,
+        description="Clients the training set is split into when no data_map_file is given; at most the training "
+                    "set's size.")
 
     @model_validator(mode="after")
     def _files_exist(self) -> DataConfig:
@@ -132,25 +136,33 @@ class DataConfig(Component):
             require_existing("data_map_file", self.data_map_file, directory=False)
         return self
 
+    @model_validator(mode="after")
+    def _clients_fit_the_data(self) -> DataConfig:
+        size = TRAINING_SET_SIZES.get(self.data_set)
+        if not self.data_map_file and size is not None and self.num_clients > size:
+            raise ConfigError(f"expected at most the {size} training samples of {self.data_set}, "
+                              f"got {self.num_clients}", "job_conf.num_clients")
+        return self
+
 
 class TrainingConfig(Component):
     """The model and the clients' local training; the rounds, their size and when to test."""
 
     model: Literal[MODEL_NAMES] = Field(
         "mlp", description="Model: logistic regression, a small multi-layer perceptron, or a small CNN.")
-    learning_rate: float = Field(0.05, gt=0, description="Client learning rate.")
-    local_steps: int = Field(20, ge=1, description="Local training steps per client per round.")
-    batch_size: int = Field(30, ge=1, description="Training batch size.")
+    learning_rate: float = Field(0.05, gt=0, le=1000, description="Client learning rate.")
+    local_steps: int = Field(20, ge=1, le=1_000_000, description="Local training steps per client per round.")
+    batch_size: int = Field(30, ge=1, le=1_000_000, description="Training batch size.")
     seed: Annotated[int, Aliases("sample_seed")] = Field(
         233, ge=0, le=2**32 - 1, description="Seed for data splitting, client selection and model initialisation.")
-    rounds: int = Field(50, ge=1, description="Training rounds to run.")
-    num_participants: int = Field(4, ge=1, description="Clients aggregated per round.")
+    rounds: int = Field(50, ge=1, le=1_000_000, description="Training rounds to run.")
+    num_participants: int = Field(4, ge=1, le=1_000_000, description="Clients aggregated per round.")
     max_virtual_time: float = Field(
         0.0, ge=0,
         description="Stop after the round that reaches this many virtual seconds (0: no limit), so policies can be "
                     "compared on equal simulated time.")
-    eval_interval: int = Field(5, ge=1, description="Test the global model every this many rounds.")
-    test_bsz: int = Field(128, ge=1, description="Testing batch size.")
+    eval_interval: int = Field(5, ge=1, le=1_000_000, description="Test the global model every this many rounds.")
+    test_bsz: int = Field(128, ge=1, le=1_000_000, description="Testing batch size.")
     save_checkpoint: bool = Field(True, description="Save a model checkpoint at each test.")
 
 
@@ -171,7 +183,7 @@ class FleetConfig(Component):
     filter_more: int = Field(
         1000000000000000, ge=1, description="Clients with more training samples than this never take part.")
     overcommitment: float = Field(
-        1.3, ge=1,
+        1.3, ge=1, le=100,
         description="Clients selected per round, as a multiple of those aggregated; the fastest are kept.")
     time_model: Literal["fedscale", "dynamic"] = Field(
         "fedscale",
@@ -230,14 +242,14 @@ class AdaptiveConfig(Component):
         False,
         description="Clients fit their local steps and upload size to t_budget and report their simulated times.")
     t_budget: float = Field(
-        300.0, gt=0,
+        300.0, gt=0, le=86400,
         description="Seconds a round allows each client for download, compute and upload (Bliss's pacer moves it).")
     ewma_lambda: float = Field(
         0.7, ge=0, lt=1, description="Adaptive training: weight of the past in the client's running estimates.")
     min_payload_frac: float = Field(
         0.3, gt=0, le=1, description="Adaptive training: smallest fraction of the update uploaded.")
     budget_recheck_steps: int = Field(
-        5, ge=1, description="Adaptive training: steps per chunk between budget checks.")
+        5, ge=1, le=1_000_000, description="Adaptive training: steps per chunk between budget checks.")
     run_phase_2: bool = Field(
         True,
         description="Adaptive training: after the coarse fill, trade further steps against upload size one step at "

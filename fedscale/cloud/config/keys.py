@@ -18,6 +18,7 @@ import difflib
 import math
 import os
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -58,13 +59,26 @@ def reported_from(source: str) -> Iterator[None]:
         raise ConfigError(err.problem, err.where, source) from None
 
 
+def _excerpts() -> reprlib.Repr:
+    """A repr that quotes a bounded excerpt of any value: a few levels, items and characters, so
+    neither a huge value nor one that YAML aliases share many times over is ever expanded whole."""
+    excerpt = reprlib.Repr()
+    excerpt.maxlevel = 3
+    excerpt.maxlist = excerpt.maxtuple = excerpt.maxdict = excerpt.maxset = 10
+    excerpt.maxstring = excerpt.maxlong = excerpt.maxother = 80
+    return excerpt
+
+
+_EXCERPT = _excerpts()
+
+
 def show(value: Any) -> str:
     """A value as the user wrote it in YAML terms, short enough for a one-line error."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = repr(value)
+    text = _EXCERPT.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
