@@ -1,24 +1,40 @@
-"""Virtual time to a target accuracy under each client-selection policy, on one job.
+"""Virtual time to a target accuracy under each client-selection policy, with 95% intervals.
 
-Runs the same non-IID job with the shipped device fleet once per ``sample_mode`` (and seed),
-reads the TEST_RESULT events, smooths accuracy with a moving average over ``--ma``
-evaluations, and reports the virtual time at which each policy first reaches the target.
-The default target follows Oort's protocol (Lai et al., OSDI 2021, Sec. 7.1): the highest
-smoothed accuracy that every run of every policy reaches. Speedup = time(random) / time(policy).
-A policy is ``sample_mode[:regressor][+adaptive]``: ``bliss:xgboost+adaptive`` runs Bliss with
-XGBoost for g and h and time-budget adaptive training.
-Usage: python benchmark/perf/time_to_accuracy.py [--job FILE] [--modes random,oort,...]
-       [--seeds 1] [--targets ACC,...] [--ma 3]
+Every policy (random, Oort, PyramidFL, Bliss) runs with and without time-budget adaptive
+training, so no row mixes a selector's effect with the training path's, on the same job, the
+same shipped device fleet and the same seeds (a seed fixes the data split, the model's
+initialisation and the device each client is bound to, so runs with equal seeds are paired).
+
+Protocol, following Oort's (Lai et al., OSDI 2021, Sec. 7.1) with two changes stated here:
+
+- Accuracy is smoothed over virtual time, not over evaluations: the smoothed accuracy at a
+  test is the mean of the tests in the trailing ``--window`` virtual seconds (0: no smoothing).
+  A policy with shorter rounds tests more often per hour; a window counted in tests would let
+  it average over less time than a slow policy.
+- Time to target is the first virtual time at which the smoothed accuracy reaches the target.
+  The default target is the highest smoothed accuracy that every run of every policy reaches
+  (so every row has all its seeds); ``--targets`` adds others, reported only where all runs
+  reach them.
+
+Each row gives the mean over seeds with a 95% Student-t interval, and the speedup over random
+adaptive-matched (random, or random with adaptive training) as the geometric mean of the
+paired per-seed ratios with its 95% interval. The summary says which policies' intervals
+overlap the fastest one's.
+
+Usage: python benchmark/perf/time_to_accuracy.py [--job FILE] [--policies random,oort,...]
+       [--seeds 5] [--window 1200] [--targets ACC,...] [--parallel 2] [--out table.md]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
-import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -26,79 +42,157 @@ from fedscale.cloud import commons  # noqa: E402
 from fedscale.cloud.config_parser import JobSpec, load_job  # noqa: E402
 from fedscale.deploy.submit import run_to_end  # noqa: E402
 
-DEFAULT_JOB = Path(__file__).resolve().parents[1] / "configs" / "digits" / "fleet_noniid.yml"
-DEFAULT_POLICIES = ("random", "oort", "pyramidfl", "bliss:linreg+adaptive", "bliss:xgboost+adaptive",
-                    "bliss:mlp+adaptive")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "digits"
+DEFAULT_JOB = CONFIGS / "fleet_noniid.yml"
+SELECTORS = ("random", "oort", "pyramidfl", "bliss")
+ADAPTIVE = "+adaptive"
+CONFIDENCE = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One finished run: its policy, seed, test times (virtual seconds) and accuracies, rounds."""
+
+    policy: str
+    seed: int
+    times: np.ndarray
+    accuracies: np.ndarray
+    rounds: int
+
+
+def all_policies() -> list[str]:
+    """Every selector, first without and then with adaptive training."""
+    return list(SELECTORS) + [s + ADAPTIVE for s in SELECTORS]
 
 
 def policy_conf(policy: str) -> dict[str, object]:
-    """job_conf changes for a policy written ``sample_mode[:regressor][+adaptive]``."""
-    name, adaptive = policy.removesuffix("+adaptive"), policy.endswith("+adaptive")
-    mode, _, regressor = name.partition(":")
-    changes: dict[str, object] = {"sample_mode": mode, "adaptive_training": adaptive}
-    if regressor:
-        changes.update(g_model=regressor, h_model=regressor)
-    return changes
+    """job_conf changes for a policy written ``sample_mode[+adaptive]``."""
+    return {"sample_mode": policy.removesuffix(ADAPTIVE), "adaptive_training": policy.endswith(ADAPTIVE)}
 
 
-def accuracy_curve(job: JobSpec, exp_path: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Run ``job``; return the virtual times and accuracies of its tests, and its rounds."""
+def baseline_of(policy: str) -> str:
+    """The random policy on the same training path as ``policy``."""
+    return "random" + (ADAPTIVE if policy.endswith(ADAPTIVE) else "")
+
+
+def run_policy(job: JobSpec, policy: str, seed: int, exp_path: str) -> Run:
+    """Run ``job`` under ``policy`` and ``seed`` (a job name of its own, so runs can overlap)."""
+    name = f"{job.conf.identity.job_name}_{policy.replace('+', '_')}_s{seed}"
+    conf = job.conf.replace(seed=seed, job_name=name, **policy_conf(policy))
     try:
-        events = run_to_end(dataclasses.replace(job, exp_path=exp_path))
+        events = run_to_end(dataclasses.replace(job, conf=conf, exp_path=exp_path))
     except RuntimeError as err:
-        raise SystemExit(f"{job.conf.selection.sample_mode}: {err}") from None
+        raise SystemExit(f"{policy}, seed {seed}: {err}") from None
     tests = [e for e in events if e["tag"] == commons.TEST_RESULT]
-    return (np.array([e["virtual_time"] for e in tests]), np.array([e["accuracy"] for e in tests]),
-            events[-1]["rounds_completed"])
+    return Run(policy, seed, np.array([e["virtual_time"] for e in tests]),
+               np.array([e["accuracy"] for e in tests]), int(events[-1]["rounds_completed"]))
 
 
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over up to ``window`` values (fewer at the start)."""
-    sums = np.cumsum(np.insert(values, 0, 0.0))
-    end = np.arange(1, len(values) + 1)
-    start = np.maximum(end - window, 0)
+def smooth_over_time(times: np.ndarray, values: np.ndarray, window: float) -> np.ndarray:
+    """At each test, the mean of the values tested in the trailing ``window`` seconds
+    ``(t - window, t]`` (the test itself only, when ``window`` is 0)."""
+    start = np.searchsorted(times, times - window, side="right") if window > 0 else np.arange(len(times))
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    end = np.arange(1, len(times) + 1)
     return (sums[end] - sums[start]) / (end - start)
 
 
-def time_to(times: np.ndarray, smoothed: np.ndarray, target: float) -> float:
+def time_to_target(times: np.ndarray, smoothed: np.ndarray, target: float) -> float:
+    """First virtual time at which ``smoothed`` reaches ``target`` (inf if it never does)."""
     reached = np.flatnonzero(smoothed >= target)
-    return float(times[reached[0]]) if len(reached) else float("inf")
+    return float(times[reached[0]]) if len(reached) else math.inf
+
+
+def mean_interval(values: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t interval (0 for a single value)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float(values.mean()), 0.0
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def paired_speedup(baseline: np.ndarray, policy: np.ndarray) -> tuple[float, float, float]:
+    """Geometric mean of the per-seed ratios ``baseline / policy`` with its 95% interval (lo, hi),
+    from a Student-t interval on the log ratios."""
+    mean, half = mean_interval(np.log(np.asarray(baseline) / np.asarray(policy)))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def table(runs: dict[str, list[Run]], window: float, targets: list[float]) -> list[str]:
+    """Markdown rows: rounds, final accuracy and, per target, hours to it and the speedup."""
+    header = "| policy | rounds | final accuracy |" + "".join(
+        f" h to {t:.3f} | speedup to {t:.3f} |" for t in targets)
+    lines = [header, "|---" * (3 + 2 * len(targets)) + "|"]
+    hours = {p: {t: np.array([time_to_target(r.times, smooth_over_time(r.times, r.accuracies, window), t)
+                              for r in rs]) / 3600 for t in targets} for p, rs in runs.items()}
+    for policy, rs in runs.items():
+        rounds, _ = mean_interval(np.array([r.rounds for r in rs]))
+        final, final_half = mean_interval(np.array([r.accuracies[-1] for r in rs]))
+        row = f"| {policy} | {rounds:.0f} | {final:.3f} ± {final_half:.3f} |"
+        for t in targets:
+            h = hours[policy][t]
+            if not np.isfinite(h).all():
+                row += f" {np.isfinite(h).sum()}/{len(h)} reach it | |"
+                continue
+            mean, half = mean_interval(h)
+            row += f" {mean:.2f} ± {half:.2f} |"
+            base = hours.get(baseline_of(policy), {}).get(t)
+            if base is None or not np.isfinite(base).all() or len(base) != len(h):
+                row += " |"
+            else:
+                ratio, lo, hi = paired_speedup(base, h)
+                row += f" {ratio:.2f}x [{lo:.2f}, {hi:.2f}] |"
+        lines.append(row)
+    return lines + [""] + overlaps(hours, targets)
+
+
+def overlaps(hours: dict[str, dict[float, np.ndarray]], targets: list[float]) -> list[str]:
+    """For each target, the fastest policy and the policies whose 95% intervals overlap its."""
+    lines = []
+    for t in targets:
+        finished = {p: mean_interval(h[t]) for p, h in hours.items() if np.isfinite(h[t]).all()}
+        if not finished:
+            continue
+        best = min(finished, key=lambda p: finished[p][0])
+        top = finished[best][0] + finished[best][1]
+        tied = [p for p, (m, half) in finished.items() if p != best and m - half <= top]
+        lines.append(f"- to {t:.3f}: fastest {best}; intervals overlapping it: {', '.join(tied) or 'none'}")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", default=str(DEFAULT_JOB))
-    parser.add_argument("--modes", default=",".join(DEFAULT_POLICIES))
-    parser.add_argument("--seeds", type=int, default=1, help="runs per policy, seeds 1..N")
-    parser.add_argument("--targets", default="", help="comma-separated accuracies (default: the Oort-protocol "
-                        "target and 98%% and 95%% of it)")
-    parser.add_argument("--ma", type=int, default=3, help="moving-average window, in evaluations")
+    parser.add_argument("--policies", default=",".join(all_policies()))
+    parser.add_argument("--seeds", type=int, default=5, help="runs per policy, seeds 1..N")
+    parser.add_argument("--window", type=float, default=1200.0,
+                        help="trailing virtual seconds the accuracy is averaged over (0: none)")
+    parser.add_argument("--targets", default="", help="extra target accuracies, comma-separated")
+    parser.add_argument("--parallel", type=int, default=1, help="jobs run at once")
+    parser.add_argument("--exp-path", default="/tmp/time_to_accuracy", help="where the runs' logs go")
+    parser.add_argument("--out", default="", help="also write the table to this Markdown file")
     args = parser.parse_args()
     base = load_job(args.job)
-    modes = args.modes.split(",")
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray, int]]] = {m: [] for m in modes}
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(1, args.seeds + 1):
-            for mode in modes:
-                job = dataclasses.replace(base, conf=base.conf.replace(seed=seed, **policy_conf(mode)))
-                times, acc, rounds = accuracy_curve(job, tmp)
-                curves[mode].append((times, moving_average(acc, args.ma), rounds))
-    protocol = min(s.max() for runs in curves.values() for _, s, _ in runs)
-    targets = [float(t) for t in args.targets.split(",")] if args.targets else [
-        protocol, round(0.98 * protocol, 4), round(0.95 * protocol, 4)]
-    print(f"job {base.conf.identity.job_name}: K={base.conf.training.num_participants}, virtual-time budget "
-          f"{base.conf.training.max_virtual_time / 3600:g} h, {args.seeds} seed(s); accuracy smoothed over {args.ma} "
-          f"tests; Oort-protocol target {protocol:.4f} (the best every run reaches)")
-    print(f"{'policy':<24}{'rounds':>7}{'final acc':>10}{'best MA':>9}" +
-          "".join(f"{'h to ' + format(t, '.4f'):>14}{'speedup':>8}" for t in targets))
-    hours = {m: [np.mean([time_to(t, s, target) for t, s, _ in runs]) / 3600 for target in targets]
-             for m, runs in curves.items()}
-    for mode, runs in curves.items():
-        row = f"{mode:<24}{np.mean([n for _, _, n in runs]):>7.0f}{np.mean([s[-1] for _, s, _ in runs]):>10.4f}" \
-              f"{np.mean([s.max() for _, s, _ in runs]):>9.4f}"
-        for i in range(len(targets)):
-            row += f"{hours[mode][i]:>14.2f}{hours.get('random', [np.nan] * len(targets))[i] / hours[mode][i]:>7.2f}x"
-        print(row)
+    policies = args.policies.split(",")
+    unknown = [p for p in policies if p not in all_policies()]
+    if unknown:
+        raise SystemExit(f"--policies: unknown {unknown[0]!r}; expected some of {', '.join(all_policies())}")
+    plan = [(p, s) for s in range(1, args.seeds + 1) for p in policies]
+    with ProcessPoolExecutor(max_workers=args.parallel) as pool:
+        finished = list(pool.map(run_policy, [base] * len(plan), [p for p, _ in plan], [s for _, s in plan],
+                                 [args.exp_path] * len(plan)))
+    runs = {p: [r for r in finished if r.policy == p] for p in policies}
+    common = min(smooth_over_time(r.times, r.accuracies, args.window).max() for rs in runs.values() for r in rs)
+    targets = [math.floor(common * 1000) / 1000] + [float(t) for t in args.targets.split(",") if t]
+    conf = base.conf
+    lines = [f"job {conf.identity.job_name}: {conf.data.num_clients} clients, K={conf.training.num_participants}, "
+             f"{conf.training.max_virtual_time / 3600:g} h of virtual time per run, seeds 1-{args.seeds}; accuracy "
+             f"averaged over the trailing {args.window:g} virtual seconds; first target: the best every run reaches",
+             ""] + table(runs, args.window, targets)
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
