@@ -29,6 +29,7 @@ from fedscale.deploy.progress import Progress
 
 POLL_SECONDS = 0.1
 START_TIMEOUT = 60.0
+LOW_SPACE_BYTES = 1 << 20
 
 
 @dataclass
@@ -170,9 +171,21 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
         time.sleep(POLL_SECONDS)
     launcher.wait_all(timeout=10.0)
     if end is None:
-        reason = last_line(run_dir / commons.console_output_name("aggregator")) or f"exit code {aggregator.returncode}"
+        reason = (last_line(run_dir / commons.console_output_name("aggregator"))
+                  or f"exit code {aggregator.returncode}{_low_space_note(run_dir)}")
         return JobResult(commons.STATUS_FAILED, run_dir, f"the aggregator died: {reason}")
     return JobResult(end["status"], run_dir, end.get("reason", ""))
+
+
+def _low_space_note(run_dir: Path) -> str:
+    """A note when the run folder's file system is (nearly) full, where the aggregator could not
+    even write its output, else an empty string."""
+    try:
+        stats = os.statvfs(run_dir)
+    except OSError:
+        return ""
+    free = stats.f_bavail * stats.f_frsize
+    return f"; only {free} bytes are free on the file system of {run_dir}" if free < LOW_SPACE_BYTES else ""
 
 
 def stop(job_name: str, timeout: float = 5.0) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
+from fedscale.cloud.aggregation.checkpoint import write_atomically
 from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -35,7 +36,7 @@ from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, 
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.config_parser import JobSpec
-from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.logger.events import EventLog, EventLogError
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.models import build_model
@@ -315,13 +316,9 @@ class Aggregator:
     def save_checkpoint(self, round_index: int) -> None:
         """Write the global model and the round state under ``run_dir/checkpoint`` atomically."""
         folder = self.run_dir / "checkpoint"
-        folder.mkdir(exist_ok=True)
-        with open(folder / "model.npz.tmp", "wb") as f:
-            np.savez(f, model=self.model.numpy())
-        os.replace(folder / "model.npz.tmp", folder / "model.npz")
+        write_atomically(folder / "model.npz", lambda f: np.savez(f, model=self.model.numpy()))
         state = {"round": round_index, "virtual_time": self.clock.time, "test": self.last_test}
-        (folder / "state.json.tmp").write_text(json.dumps(state))
-        os.replace(folder / "state.json.tmp", folder / "state.json")
+        write_atomically(folder / "state.json", lambda f: f.write(json.dumps(state).encode()))
 
     # -- the job -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -398,9 +395,14 @@ def main(argv: list[str] | None = None) -> int:
             aggregator.shutdown_executors()
         if server is not None:
             server.stop(grace=1.0)
-    log.emit(commons.JOB_END, status=status, reason=reason,
-             rounds_completed=aggregator.rounds_completed if aggregator else 0,
-             wall_seconds=time.time() - started, test=aggregator.last_test if aggregator else {})
+    try:
+        log.emit(commons.JOB_END, status=status, reason=reason,
+                 rounds_completed=aggregator.rounds_completed if aggregator else 0,
+                 wall_seconds=time.time() - started, test=aggregator.last_test if aggregator else {})
+    except EventLogError as err:
+        code = code or EXIT_FAILED
+        if str(err) != reason:
+            reason = f"{reason}; {err}" if reason else str(err)
     if reason:
         print(f"aggregator: {reason}", file=sys.stderr)
     return code
