@@ -107,11 +107,12 @@ def read_events(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 class EventTail:
-    """Incrementally reads complete new lines of an event log that another process is writing."""
+    """Incrementally reads complete new lines of an event log that another process is writing,
+    from byte ``offset`` on."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, offset: int = 0) -> None:
         self.path = Path(path)
-        self._offset = 0
+        self._offset = offset
         self._partial = ""
 
     def poll(self) -> list[dict[str, Any]]:
