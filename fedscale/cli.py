@@ -1,6 +1,7 @@
-"""The ``fedscale`` command (also ``python docker/driver.py``): submit, stop, status, keys, list.
+"""The ``fedscale`` command (also ``python docker/driver.py``): submit, resume, stop, status, keys, list.
 
-``submit`` with no job file runs the quickstart job that ships inside the package. Every
+``submit`` with no job file runs the quickstart job that ships inside the package; ``resume
+<run folder>`` (or ``submit --resume <run folder>``) continues a job from its checkpoint. Every
 user error is one line on stderr and exit code 2; a job that fails exits 1 with its reason.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from fedscale.cloud.config_parser import ConfigError, describe_keys, load_job
 from fedscale.deploy import registry
-from fedscale.deploy.submit import stop, submit
+from fedscale.deploy.submit import JobResult, resume, stop, submit
 
 DEFAULT_JOB = Path(__file__).resolve().parent / "jobs" / "quickstart.yml"
 EXIT_USAGE = 2
@@ -19,13 +20,24 @@ EXIT_INTERRUPTED = 130
 
 
 def _submit(args: argparse.Namespace) -> int:
+    if args.resume:
+        if args.job:
+            raise ConfigError(f"submit: give a job file or --resume {args.resume}, not both")
+        return _resume(args)
     job = load_job(args.job or str(DEFAULT_JOB))
-    result = submit(job)
+    return _report(job.conf.identity.job_name, submit(job))
+
+
+def _resume(args: argparse.Namespace) -> int:
+    result = resume(Path(args.resume))
+    return _report(result.run_dir.parent.name, result)
+
+
+def _report(job_name: str, result: JobResult) -> int:
     if result.exit_code == 0:
         print(result.run_dir)
     else:
-        print(f"job {job.conf.identity.job_name} {result.status}: {result.reason} (logs: {result.run_dir})",
-              file=sys.stderr)
+        print(f"job {job_name} {result.status}: {result.reason} (logs: {result.run_dir})", file=sys.stderr)
     return result.exit_code
 
 
@@ -62,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("submit", help="run a job file to its end (default: the quickstart job)")
     p.add_argument("job", nargs="?", help="YAML job file")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the job of this run folder from its checkpoint")
     p.set_defaults(func=_submit)
+    p = sub.add_parser("resume", help="continue a job from its run folder's checkpoint, at the round after it")
+    p.add_argument("resume", metavar="run_dir")
+    p.set_defaults(func=_resume)
     p = sub.add_parser("stop", help="stop a running job and all its processes")
     p.add_argument("job_name")
     p.set_defaults(func=_stop)

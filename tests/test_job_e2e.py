@@ -1,7 +1,6 @@
 """Whole jobs with real processes and real gRPC on 127.0.0.1, driven through the CLI."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from fedscale.cloud import commons
+from fedscale.cloud.aggregation.checkpoint import checkpoint_path, read_checkpoint
 from fedscale.cloud.config_parser import load_job
 from fedscale.deploy.local import LocalLauncher
 from fedscale.deploy.submit import run_to_end
@@ -60,9 +60,9 @@ def test_small_job_runs_end_to_end(tmp_path):
     assert log[-1]["test"]["accuracy"] > 0.5
     for executor in ("executor-1", "executor-2"):
         check_log_lines(run_dir / f"{executor}.jsonl")
-    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    state = read_checkpoint(checkpoint_path(run_dir))
     assert state["round"] == 4 and state["test"] == log[-1]["test"]
-    assert np.load(run_dir / "checkpoint" / "model.npz")["model"].ndim == 1
+    assert np.load(checkpoint_path(run_dir), allow_pickle=False)["model"].ndim == 1
     assert not job_pids(run_dir)
 
 

@@ -52,8 +52,8 @@ class LocalLauncher:
         finally:
             out.close()
 
-    def start_aggregator(self) -> subprocess.Popen:
-        self.aggregator = self._spawn("aggregator", "fedscale.cloud.aggregation.aggregator")
+    def start_aggregator(self, *args: str) -> subprocess.Popen:
+        self.aggregator = self._spawn("aggregator", "fedscale.cloud.aggregation.aggregator", *args)
         return self.aggregator
 
     def start_executor(self, executor_id: str, address: str) -> subprocess.Popen:

@@ -1,6 +1,9 @@
-"""Submitting a job: validate, lay out the run folder, launch, follow, clean up, report.
+"""Submitting a job: validate, lay out the run folder, launch, follow, clean up, report; or resume one.
 
-Everything that can be checked is checked before a process starts. The driver then owns the
+Everything that can be checked is checked before a process starts. ``resume`` continues a job
+from its run folder's checkpoint at the next round, in the same folder: the aggregator's event
+log is cut back to where the checkpoint was written (the lines after it are kept in
+``checkpoint/discarded_events.jsonl``) and goes on from there. The driver then owns the
 job until it ends: it shows progress from the aggregator's event log, fails fast if an
 executor dies before the job is under way, and on Ctrl-C / SIGTERM / ``stop`` ends every
 process of the job within a few seconds.
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fedscale.cloud import commons
+from fedscale.cloud.aggregation.checkpoint import CheckpointError, checkpoint_path, read_checkpoint, rewind_event_log
 from fedscale.cloud.config_parser import ConfigError, JobSpec, inactive_keys
 from fedscale.cloud.preflight import preflight
 from fedscale.cloud.logger.events import EventTail, read_events
@@ -29,6 +33,8 @@ from fedscale.deploy.progress import Progress
 
 POLL_SECONDS = 0.1
 START_TIMEOUT = 60.0
+LOW_SPACE_BYTES = 1 << 20
+DISCARDED_EVENTS = "discarded_events.jsonl"
 
 
 @dataclass
@@ -96,6 +102,35 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         print("note: setup_commands are not run for local executors; they use this Python environment",
               file=err)
     job, run_dir = make_run_dir(job)
+    return _run(job, run_dir, out)
+
+
+def resume(run_dir: Path, out: TextIO = sys.stdout) -> JobResult:
+    """Continue the job of ``run_dir`` from its checkpoint, at the round after it, to its end."""
+    run_dir = Path(run_dir)
+    try:
+        job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{run_dir}: not a run folder with a readable {commons.JOB_FILE} ({error})") from None
+    try:
+        state = read_checkpoint(checkpoint_path(run_dir))
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from None
+    training, done = job.conf.training, int(state["round"])
+    if done >= training.rounds or 0 < training.max_virtual_time <= state["virtual_time"]:
+        raise ConfigError(f"{run_dir}: the job ended at round {done} as planned; there is nothing to resume")
+    check_deployable(job)
+    preflight(job)
+    discarded = rewind_event_log(run_dir / commons.AGGREGATOR_LOG, state["event_log_size"],
+                                 checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
+    print(f"job {job.conf.identity.job_name}: resuming after round {done} ({discarded} event lines written after "
+          f"the checkpoint moved to {DISCARDED_EVENTS})", file=out, flush=True)
+    return _run(job, run_dir, out, resume_offset=state["event_log_size"])
+
+
+def _run(job: JobSpec, run_dir: Path, out: TextIO, resume_offset: int | None = None) -> JobResult:
+    """Launch the job laid out in ``run_dir`` and follow it to its end; with ``resume_offset``
+    (where its event log was cut back to) the aggregator resumes from the checkpoint."""
     name = job.conf.identity.job_name
     launcher = LocalLauncher(run_dir, secrets.token_hex(32))
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -109,9 +144,9 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     print(f"job {name}: run folder {run_dir}", file=out, flush=True)
     progress = Progress(job.conf.training.rounds, out)
     try:
-        launcher.start_aggregator()
+        launcher.start_aggregator(*(() if resume_offset is None else ("--resume",)))
         registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))
-        return _follow(job, run_dir, launcher, progress)
+        return _follow(job, run_dir, launcher, progress, resume_offset or 0)
     except _Interrupted as signame:
         launcher.terminate()
         return JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
@@ -141,8 +176,9 @@ def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
     return list(read_events(result.run_dir / commons.AGGREGATOR_LOG))
 
 
-def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Progress) -> JobResult:
-    tail = EventTail(run_dir / commons.AGGREGATOR_LOG)
+def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Progress,
+            log_offset: int) -> JobResult:
+    tail = EventTail(run_dir / commons.AGGREGATOR_LOG, log_offset)
     aggregator = launcher.aggregator
     started, under_way, end = time.monotonic(), False, None
     while end is None:
@@ -170,9 +206,21 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
         time.sleep(POLL_SECONDS)
     launcher.wait_all(timeout=10.0)
     if end is None:
-        reason = last_line(run_dir / commons.console_output_name("aggregator")) or f"exit code {aggregator.returncode}"
+        reason = (last_line(run_dir / commons.console_output_name("aggregator"))
+                  or f"exit code {aggregator.returncode}{_low_space_note(run_dir)}")
         return JobResult(commons.STATUS_FAILED, run_dir, f"the aggregator died: {reason}")
     return JobResult(end["status"], run_dir, end.get("reason", ""))
+
+
+def _low_space_note(run_dir: Path) -> str:
+    """A note when the run folder's file system is (nearly) full, where the aggregator could not
+    even write its output, else an empty string."""
+    try:
+        stats = os.statvfs(run_dir)
+    except OSError:
+        return ""
+    free = stats.f_bavail * stats.f_frsize
+    return f"; only {free} bytes are free on the file system of {run_dir}" if free < LOW_SPACE_BYTES else ""
 
 
 def stop(job_name: str, timeout: float = 5.0) -> bool:

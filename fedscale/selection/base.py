@@ -2,7 +2,8 @@
 typed data (one round's feedback, per-client work overrides) that crosses between them.
 
 A selector is built as ``SelectorClass(config, seed)`` from its pydantic ``Config`` and is
-deterministic given the seed. ClientManager reads only ``needs`` to decide what to hand over:
+deterministic given the seed. Its learned state between rounds (``state``/``restore``) is plain
+data, numpy arrays and JSON values, so a job's checkpoint holds it without pickling. ClientManager reads only ``needs`` to decide what to hand over:
 device metadata and a trace-window source at registration, failed clients in the feedback,
 the round's time budget from ``time_budget``, per-participant work from ``client_overrides``.
 """
@@ -86,6 +87,10 @@ class Feedback:
         object.__setattr__(self, "round_index", int(index))
 
 
+SelectorState = dict[str, Any]
+"""A selector's state: names to numpy arrays, JSON values (numbers, strings, booleans, None, lists)
+or nested ``SelectorState``."""
+
 UploadDropout = Literal["topk", "layer_random"]
 """How a client drops a fraction of its update (``fedscale.cloud.execution.compression``)."""
 
@@ -143,6 +148,17 @@ class Selector(ABC):
         """Rows the selector kept to learn from, as named arrays the aggregator saves to the run
         folder at the end of the job (``np.savez``); None when it keeps none (the default)."""
         return None
+
+    def state(self) -> SelectorState:
+        """Everything the selector learned and drew so far (its random generator's state included),
+        such that ``restore`` on a selector built from the same config, seed and registration makes
+        the next calls return what this one's would."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement state() and restore(), "
+                                  f"so a job using it cannot be checkpointed (set save_checkpoint: false)")
+
+    def restore(self, state: SelectorState) -> None:
+        """Take back what ``state`` returned (after ``register_clients``, before the next selection)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement state() and restore()")
 
     @property
     def time_budget(self) -> float | None:

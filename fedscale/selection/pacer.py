@@ -89,3 +89,13 @@ class Pacer:
         self.value = new
         self.moves += 1
         return {"round": round_index, "from": old, "to": new, "recent": recent, "previous": previous}
+
+    def state(self) -> dict[str, Any]:
+        """The value, the moves so far and the per-round sums and counts, for a checkpoint."""
+        return {"value": self.value, "moves": self.moves, "sums": np.array(self._sums, dtype=np.float64),
+                "counts": np.array(self._counts, dtype=np.int64)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what ``state`` returned."""
+        self.value, self.moves = float(state["value"]), int(state["moves"])
+        self._sums, self._counts = np.asarray(state["sums"]).tolist(), np.asarray(state["counts"]).tolist()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fedscale.selection.base import Feedback, Selector, WindowSource
+from fedscale.selection.base import Feedback, Selector, SelectorState, WindowSource
 from fedscale.selection.config import SelectorConfig
 
 
@@ -27,3 +27,10 @@ class RandomSelector(Selector):
 
     def register_feedback(self, feedback: Feedback) -> None:
         """Feedback does not change a uniform draw."""
+
+    def state(self) -> SelectorState:
+        """The generator's state: a uniform draw remembers nothing else."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def restore(self, state: SelectorState) -> None:
+        self.rng.bit_generator.state = state["rng"]

@@ -73,7 +73,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from fedscale.selection.base import Feedback, Needs, Selector, WindowSource
+from fedscale.selection.base import Feedback, Needs, Selector, SelectorState, WindowSource
 from fedscale.selection.config import ExplorationConfig, PacerConfig, PenaltyConfig
 from fedscale.selection.pacer import Pacer, relax_on_plateau
 from fedscale.selection.registration import as_ids, check_registration
@@ -337,6 +337,28 @@ class BlissSelector(Selector):
         target, NaN until it arrives) and ``utility`` (the smoothed utility after it)."""
         return None if self._rows is None else self._rows.as_dict()
 
+    def state(self) -> SelectorState:
+        """The fleet arrays, the round, epsilon, the last pools, the pacer, the generator's state,
+        g's and h's training rows (``Regressor.state``) and the collected rows, if any."""
+        return {"round": self.round, "epsilon": self.epsilon, "rng": self._rng.bit_generator.state,
+                "pacer": self.pacer.state(), "g": self.g.state(), "h": self.h.state(),
+                "last_predict_pool": self.last_predict_pool, "last_refresh_pool": self.last_refresh_pool,
+                "rows": None if self._rows is None else self._rows.state(),
+                "fleet": {name: getattr(self, name) for name, *_ in self._FLEET_ARRAYS}}
+
+    def restore(self, state: SelectorState) -> None:
+        self.round, self.epsilon = int(state["round"]), float(state["epsilon"])
+        self._rng.bit_generator.state = state["rng"]
+        self.pacer.restore(state["pacer"])
+        self.g.restore(state["g"])
+        self.h.restore(state["h"])
+        self.last_predict_pool = np.array(state["last_predict_pool"], dtype=np.int64)
+        self.last_refresh_pool = np.array(state["last_refresh_pool"], dtype=np.int64)
+        if self._rows is not None:
+            self._rows.restore(state["rows"])
+        for name, dtype, _, _ in self._FLEET_ARRAYS:
+            setattr(self, name, np.array(state["fleet"][name], dtype=dtype))
+
     def g_rows(self, client_ids: np.ndarray, current: np.ndarray | None = None) -> np.ndarray:
         """g's feature rows ``[windows || static]``: the windows ``current`` (encoded, now) to
         predict from, or, without ``current``, the windows stored at each client's last pick
@@ -522,3 +544,13 @@ class _RowLog:
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {name: column[:self.size].copy() for name, column in self.columns.items()}
+
+    def state(self) -> dict[str, Any]:
+        """The rows so far and which rows each round's picks are, for a checkpoint."""
+        spans = np.array([[r, rows.start, rows.stop] for r, rows in self.round_rows.items()], dtype=np.int64)
+        return {"columns": self.as_dict(), "round_rows": spans.reshape(-1, 3)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.columns = {name: np.array(state["columns"][name], dtype=dtype) for name, dtype, _, _ in self._COLUMNS}
+        self.size = len(self.columns["round"])
+        self.round_rows = {int(r): slice(int(start), int(stop)) for r, start, stop in state["round_rows"]}

@@ -5,6 +5,10 @@ back-ends; it falls back to linear regression on an unknown name and answers zer
 to predict before fitting. Here an unknown name, a missing package and an unfitted model are
 errors, because each would otherwise turn a selector silently random.
 
+A fitted model is checkpointed as the rows it was fitted on (``state``), and ``restore`` fits
+again on them: every back-end is deterministic for its seed, so the refit predicts exactly as
+the original did, and no back-end's model object needs pickling.
+
 Back-ends (``make_regressor(name, seed)``):
 
 * ``linreg``: scikit-learn ``LinearRegression`` (ordinary least squares).
@@ -42,7 +46,11 @@ class Regressor:
     def __init__(self, name: str, model: Any) -> None:
         self.name = name
         self._model = model
-        self.fitted = False
+        self._fitted_on: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self._fitted_on is not None
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Regressor:
         """Fit on rows ``X`` ([n, d], n >= 1) and targets ``y`` ([n]), replacing any earlier fit."""
@@ -52,8 +60,17 @@ class Regressor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", _sklearn("sklearn.exceptions").ConvergenceWarning)
             self._model.fit(X, y)
-        self.fitted = True
+        self._fitted_on = (X, y)
         return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The rows and targets of the last fit (none before the first)."""
+        return {} if self._fitted_on is None else dict(zip(("X", "y"), self._fitted_on))
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Fit again on the rows ``state`` holds (or stay unfitted): the same model as before."""
+        if "X" in state:
+            self.fit(state["X"], state["y"])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for rows ``X``; a RuntimeError before ``fit``."""

@@ -68,7 +68,7 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 from pydantic import Field, model_validator
 
-from fedscale.selection.base import Feedback, Selector, WindowSource
+from fedscale.selection.base import Feedback, Selector, SelectorState, WindowSource
 from fedscale.selection.config import ExplorationConfig, PacerConfig, PenaltyConfig
 from fedscale.selection.pacer import Pacer, relax_on_fall, relax_on_plateau
 from fedscale.selection.registration import as_ids, check_registration
@@ -386,6 +386,20 @@ class OortSelector(Selector):
         ``pacer_moves`` (moves so far).
         """
         return dict(self._last)
+
+    def state(self) -> SelectorState:
+        """The fleet arrays, the round, epsilon and its floor, the pacer and the generator's state."""
+        return {"round": self.round, "epsilon": self.epsilon, "epsilon_floor": self.epsilon_floor,
+                "num_registered": self._num_registered, "rng": self._rng.bit_generator.state,
+                "pacer": self.pacer.state(), "fleet": {name: getattr(self, name) for name, *_ in self._FLEET_ARRAYS}}
+
+    def restore(self, state: SelectorState) -> None:
+        self.round, self._num_registered = int(state["round"]), int(state["num_registered"])
+        self.epsilon, self.epsilon_floor = float(state["epsilon"]), float(state["epsilon_floor"])
+        self._rng.bit_generator.state = state["rng"]
+        self.pacer.restore(state["pacer"])
+        for name, dtype, _ in self._FLEET_ARRAYS:
+            setattr(self, name, np.array(state["fleet"][name], dtype=dtype))
 
     def preferred_duration(self) -> float:
         """T of Eq. (2) in seconds: ``round_threshold`` itself, or that percentile of durations.

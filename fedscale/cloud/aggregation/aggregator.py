@@ -4,9 +4,10 @@ Started by a launcher as ``python -m fedscale.cloud.aggregation.aggregator --run
 the job secret in the environment. It serves the executors' sessions, waits for all of them,
 then for each round: selects participants, splits them across the live executors, sends each
 executor the global model with its clients, collects the updates as they stream in, applies
-the server update, and every ``eval_interval`` rounds has the executors evaluate shards of the
-test set and saves a checkpoint. This module orchestrates; selection, time and aggregation math
-live in their own modules.
+the server update, every ``eval_interval`` rounds has the executors evaluate shards of the
+test set, and every ``checkpoint_interval`` rounds saves a checkpoint (``checkpoint.py``) from
+which ``--resume`` continues the job at the next round. This module orchestrates; selection,
+time and aggregation math live in their own modules.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
+from fedscale.cloud.aggregation.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
 from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -35,7 +37,7 @@ from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, 
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.config_parser import JobSpec
-from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.logger.events import EventLog, EventLogError
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.models import build_model
@@ -69,10 +71,10 @@ def split_evenly(count: int, parts: int) -> list[list[int]]:
 
 class Aggregator:
     """Runs one job's rounds against the executors connected to ``server``, moving ``clock``
-    (which ``log`` stamps its events with)."""
+    (which ``log`` stamps its events with); from the checkpointed state ``resumed`` if given."""
 
     def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog,
-                 clock: VirtualClock) -> None:
+                 clock: VirtualClock, resumed: dict[str, Any] | None = None) -> None:
         self.job = job
         self.conf = job.conf
         self.run_dir = run_dir
@@ -83,11 +85,12 @@ class Aggregator:
         self.clients: ClientManager | None = None
         self.model: torch.Tensor | None = None
         self.server_algorithm = make_server_algorithm(self.conf)
-        self.last_test: dict[str, Any] = {}
-        self.rounds_completed = 0
+        self.last_test: dict[str, Any] = resumed["test"] if resumed else {}
+        self.rounds_completed = int(resumed["round"]) if resumed else 0
         fleet = self.conf.fleet
         self.fleet = job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file)
         self.threat: ThreatModel | None = None
+        self.resumed = resumed
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -309,33 +312,47 @@ class Aggregator:
         self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,
                           "loss": sum(r.loss_sum for r in shards) / samples, "num_samples": samples}
         self.log.emit(commons.TEST_RESULT, **self.last_test)
-        if self.conf.training.save_checkpoint:
-            self.save_checkpoint(round_index)
 
-    def save_checkpoint(self, round_index: int) -> None:
-        """Write the global model and the round state under ``run_dir/checkpoint`` atomically."""
-        folder = self.run_dir / "checkpoint"
-        folder.mkdir(exist_ok=True)
-        with open(folder / "model.npz.tmp", "wb") as f:
-            np.savez(f, model=self.model.numpy())
-        os.replace(folder / "model.npz.tmp", folder / "model.npz")
-        state = {"round": round_index, "virtual_time": self.clock.time, "test": self.last_test}
-        (folder / "state.json.tmp").write_text(json.dumps(state))
-        os.replace(folder / "state.json.tmp", folder / "state.json")
+    # -- checkpoint --------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write everything the next round needs, atomically: the round, the virtual time, the
+        last test, the global model, the server algorithm's, selector's and threat model's state,
+        the torch generator's state, and where the event log ends (synced first), which a resumed
+        job cuts it back to. The online cursor and the fleet are rebuilt from the job's files."""
+        self.log.sync()
+        write_checkpoint(checkpoint_path(self.run_dir), {
+            "round": self.rounds_completed, "virtual_time": self.clock.time, "test": self.last_test,
+            "event_log_size": self.log.size, "model": self.model.numpy(),
+            "server_algorithm": self.server_algorithm.state_dict(), "selector": self.clients.selector.state(),
+            "threat": self.threat.state(), "torch_rng": torch.get_rng_state().numpy()})
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back the state ``save_checkpoint`` wrote, once the executors have joined (the round
+        and the last test are taken at construction, the clock's time and round by the caller)."""
+        self.model = torch.from_numpy(state["model"])
+        self.server_algorithm.load_state_dict(state["server_algorithm"])
+        self.clients.selector.restore(state["selector"])
+        self.threat.restore(state["threat"])
+        torch.set_rng_state(torch.from_numpy(state["torch_rng"]))
 
     # -- the job -----------------------------------------------------------------------------
     def run(self) -> None:
-        """Run ``rounds`` rounds, or fewer if ``max_virtual_time`` runs out first; test every
-        ``eval_interval`` rounds and after the last."""
+        """Run ``rounds`` rounds (those after the checkpoint when resumed), or fewer if
+        ``max_virtual_time`` runs out first; test every ``eval_interval`` rounds and after the
+        last, checkpoint every ``checkpoint_interval`` rounds and after the last."""
         self.wait_for_executors()
+        if self.resumed is not None:
+            self.restore(self.resumed)
         training = self.conf.training
         budget = training.max_virtual_time or float("inf")
-        for round_index in range(1, training.rounds + 1):
+        for round_index in range(self.rounds_completed + 1, training.rounds + 1):
             self.run_round(round_index)
             self.rounds_completed = round_index
             last = round_index == training.rounds or self.clock.time >= budget
             if round_index % training.eval_interval == 0 or last:
                 self.test(round_index)
+            if training.save_checkpoint and (round_index % training.checkpoint_interval == 0 or last):
+                self.save_checkpoint()
             if last:
                 break
         rows = self.clients.selector.training_data()
@@ -355,6 +372,8 @@ def _raise_stopped(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A fedscale aggregator process.")
     parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's checkpoint (its event log already cut back to it)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
@@ -369,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     status, reason, code = commons.STATUS_COMPLETED, "", 0
     aggregator = None
     try:
+        resumed = read_checkpoint(checkpoint_path(run_dir)) if args.resume else None
+        if resumed is not None:
+            clock.round, clock.time = int(resumed["round"]), float(resumed["virtual_time"])
         try:
             server = AggregatorServer(job.ps_ip, job.ps_port, os.environ.get(commons.SECRET_ENV, ""),
                                       max_executors=job.num_executors,
@@ -379,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise JobFailed(str(err)) from None
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
-                 num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict())
-        aggregator = Aggregator(job, run_dir, server, log, clock)
+                 num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict(),
+                 **({"resumed_from": clock.round} if resumed is not None else {}))
+        aggregator = Aggregator(job, run_dir, server, log, clock, resumed)
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED
@@ -398,9 +421,14 @@ def main(argv: list[str] | None = None) -> int:
             aggregator.shutdown_executors()
         if server is not None:
             server.stop(grace=1.0)
-    log.emit(commons.JOB_END, status=status, reason=reason,
-             rounds_completed=aggregator.rounds_completed if aggregator else 0,
-             wall_seconds=time.time() - started, test=aggregator.last_test if aggregator else {})
+    try:
+        log.emit(commons.JOB_END, status=status, reason=reason,
+                 rounds_completed=aggregator.rounds_completed if aggregator else 0,
+                 wall_seconds=time.time() - started, test=aggregator.last_test if aggregator else {})
+    except EventLogError as err:
+        code = code or EXIT_FAILED
+        if str(err) != reason:
+            reason = f"{reason}; {err}" if reason else str(err)
     if reason:
         print(f"aggregator: {reason}", file=sys.stderr)
     return code

@@ -66,8 +66,20 @@ class ThreatModel:
         self.data_attack = attack is not None and attack.name in DATA_ATTACKS
         self.update_attack: Step | None = None if self.data_attack else attack
         self.f = assumed_f(robustness, count, num_clients, num_participants)
-        self.defence: Callable[..., torch.Tensor] = robust_aggregator(
-            robustness.aggregator, f=self.f, generator=torch.Generator().manual_seed(seed))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.defence: Callable[..., torch.Tensor] = robust_aggregator(robustness.aggregator, f=self.f,
+                                                                      generator=self.generator)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The Byzantine set and the defence's generator state, for a checkpoint (the update
+        attack draws from a generator seeded per round and keeps no state)."""
+        return {"byzantine": np.array(sorted(self.byzantine), dtype=np.int64),
+                "defence_generator": self.generator.get_state().numpy()}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Take back what ``state`` returned."""
+        self.byzantine = frozenset(state["byzantine"].tolist())
+        self.generator.set_state(torch.from_numpy(state["defence_generator"]))
 
     def poisoned(self, clients: Sequence[int]) -> list[bool]:
         """Per client of a task, whether it trains on poisoned data; empty without a data attack."""

@@ -163,7 +163,11 @@ class TrainingConfig(Component):
                     "compared on equal simulated time.")
     eval_interval: int = Field(5, ge=1, le=1_000_000, description="Test the global model every this many rounds.")
     test_bsz: int = Field(128, ge=1, le=1_000_000, description="Testing batch size.")
-    save_checkpoint: bool = Field(True, description="Save a model checkpoint at each test.")
+    save_checkpoint: bool = Field(True, description=(
+        "Save a checkpoint the job can be resumed from (driver.py resume <run folder>) every checkpoint_interval "
+        "rounds and after the last."))
+    checkpoint_interval: int = Field(1, ge=1, le=1_000_000,
+                                     description="Rounds between checkpoints when save_checkpoint is on.")
 
 
 class FleetConfig(Component):

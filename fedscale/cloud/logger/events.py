@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -35,9 +36,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
+class EventLogError(OSError):
+    """An event line could not be written; the message names the file and the system's error."""
+
+
 class EventLog:
     """Appends tagged JSON events to ``path`` for job ``job``, stamped with ``clock``'s round and
-    time; safe to call from any thread."""
+    time; safe to call from any thread.
+
+    A line is written whole or not at all: when the write fails (disk full, file too large) the
+    part written is cut off again, so the file keeps ending with a complete line and a later,
+    shorter line (the job's end) may still fit.
+    """
 
     def __init__(self, path: str | Path, job: str, clock: VirtualClock) -> None:
         self.path = Path(path)
@@ -45,18 +55,42 @@ class EventLog:
         self.job = job
         self.clock = clock
         self._lock = threading.Lock()
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "ab", buffering=0)
+        self._size = os.fstat(self._file.fileno()).st_size
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file: where the next line will start."""
+        return self._size
 
     def emit(self, tag: str, **fields: Any) -> dict[str, Any]:
-        """Write one event line and return it as a dict."""
+        """Write one event line and return it as a dict; an ``EventLogError`` if it cannot be written."""
         event = {"tag": tag, "job": self.job, "round": self.clock.round,
                  "virtual_time": self.clock.time, "wall_time": time.time()}
         event.update(fields)
-        line = json.dumps(_finite(event), default=_json_default, allow_nan=False)
+        line = (json.dumps(_finite(event), default=_json_default, allow_nan=False) + "\n").encode()
         with self._lock:
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[self._file.write(view):]
+            except OSError as err:
+                self._cut_back()
+                raise EventLogError(f"cannot write the event log {self.path}: {err.strerror}") from None
+            self._size += len(line)
         return event
+
+    def sync(self) -> None:
+        """Force the lines written so far onto the disk."""
+        with self._lock:
+            os.fsync(self._file.fileno())
+
+    def _cut_back(self) -> None:
+        """Drop a partly written line (best effort: the disk is already failing)."""
+        try:
+            os.ftruncate(self._file.fileno(), self._size)
+        except OSError:
+            pass
 
     def close(self) -> None:
         with self._lock:
@@ -73,11 +107,12 @@ def read_events(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 class EventTail:
-    """Incrementally reads complete new lines of an event log that another process is writing."""
+    """Incrementally reads complete new lines of an event log that another process is writing,
+    from byte ``offset`` on."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, offset: int = 0) -> None:
         self.path = Path(path)
-        self._offset = 0
+        self._offset = offset
         self._partial = ""
 
     def poll(self) -> list[dict[str, Any]]:

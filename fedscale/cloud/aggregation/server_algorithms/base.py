@@ -9,13 +9,15 @@ step between ``rows`` and ``step`` (FedAvg's weighted mean or a robust rule from
 
 An algorithm declares the job_conf keys it reads as its ``Config``, a frozen pydantic model
 whose field names, defaults and bounds are those of the keys; it is built from that
-``Config`` and the clients' learning rate, and keeps any state across rounds on itself.
+``Config`` and the clients' learning rate, and keeps any state across rounds on itself, which
+``state_dict`` hands out as plain arrays for the job's checkpoint and ``load_state_dict`` takes back.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
@@ -51,3 +53,10 @@ class ServerAlgorithm(ABC):
     @abstractmethod
     def step(self, model: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         """The new global model from the current one and the round's aggregated update."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The state kept across rounds, as named arrays (none here)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Take back what ``state_dict`` returned, so the next ``step`` is the one that would have followed."""

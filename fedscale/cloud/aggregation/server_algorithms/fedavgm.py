@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from pydantic import Field
 
 from fedscale.cloud.aggregation.server_algorithms.base import ServerAlgorithm
@@ -42,3 +43,11 @@ class FedAvgM(ServerAlgorithm):
             self.m = delta.new_zeros(delta.shape)
         self.m = self.config.server_momentum * self.m + delta
         return model + self.config.server_learning_rate * self.m
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self.m is None else {"m": self.m.numpy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.m = torch.from_numpy(state["m"]) if "m" in state else None

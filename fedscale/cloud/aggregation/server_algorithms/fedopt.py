@@ -18,6 +18,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import TYPE_CHECKING
 
+import numpy as np
 from pydantic import Field
 
 from fedscale.cloud.aggregation.server_algorithms.base import ServerAlgorithm
@@ -54,6 +55,14 @@ class FedOpt(ServerAlgorithm):
         self.m = c.yogi_beta * self.m + (1 - c.yogi_beta) * delta
         self.v = self.second_moment(self.v, delta * delta)
         return model + c.yogi_eta * self.m / (self.v.sqrt() + c.yogi_tau)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self.m is None else {"m": self.m.numpy(), "v": self.v.numpy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        self.m, self.v = (torch.from_numpy(state["m"]), torch.from_numpy(state["v"])) if "m" in state else (None, None)
 
 
 class DecayingFedOpt(FedOpt):
