@@ -145,3 +145,48 @@ def test_an_aggregator_without_a_secret_refuses_to_serve():
     from fedscale.cloud.channels.server import AggregatorServer
     with pytest.raises(ValueError, match="refusing to serve without a job secret: set FEDSCALE_JOB_SECRET"):
         AggregatorServer("127.0.0.1", 0, "", max_executors=1)
+
+
+def test_an_overflowing_shape_is_a_wire_error():
+    with pytest.raises(WireError, match="exceeds"):
+        TensorAssembler([pb.TensorHeader(name="x", dtype="float32", shape=[2 ** 62, 3])])
+
+
+def train_task(session, task_id=1, clients=(0, 1), numel=5):
+    session.send_task(pb.Task(task_id=task_id, kind=pb.TRAIN, round=1, client_ids=list(clients)),
+                      [("model", np.zeros(numel, dtype=np.float32))])
+
+
+@pytest.mark.parametrize("batch, reason", [
+    (pb.TaskResults(task_id=9, final=True), "results for task 9, which is not a training task of this executor"),
+    (pb.TaskResults(task_id=1, failures=[pb.ClientFailure(client_id=7)], final=True),
+     "results for clients [7] not assigned to this executor in task 1"),
+    (pb.TaskResults(task_id=1, failures=[pb.ClientFailure(client_id=0)], final=True),
+     "the final batch leaves clients [1] unreported"),
+    (pb.TaskResults(task_id=1, results=[pb.ClientResult(client_id=0)],
+                    tensors=[pb.TensorHeader(name="updates", dtype="float32", shape=[2 ** 62, 3])]),
+     "announce tensors [updates float32 [4611686018427387904, 3]], expected [updates float32 [1, 5]]"),
+])
+def test_results_not_asked_for_drop_the_session_at_once(server, batch, reason):
+    conn = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello())
+    session = next_event(server, JOINED).session
+    train_task(session)
+    conn.next_task()
+    conn.send(pb.ExecutorMessage(results=batch))
+    event = next_event(server, LOST)
+    assert event.session is session and reason in event.message
+    conn.close()
+
+
+def test_results_for_the_assigned_clients_are_accepted_in_batches(server):
+    conn = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello())
+    session = next_event(server, JOINED).session
+    train_task(session)
+    conn.next_task()
+    for client, final in ((1, False), (0, True)):
+        updates = [("updates", np.full((1, 5), client, dtype=np.float32))]
+        conn.send(pb.ExecutorMessage(results=pb.TaskResults(
+            task_id=1, results=[pb.ClientResult(client_id=client)], final=final, tensors=headers(updates))), updates)
+        event = next_event(server, RESULTS)
+        assert event.message.results[0].client_id == client and event.tensors["updates"][0, 0] == client
+    conn.close()

@@ -6,8 +6,9 @@ then for each round: selects participants, splits them across the live executors
 executor the global model with its clients, collects the updates as they stream in, applies
 the server update, every ``eval_interval`` rounds has the executors evaluate shards of the
 test set, and every ``checkpoint_interval`` rounds saves a checkpoint (``checkpoint.py``) from
-which ``--resume`` continues the job at the next round. This module orchestrates; selection,
-time and aggregation math live in their own modules.
+which ``--resume`` continues the job at the next round. What executors report is checked before
+it is used (``peer_reports``); a global model that stops being finite ends the job as diverged.
+This module orchestrates; selection, time and aggregation math live in their own modules.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ import torch
 
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
+from fedscale.cloud.aggregation.peer_reports import (evaluation_diverged, evaluation_problem, finite,
+                                                     hello_problem, result_problem)
 from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -45,10 +48,15 @@ from fedscale.dataloaders.partition import contiguous_bounds
 
 EXIT_FAILED = 1
 EXIT_STOPPED = 130
+MAX_REASON_CHARS = 300
 
 
 class JobFailed(RuntimeError):
     """The job cannot go on (no executor left, executors disagree, ...)."""
+
+
+class JobDiverged(RuntimeError):
+    """The global model stopped being finite: the job cannot learn any further."""
 
 
 class JobStopped(Exception):
@@ -91,6 +99,7 @@ class Aggregator:
         self.fleet = job_fleet(fleet.clients_file, fleet.device_conf_file, fleet.device_avail_file)
         self.threat: ThreatModel | None = None
         self.resumed = resumed
+        self.reference: pb.Hello | None = None
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -101,18 +110,22 @@ class Aggregator:
             return None
         if event.kind == ERROR:
             executor = event.session.executor_id
-            raise JobFailed(f"internal error in {executor}: {event.message} "
+            raise JobFailed(f"internal error in {executor}: {event.message[:MAX_REASON_CHARS]} "
                             f"(traceback in {self.run_dir / commons.console_output_name(executor)})")
         if event.kind == LOST:
             self.log.emit(commons.EXECUTOR_LOST, executor=event.session.executor_id, reason=event.message)
-        elif event.kind == JOINED and self.clients is not None:
-            self._check_hello(event.session.hello)
+        elif event.kind == JOINED:
+            self._admit(event.session)
         return event
 
-    def _check_hello(self, hello: pb.Hello) -> None:
-        counts = np.asarray(hello.client_sample_counts, dtype=np.int64)
-        if self.clients is not None and not np.array_equal(counts, self.clients.sample_counts):
-            raise JobFailed(f"{hello.executor_id} holds a different client partition than the others")
+    def _admit(self, session: ExecutorSession) -> None:
+        """Keep a joining executor whose Hello is acceptable (the first accepted one fixes the
+        model's shape and the data every later one must describe); refuse any other with the reason."""
+        problem = hello_problem(session.hello, self.reference)
+        if problem is not None:
+            self.server.drop(session, f"refused: {problem}")
+        elif self.reference is None:
+            self.reference = session.hello
 
     def _live(self) -> list[ExecutorSession]:
         """The live executors in the order of their names, so work is split the same way whatever
@@ -124,19 +137,24 @@ class Aggregator:
 
     # -- set-up ------------------------------------------------------------------------------
     def wait_for_executors(self) -> None:
-        """Block until every expected executor has joined, then build the fleet and the model."""
+        """Block until every expected executor has joined, then build the fleet and the model
+        from the first accepted Hello, before which no announced size is trusted."""
         expected = self.job.num_executors
         timeout = self.conf.cluster.connection_timeout
         deadline = time.monotonic() + timeout
-        while len(self.server.sessions) < expected:
+        joined = 0
+        while joined < expected:
             if time.monotonic() > deadline:
-                raise JobFailed(f"only {len(self.server.sessions)} of {expected} executors joined within "
+                raise JobFailed(f"only {joined} of {expected} executors joined within "
                                 f"connection_timeout={timeout} s")
             event = self._next_event(timeout=0.5)
             if event is not None and event.kind == JOINED:
+                joined += 1
                 self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id,
                               index=event.session.index)
-        first = self.server.sessions[0].hello
+        first = self.reference
+        if first is None:
+            raise JobFailed("every executor was refused: none announced acceptable data (see EXECUTOR_LOST)")
         conf, training = self.conf, self.conf.training
         torch.manual_seed(training.seed)
         net = build_model(training.model, tuple(first.input_shape), first.num_classes)
@@ -144,8 +162,6 @@ class Aggregator:
         self.clients = ClientManager(np.asarray(first.client_sample_counts), self.fleet,
                                      self.model.numel() * self.model.element_size(), make_selector(conf),
                                      time_model=conf.fleet, training=training, adaptive=conf.adaptive)
-        for session in self.server.sessions[1:]:
-            self._check_hello(session.hello)
         self.threat = ThreatModel(conf.robustness, training.seed, training.num_participants,
                                   len(first.client_sample_counts))
         if training.num_participants > len(self.clients.eligible):
@@ -187,6 +203,8 @@ class Aggregator:
             samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
             update, defence = self._aggregate(round_index, aggregated, outcome, samples)
             self.model = self.server_algorithm.step(self.model, update.to(self.model.dtype))
+            if not finite(self.model):
+                raise JobDiverged(f"round {round_index}: the global model is not finite after aggregation")
             losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
             train_loss = float(np.average(losses, weights=samples.numpy()))
         else:
@@ -217,6 +235,7 @@ class Aggregator:
         training, adaptive = self.conf.training, self.conf.adaptive
         outcome = RoundOutcome()
         owner: dict[int, ExecutorSession] = {}
+        asked_steps: dict[int, int] = {}
         task_ids = set()
         model_arrays = [("model", self.model.numpy())]
         train = pb.TrainConfig(local_steps=training.local_steps, batch_size=training.batch_size,
@@ -238,6 +257,7 @@ class Aggregator:
                 task.client_conf.extend(pb.ClientConf(**c) for c in self.clients.get_client_conf(plan, block))
             else:
                 task.client_local_steps.extend(plan.local_steps[block].tolist())
+                asked_steps.update(zip(clients.tolist(), task.client_local_steps))
                 task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
             task.client_data_attack.extend(self.threat.poisoned(clients.tolist()))
             task_ids.add(task.task_id)
@@ -249,30 +269,31 @@ class Aggregator:
                 self._live()
                 continue
             if event.kind == RESULTS and event.message.task_id in task_ids:
-                self._collect(outcome, owner, event)
+                self._collect(outcome, owner, asked_steps, event)
             elif event.kind == LOST:
                 for client_id in [c for c, s in owner.items() if s is event.session]:
                     del owner[client_id]
                     self._fail_client(outcome, client_id, event.session, f"executor lost: {event.message}")
         return outcome
 
-    def _collect(self, outcome: RoundOutcome, owner: dict[int, ExecutorSession], event: ServerEvent) -> None:
-        """Record a batch of results and failures from the executor that owns those clients."""
+    def _collect(self, outcome: RoundOutcome, owner: dict[int, ExecutorSession], asked_steps: dict[int, int],
+                 event: ServerEvent) -> None:
+        """Record a batch of results and failures. The wire admitted it only for clients of this
+        executor's task, each once, with one update row of the model's size per result; a result
+        whose values the aggregator does not confirm (``result_problem``) is that client's failure."""
         batch: pb.TaskResults = event.message
-        updates = event.tensors.get("updates")
-        if batch.results and (updates is None or updates.shape != (len(batch.results), self.model.numel())):
-            shape = None if updates is None else updates.shape
-            reason = f"updates of shape {shape}, expected ({len(batch.results)}, {self.model.numel()})"
-            for result in batch.results:
-                if owner.pop(result.client_id, None) is not None:
-                    self._fail_client(outcome, result.client_id, event.session, reason)
-            return
         for row, result in enumerate(batch.results):
-            if owner.pop(result.client_id, None) is not None:
-                outcome.results[result.client_id] = (result, torch.from_numpy(updates[row]))
+            client = result.client_id
+            del owner[client]
+            update = torch.from_numpy(event.tensors["updates"][row])
+            problem = result_problem(result, update, int(self.clients.sample_counts[client]), asked_steps.get(client))
+            if problem is None:
+                outcome.results[client] = (result, update)
+            else:
+                self._fail_client(outcome, client, event.session, problem)
         for failure in batch.failures:
-            if owner.pop(failure.client_id, None) is not None:
-                self._fail_client(outcome, failure.client_id, event.session, failure.reason)
+            del owner[failure.client_id]
+            self._fail_client(outcome, failure.client_id, event.session, failure.reason[:MAX_REASON_CHARS])
 
     def _fail_client(self, outcome: RoundOutcome, client_id: int, session: ExecutorSession, reason: str) -> None:
         outcome.failures[client_id] = reason
@@ -286,6 +307,7 @@ class Aggregator:
         todo = list(range(count))
         running: dict[int, tuple[ExecutorSession, int]] = {}
         results: dict[int, pb.TestResult] = {}
+        bounds = contiguous_bounds(self.reference.test_samples, count)
         model_arrays = [("model", self.model.numpy())]
         while todo or running:
             live = self._live()
@@ -299,9 +321,8 @@ class Aggregator:
             event = self._next_event(timeout=self.server.timeout)
             if event is None:
                 continue
-            if event.kind == TEST and event.message.task_id in running:
-                _, shard = running.pop(event.message.task_id)
-                results[shard] = event.message
+            if event.kind == TEST:
+                self._take_test(round_index, event, running, results, bounds)
             elif event.kind == LOST:
                 for task_id, (session, shard) in list(running.items()):
                     if session is event.session:
@@ -312,6 +333,24 @@ class Aggregator:
         self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,
                           "loss": sum(r.loss_sum for r in shards) / samples, "num_samples": samples}
         self.log.emit(commons.TEST_RESULT, **self.last_test)
+
+    def _take_test(self, round_index: int, event: ServerEvent, running: dict[int, tuple[ExecutorSession, int]],
+                   results: dict[int, pb.TestResult], bounds: np.ndarray) -> None:
+        """Record a test result for a shard the sender was given, or drop the sender with the
+        reason (its shard then goes to another executor, as for a lost one); a non-finite loss
+        means the model diverged."""
+        result: pb.TestResult = event.message
+        session, shard = running.get(result.task_id, (None, -1))
+        problem = ("test result for a task it was not given" if session is not event.session
+                   else evaluation_problem(result, int(bounds[shard + 1] - bounds[shard])))
+        if problem is not None:
+            self.server.drop(event.session, f"refused: {problem}")
+        elif evaluation_diverged(result):
+            raise JobDiverged(f"round {round_index}: {session.executor_id} reports a non-finite test loss: "
+                              "the global model diverged")
+        else:
+            del running[result.task_id]
+            results[shard] = result
 
     # -- checkpoint --------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -407,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED
+    except JobDiverged as err:
+        status, reason, code = commons.STATUS_DIVERGED, str(err), EXIT_FAILED
     except (JobFailed, OSError, ValueError) as err:
         status, reason, code = commons.STATUS_FAILED, str(err), EXIT_FAILED
     except Exception as err:  # a bug: keep the traceback in the .out file, end the job cleanly

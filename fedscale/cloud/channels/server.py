@@ -4,7 +4,8 @@ Each executor keeps one bidirectional ``Session`` stream open. Tasks are queued 
 session's outbox and written as soon as they exist (no polling); everything the executor
 sends is turned into ``ServerEvent``s on one queue that the aggregator's main loop consumes.
 A session whose peer disconnects, or stays silent longer than ``timeout`` seconds (executors
-heartbeat every ``heartbeat_interval``), is closed and reported as lost.
+heartbeat every ``heartbeat_interval``), is closed and reported as lost; so is one that sends
+what it was not asked for (see ``assigned_tasks``) or data that cannot be read.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
+from fedscale.cloud.channels.assigned_tasks import AssignedTasks
 from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, chunks, headers
 from fedscale.cloud.commons import SECRET_ENV, SECRET_METADATA_KEY
 
@@ -60,6 +62,7 @@ class ExecutorSession:
         self.executor_id = hello.executor_id
         self.alive = True
         self.last_seen = time.monotonic()
+        self.assigned = AssignedTasks()
         self._outbox: queue.Queue = queue.Queue()
 
     def send(self, message: pb.ServerMessage, arrays: NamedArrays = ()) -> None:
@@ -68,8 +71,11 @@ class ExecutorSession:
             (message,), (pb.ServerMessage(chunk=c) for c in chunks(arrays))))
 
     def send_task(self, task: pb.Task, arrays: NamedArrays = ()) -> None:
-        """Queue ``task`` with ``arrays`` as its tensors."""
+        """Queue ``task`` with ``arrays`` as its tensors; a TRAIN task's results (updates shaped
+        like its tensor "model") are then expected from this executor."""
         task.tensors.extend(headers(arrays))
+        if task.kind == pb.TRAIN:
+            self.assigned.assign(task, dict(arrays)["model"])
         self.send(pb.ServerMessage(task=task), arrays)
 
     def close(self) -> None:
@@ -138,6 +144,10 @@ class AggregatorServer:
         self.events.put(ServerEvent(JOINED, session, hello))
         return session
 
+    def drop(self, session: ExecutorSession, reason: str) -> None:
+        """End ``session`` for ``reason``; it is reported as LOST like any executor that goes away."""
+        self._lose(session, reason)
+
     def _lose(self, session: ExecutorSession, reason: str) -> None:
         with self._lock:
             if not session.alive:
@@ -156,6 +166,7 @@ class AggregatorServer:
                 if kind == "chunk":
                     payload.add(msg.chunk)
                 elif kind == "results":
+                    session.assigned.admit(msg.results)
                     payload.start(msg.results, msg.results.tensors)
                 elif kind == "test":
                     self.events.put(ServerEvent(TEST, session, msg.test))
@@ -168,6 +179,8 @@ class AggregatorServer:
             reason = "the executor's connection broke"
         except WireError as err:
             reason = f"the executor sent malformed data: {err}"
+        except Exception as err:  # whatever a peer sends, the session ends with a reason, never the thread alone
+            reason = f"the executor's messages could not be read: {type(err).__name__}: {err}"
         self._lose(session, reason)
 
     def _write(self, session: ExecutorSession, context: grpc.ServicerContext) -> Iterator[pb.ServerMessage]:

@@ -2,11 +2,13 @@
 
 A message that carries tensors lists their ``TensorHeader``s; the bytes follow as
 ``TensorChunk`` messages in header order. Chunks keep every gRPC message far below its 4 MB
-default whatever the model's size, and nothing is ever pickled: the receiver allocates exactly
-the bytes the headers announce (within a cap) and reinterprets them as the announced dtype.
+default whatever the model's size, and nothing is ever pickled: the receiver checks the
+announced sizes (exactly, in Python integers, against a cap), fills its buffers only as the
+chunks arrive, and reinterprets the bytes as the announced dtype.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -50,30 +52,34 @@ def chunks(arrays: NamedArrays, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.T
             yield pb.TensorChunk(tensor=index, data=bytes(view[start:start + chunk_bytes]))
 
 
-def _nbytes(header: pb.TensorHeader) -> int:
+def nbytes(header: pb.TensorHeader) -> int:
+    """The exact byte size ``header`` announces (Python integers: a huge shape cannot overflow)."""
     if header.dtype not in ALLOWED_DTYPES:
         raise WireError(f"tensor {header.name!r}: dtype {header.dtype!r} is not accepted")
     if any(d < 0 for d in header.shape):
         raise WireError(f"tensor {header.name!r}: negative dimension in {list(header.shape)}")
-    return int(np.prod(header.shape, dtype=np.int64)) * np.dtype(header.dtype).itemsize
+    return math.prod(header.shape) * np.dtype(header.dtype).itemsize
 
 
 class TensorAssembler:
-    """Rebuilds the tensors announced by ``tensor_headers`` from the chunks that follow them."""
+    """Rebuilds the tensors announced by ``tensor_headers`` from the chunks that follow them.
+
+    Each buffer grows only by the bytes received, so announcing a size costs the receiver
+    nothing until the data arrives.
+    """
 
     def __init__(self, tensor_headers: Sequence[pb.TensorHeader]) -> None:
         self._headers = list(tensor_headers)
-        sizes = [_nbytes(h) for h in self._headers]
-        if sum(sizes) > MAX_PAYLOAD_BYTES:
-            raise WireError(f"payload of {sum(sizes)} bytes exceeds the {MAX_PAYLOAD_BYTES} byte cap")
-        self._buffers = [bytearray(n) for n in sizes]
-        self._filled = [0] * len(sizes)
+        self._sizes = [nbytes(h) for h in self._headers]
+        if sum(self._sizes) > MAX_PAYLOAD_BYTES:
+            raise WireError(f"payload of {sum(self._sizes)} bytes exceeds the {MAX_PAYLOAD_BYTES} byte cap")
+        self._buffers = [bytearray() for _ in self._sizes]
         self._current = 0
-        self._skip_empty()
+        self._skip_full()
 
-    def _skip_empty(self) -> None:
+    def _skip_full(self) -> None:
         while self._current < len(self._buffers) and \
-                self._filled[self._current] == len(self._buffers[self._current]):
+                len(self._buffers[self._current]) == self._sizes[self._current]:
             self._current += 1
 
     @property
@@ -86,13 +92,11 @@ class TensorAssembler:
             raise WireError("received a tensor chunk nobody announced")
         if chunk.tensor != self._current:
             raise WireError(f"chunk for tensor {chunk.tensor} while tensor {self._current} is incomplete")
-        buffer, start = self._buffers[self._current], self._filled[self._current]
-        end = start + len(chunk.data)
-        if end > len(buffer):
+        buffer = self._buffers[self._current]
+        if len(buffer) + len(chunk.data) > self._sizes[self._current]:
             raise WireError(f"tensor {self._headers[self._current].name!r} received more bytes than announced")
-        buffer[start:end] = chunk.data
-        self._filled[self._current] = end
-        self._skip_empty()
+        buffer += chunk.data
+        self._skip_full()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The finished tensors by name (writable numpy arrays sharing the received buffers)."""

@@ -150,7 +150,7 @@ class TrainingConfig(Component):
 
     model: Literal[MODEL_NAMES] = Field(
         "mlp", description="Model: logistic regression, a small multi-layer perceptron, or a small CNN.")
-    learning_rate: float = Field(0.05, gt=0, le=1000, description="Client learning rate.")
+    learning_rate: float = Field(0.05, gt=0, le=1e30, description="Client learning rate (at most 1e30, which a float32 model still holds).")
     local_steps: int = Field(20, ge=1, le=1_000_000, description="Local training steps per client per round.")
     batch_size: int = Field(30, ge=1, le=1_000_000, description="Training batch size.")
     seed: Annotated[int, Aliases("sample_seed")] = Field(
