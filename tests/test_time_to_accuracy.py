@@ -34,3 +34,17 @@ def test_every_selector_runs_with_and_without_adaptive_training_against_its_own_
     assert len(all_policies()) == 8
     assert policy_conf("bliss+adaptive") == {"sample_mode": "bliss", "adaptive_training": True}
     assert baseline_of("oort+adaptive") == "random+adaptive" and baseline_of("oort") == "random"
+
+
+def test_reuse_reads_only_a_completed_run(tmp_path):
+    import json
+
+    from benchmark.perf.time_to_accuracy import finished_events
+    from fedscale.cloud import commons
+    old, new = tmp_path / "logs" / "job" / "1", tmp_path / "logs" / "job" / "2"
+    for folder, status in ((old, commons.STATUS_COMPLETED), (new, commons.STATUS_STOPPED)):
+        folder.mkdir(parents=True)
+        (folder / commons.AGGREGATOR_LOG).write_text(
+            json.dumps({"tag": commons.JOB_END, "status": status, "run": folder.name}) + "\n")
+    assert finished_events(str(tmp_path), "job")[-1]["run"] == "1"
+    assert finished_events(str(tmp_path), "other") is None

@@ -22,7 +22,7 @@ paired per-seed ratios with its 95% interval. The summary says which policies' i
 overlap the fastest one's.
 
 Usage: python benchmark/perf/time_to_accuracy.py [--job FILE] [--policies random,oort,...]
-       [--seeds 5] [--window 1200] [--targets ACC,...] [--parallel 2] [--out table.md]
+       [--seeds 5] [--window 1200] [--targets ACC,...] [--parallel 2] [--out table.md] [--reuse]
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fedscale.cloud import commons  # noqa: E402
 from fedscale.cloud.config_parser import JobSpec, load_job  # noqa: E402
+from fedscale.cloud.logger.events import read_events  # noqa: E402
 from fedscale.deploy.submit import run_to_end  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "digits"
@@ -75,14 +76,26 @@ def baseline_of(policy: str) -> str:
     return "random" + (ADAPTIVE if policy.endswith(ADAPTIVE) else "")
 
 
-def run_policy(job: JobSpec, policy: str, seed: int, exp_path: str) -> Run:
-    """Run ``job`` under ``policy`` and ``seed`` (a job name of its own, so runs can overlap)."""
+def finished_events(exp_path: str, job_name: str) -> list[dict[str, object]] | None:
+    """The events of the latest completed run of ``job_name`` under ``exp_path``, if any."""
+    for log in sorted(Path(exp_path, "logs", job_name).glob(f"*/{commons.AGGREGATOR_LOG}"), reverse=True):
+        events = list(read_events(log))
+        if events and events[-1].get("status") == commons.STATUS_COMPLETED:
+            return events
+    return None
+
+
+def run_policy(job: JobSpec, policy: str, seed: int, exp_path: str, reuse: bool = False) -> Run:
+    """Run ``job`` under ``policy`` and ``seed`` (a job name of its own, so runs can overlap), or
+    with ``reuse`` read the completed run an earlier invocation left under ``exp_path``."""
     name = f"{job.conf.identity.job_name}_{policy.replace('+', '_')}_s{seed}"
     conf = job.conf.replace(seed=seed, job_name=name, **policy_conf(policy))
-    try:
-        events = run_to_end(dataclasses.replace(job, conf=conf, exp_path=exp_path))
-    except RuntimeError as err:
-        raise SystemExit(f"{policy}, seed {seed}: {err}") from None
+    events = finished_events(exp_path, name) if reuse else None
+    if events is None:
+        try:
+            events = run_to_end(dataclasses.replace(job, conf=conf, exp_path=exp_path))
+        except RuntimeError as err:
+            raise SystemExit(f"{policy}, seed {seed}: {err}") from None
     tests = [e for e in events if e["tag"] == commons.TEST_RESULT]
     return Run(policy, seed, np.array([e["virtual_time"] for e in tests]),
                np.array([e["accuracy"] for e in tests]), int(events[-1]["rounds_completed"]))
@@ -172,6 +185,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="jobs run at once")
     parser.add_argument("--exp-path", default="/tmp/time_to_accuracy", help="where the runs' logs go")
     parser.add_argument("--out", default="", help="also write the table to this Markdown file")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read runs already completed under --exp-path instead of running them again")
     args = parser.parse_args()
     base = load_job(args.job)
     policies = args.policies.split(",")
@@ -181,7 +196,7 @@ def main() -> None:
     plan = [(p, s) for s in range(1, args.seeds + 1) for p in policies]
     with ProcessPoolExecutor(max_workers=args.parallel) as pool:
         finished = list(pool.map(run_policy, [base] * len(plan), [p for p, _ in plan], [s for _, s in plan],
-                                 [args.exp_path] * len(plan)))
+                                 [args.exp_path] * len(plan), [args.reuse] * len(plan)))
     runs = {p: [r for r in finished if r.policy == p] for p in policies}
     common = min(smooth_over_time(r.times, r.accuracies, args.window).max() for rs in runs.values() for r in rs)
     targets = [math.floor(common * 1000) / 1000] + [float(t) for t in args.targets.split(",") if t]
