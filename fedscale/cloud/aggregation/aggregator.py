@@ -23,7 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -232,12 +232,41 @@ class Aggregator:
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
                plan: RoundPlan) -> RoundOutcome:
-        training, adaptive = self.conf.training, self.conf.adaptive
+        """Send each live executor its block of the plan's participants with the global model and
+        collect the results; the outstanding clients of an executor lost meanwhile go to the ones
+        left (``_reassign``), whose results are the same since a client's training depends only on
+        the job seed, the round, the client and its settings."""
         outcome = RoundOutcome()
         owner: dict[int, ExecutorSession] = {}
         asked_steps: dict[int, int] = {}
         task_ids = set()
+        train = self._train_config(plan)
         model_arrays = [("model", self.model.numpy())]
+
+        def dispatch(session: ExecutorSession, block: list[int]) -> None:
+            task = self._training_task(round_index, plan, block, train)
+            asked_steps.update(zip(task.client_ids, task.client_local_steps))
+            task_ids.add(task.task_id)
+            session.send_task(task, model_arrays)
+            owner.update({int(c): session for c in task.client_ids})
+
+        for session, block in zip(live, blocks):
+            if block:
+                dispatch(session, block)
+        while owner:
+            event = self._next_event(timeout=self.server.timeout)
+            if event is None:
+                self._live()
+                continue
+            if event.kind == RESULTS and event.message.task_id in task_ids:
+                self._collect(outcome, owner, asked_steps, event)
+            elif event.kind == LOST:
+                self._reassign(plan, owner, outcome, event, dispatch)
+        return outcome
+
+    def _train_config(self, plan: RoundPlan) -> pb.TrainConfig:
+        """The settings every client of the round trains with."""
+        training, adaptive = self.conf.training, self.conf.adaptive
         train = pb.TrainConfig(local_steps=training.local_steps, batch_size=training.batch_size,
                                learning_rate=training.learning_rate,
                                upload_dropout=pb.UploadDropout.Value(plan.dropout_mode.upper()),
@@ -247,34 +276,42 @@ class Aggregator:
                 round_start=plan.start_time, ewma_lambda=adaptive.ewma_lambda,
                 min_payload_frac=adaptive.min_payload_frac, budget_recheck_steps=adaptive.budget_recheck_steps,
                 run_phase_2=adaptive.run_phase_2))
-        for session, block in zip(live, blocks):
-            if not block:
-                continue
-            clients = plan.participants[block]
-            task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index,
-                           client_ids=clients.tolist(), train=train)
-            if adaptive.adaptive_training:
-                task.client_conf.extend(pb.ClientConf(**c) for c in self.clients.get_client_conf(plan, block))
-            else:
-                task.client_local_steps.extend(plan.local_steps[block].tolist())
-                asked_steps.update(zip(clients.tolist(), task.client_local_steps))
-                task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
-            task.client_data_attack.extend(self.threat.poisoned(clients.tolist()))
-            task_ids.add(task.task_id)
-            session.send_task(task, model_arrays)
-            owner.update({int(c): session for c in clients})
-        while owner:
-            event = self._next_event(timeout=self.server.timeout)
-            if event is None:
-                self._live()
-                continue
-            if event.kind == RESULTS and event.message.task_id in task_ids:
-                self._collect(outcome, owner, asked_steps, event)
-            elif event.kind == LOST:
-                for client_id in [c for c, s in owner.items() if s is event.session]:
-                    del owner[client_id]
-                    self._fail_client(outcome, client_id, event.session, f"executor lost: {event.message}")
-        return outcome
+        return train
+
+    def _training_task(self, round_index: int, plan: RoundPlan, block: list[int], train: pb.TrainConfig) -> pb.Task:
+        """The TRAIN task of the plan's participants at positions ``block``, with their own
+        settings (local steps and keep fraction, or the adaptive ones) and Byzantine flags."""
+        clients = plan.participants[block].tolist()
+        task = pb.Task(task_id=next(self._task_ids), kind=pb.TRAIN, round=round_index, client_ids=clients, train=train)
+        if self.conf.adaptive.adaptive_training:
+            task.client_conf.extend(pb.ClientConf(**c) for c in self.clients.get_client_conf(plan, block))
+        else:
+            task.client_local_steps.extend(plan.local_steps[block].tolist())
+            task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
+        task.client_data_attack.extend(self.threat.poisoned(clients))
+        return task
+
+    def _reassign(self, plan: RoundPlan, owner: dict[int, ExecutorSession], outcome: RoundOutcome,
+                  event: ServerEvent, dispatch: Callable[[ExecutorSession, list[int]], None]) -> None:
+        """Split the lost executor's outstanding clients evenly over the live executors, in the
+        order of their names (CLIENTS_REASSIGNED names who took which); with none left they fail."""
+        lost = event.session
+        positions = [p for p, c in enumerate(plan.participants.tolist()) if owner.get(c) is lost]
+        for position in positions:
+            del owner[int(plan.participants[position])]
+        survivors = sorted(self.server.live_sessions(), key=lambda session: session.executor_id)
+        if not survivors:
+            for position in positions:
+                self._fail_client(outcome, int(plan.participants[position]), lost, f"executor lost: {event.message}")
+            return
+        moved = {}
+        for session, part in zip(survivors, split_evenly(len(positions), len(survivors))):
+            if part:
+                block = [positions[i] for i in part]
+                dispatch(session, block)
+                moved[session.executor_id] = plan.participants[block].tolist()
+        if moved:
+            self.log.emit(commons.CLIENTS_REASSIGNED, executor=lost.executor_id, assignment=moved)
 
     def _collect(self, outcome: RoundOutcome, owner: dict[int, ExecutorSession], asked_steps: dict[int, int],
                  event: ServerEvent) -> None:
@@ -284,6 +321,8 @@ class Aggregator:
         batch: pb.TaskResults = event.message
         for row, result in enumerate(batch.results):
             client = result.client_id
+            if owner.get(client) is not event.session:
+                continue
             del owner[client]
             update = torch.from_numpy(event.tensors["updates"][row])
             problem = result_problem(result, update, int(self.clients.sample_counts[client]), asked_steps.get(client))
@@ -292,6 +331,8 @@ class Aggregator:
             else:
                 self._fail_client(outcome, client, event.session, problem)
         for failure in batch.failures:
+            if owner.get(failure.client_id) is not event.session:
+                continue
             del owner[failure.client_id]
             self._fail_client(outcome, failure.client_id, event.session, failure.reason[:MAX_REASON_CHARS])
 
