@@ -251,9 +251,9 @@ def test_values_are_converted(key: str, raw: object, typed: object) -> None:
 @pytest.mark.parametrize(
     ("key", "raw", "expected"),
     [
-        ("learning_rate", "abc", "expected a number > 0 and <= 1000, got 'abc'"),
-        ("learning_rate", 0, "expected a number > 0 and <= 1000, got 0"),
-        ("learning_rate", "nan", "expected a number > 0 and <= 1000, got 'nan'"),
+        ("learning_rate", "abc", "expected a number > 0 and <= 1e+30, got 'abc'"),
+        ("learning_rate", 0, "expected a number > 0 and <= 1e+30, got 0"),
+        ("learning_rate", "nan", "expected a number > 0 and <= 1e+30, got 'nan'"),
         ("rounds", 1.5, "expected an integer >= 1 and <= 1000000, got 1.5"),
         ("rounds", True, "expected an integer >= 1 and <= 1000000, got true"),
         ("rounds", None, "expected an integer >= 1 and <= 1000000, got null"),
