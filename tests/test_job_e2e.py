@@ -209,8 +209,9 @@ def test_run_to_end_returns_the_events_or_the_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDSCALE_STATE_DIR", str(tmp_path / "state"))
     log = run_to_end(load_job(str(write_job(tmp_path, executors=1, rounds=2))))
     assert [e["tag"] for e in log][-1] == commons.JOB_END and log[-1]["status"] == commons.STATUS_COMPLETED
-    failing = load_job(str(write_job(tmp_path, executors=1, name="bad.yml", filter_less=5000)))
-    with pytest.raises(RuntimeError, match=r"the job failed: .*filter_less=5000.*\(logs: "):
+    failing = load_job(str(write_job(tmp_path, executors=1, name="bad.yml", gradient_policy="fed-adam",
+                                     yogi_eta=1e39)))
+    with pytest.raises(RuntimeError, match=r"the job diverged: round 1: .*\(logs: "):
         run_to_end(failing)
 
 
