@@ -15,10 +15,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fedscale.cloud.commons import JOB_FILE
 from fedscale.cloud.config.job_conf import ALL_NAMES, KEYS, JobConf, canonical_pairs, inactive_keys
 from fedscale.cloud.config.keys import TYPE_NAMES, Check, ConfigError, KeySpec, reported_from, show, suggest
 
@@ -81,6 +83,15 @@ class JobSpec:
             "conf": self.conf.to_dict(),
             "explicit": sorted(self.conf.explicit),
         }
+
+    def save(self, run_dir: Path) -> None:
+        """Write the job into its run folder, where the job's processes read it (``read``)."""
+        (run_dir / JOB_FILE).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def read(cls, run_dir: Path) -> JobSpec:
+        """The job a run folder was laid out for (``save``)."""
+        return cls.from_dict(json.loads((run_dir / JOB_FILE).read_text()))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> JobSpec:

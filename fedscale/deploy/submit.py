@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import os
 import secrets
 import signal
@@ -84,7 +83,7 @@ def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
             raise ConfigError(f"{job.source}: {key}: cannot create the run folder {run_dir} "
                               f"({err.strerror})") from None
     job = dataclasses.replace(job, conf=job.conf.replace(time_stamp=run_dir.name))
-    (run_dir / commons.JOB_FILE).write_text(json.dumps(job.to_dict(), indent=1))
+    job.save(run_dir)
     return job, run_dir
 
 
@@ -96,8 +95,8 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
               file=err)
     if job.ps_ip == "0.0.0.0":
-        print(f"note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
-              f"still need the job secret); TLS arrives with the multi-host launchers", file=err)
+        print("note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
+              "still need the job secret); TLS arrives with the multi-host launchers", file=err)
     if job.setup_commands:
         print("note: setup_commands are not run for local executors; they use this Python environment",
               file=err)
@@ -109,7 +108,7 @@ def resume(run_dir: Path, out: TextIO = sys.stdout) -> JobResult:
     """Continue the job of ``run_dir`` from its checkpoint, at the round after it, to its end."""
     run_dir = Path(run_dir)
     try:
-        job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
+        job = JobSpec.read(run_dir)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{run_dir}: not a run folder with a readable {commons.JOB_FILE} ({error})") from None
     try:

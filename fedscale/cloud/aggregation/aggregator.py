@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import queue
 import signal
@@ -456,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="continue from the run folder's checkpoint (its event log already cut back to it)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
+    job = JobSpec.read(run_dir)
     conf = job.conf
     clock = VirtualClock()
     log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.identity.job_name, clock)

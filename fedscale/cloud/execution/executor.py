@@ -13,7 +13,6 @@ exits.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -222,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", required=True, help="the aggregator's host:port")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
-    job = JobSpec.from_dict(json.loads((run_dir / commons.JOB_FILE).read_text()))
+    job = JobSpec.read(run_dir)
     clock = VirtualClock()
     log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.identity.job_name, clock)
     started = time.time()
