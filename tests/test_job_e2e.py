@@ -274,11 +274,11 @@ def test_stop_command_ends_the_job(tmp_path):
     assert "no running jobs" in run_driver(tmp_path, "status").stdout
 
 
-def signal_executor_in_round_2(tmp_path, executor, sig, rounds=None):
-    """Run a slow job of ``rounds`` rounds (the default job if None), send ``sig`` to ``executor``
-    once round 2 starts; the job must still complete. Returns its aggregator log and when the
-    signal was sent."""
-    job_file = [] if rounds is None else [str(write_job(tmp_path, **dict(SLOW, rounds=rounds)))]
+def signal_executor_in_round_2(tmp_path, executor, sig, rounds=None, **conf):
+    """Run a slow job of ``rounds`` rounds with ``conf`` (the default job if None), send ``sig`` to
+    ``executor`` once round 2 starts; the job must still complete. Returns its aggregator log,
+    how long after the signal the executor was declared lost, and the driver's output."""
+    job_file = [] if rounds is None else [str(write_job(tmp_path, **dict(SLOW, rounds=rounds, **conf)))]
     job_name = "quickstart" if rounds is None else "small"
     driver = start_driver(tmp_path, "submit", *job_file)
     run_dir = wait_for_run_dir(tmp_path, job_name)
@@ -294,12 +294,14 @@ def signal_executor_in_round_2(tmp_path, executor, sig, rounds=None):
     assert lost["executor"] == executor
     assert not [e for e in log if e["tag"] == commons.CLIENT_FAILED and e["executor"] is not None]
     wait_until_gone(run_dir, timeout=5)
-    return log, lost["wall_time"] - signalled_at
+    return log, lost["wall_time"] - signalled_at, out
 
 
 def test_executor_killed_mid_round_hands_its_clients_to_the_others(tmp_path):
-    log, detected_after = signal_executor_in_round_2(tmp_path, "executor-2", signal.SIGKILL, rounds=5)
+    log, detected_after, out = signal_executor_in_round_2(tmp_path, "executor-2", signal.SIGKILL, rounds=5,
+                                                          executor_restarts=0)
     assert detected_after < 3.0 + 1.0
+    assert "restarting" not in out and "executor-2 exited" in out
     moved = [e for e in log if e["tag"] == commons.CLIENTS_REASSIGNED]
     assert [(e["round"], e["executor"], list(e["assignment"])) for e in moved] == [(2, "executor-2", ["executor-1"])]
     planned = next(e for e in log if e["tag"] == commons.ROUND_BEGIN and e["round"] == 2)["assignment"]
@@ -311,8 +313,14 @@ def test_executor_killed_mid_round_hands_its_clients_to_the_others(tmp_path):
 
 def test_a_killed_executors_clients_train_as_they_would_have(tmp_path):
     """The default job with executor-2 killed in round 2 learns exactly what the uninterrupted
-    recorded run learned: the same train losses and test accuracies, round by round."""
-    log, _ = signal_executor_in_round_2(tmp_path, "executor-2", signal.SIGKILL)
+    recorded run learned: the same train losses and test accuracies, round by round, while the
+    driver restarts executor-2 and it rejoins, taking its share of the later rounds."""
+    log, _, out = signal_executor_in_round_2(tmp_path, "executor-2", signal.SIGKILL)
+    assert "executor-2 exited" in out and "restarting it (1 of 3)" in out
+    joins = [e for e in log if e["tag"] == commons.EXECUTOR_JOINED and e["executor"] == "executor-2"]
+    assert len(joins) == 2 and joins[1]["round"] >= 2
+    later = [e for e in log if e["tag"] == commons.ROUND_BEGIN and e["round"] > joins[1]["round"]]
+    assert later and all(set(e["assignment"]) == {"executor-1", "executor-2"} for e in later)
     golden = events(ROOT / "tests" / "golden" / "default" / commons.AGGREGATOR_LOG)
     for tag, key in ((commons.ROUND_END, "train_loss"), (commons.ROUND_END, "aggregated"),
                      (commons.TEST_RESULT, "accuracy")):
@@ -320,8 +328,34 @@ def test_a_killed_executors_clients_train_as_they_would_have(tmp_path):
         assert [(e["round"], e[key]) for e in log if e["tag"] == tag] == golden_rows, (tag, key)
 
 
+def test_a_lone_executor_killed_mid_round_is_restarted_and_finishes_the_round(tmp_path):
+    log, _, out = signal_executor_in_round_2(tmp_path, "executor-1", signal.SIGKILL, rounds=3, executors=1)
+    assert "restarting it (1 of 3)" in out
+    moved = [e for e in log if e["tag"] == commons.CLIENTS_REASSIGNED]
+    assert [(e["round"], e["executor"], list(e["assignment"])) for e in moved] == [(2, "executor-1", ["executor-1"])]
+    assert [e["aggregated"] for e in log if e["tag"] == commons.ROUND_END] == [10, 10, 10]
+
+
+def test_the_job_fails_once_its_executors_are_past_their_restarts(tmp_path):
+    """With ``executor_restarts: 1`` the lone executor killed twice is not restarted again: the
+    aggregator waits connection_timeout for one to rejoin, then fails naming why."""
+    job = write_job(tmp_path, executors=1, executor_restarts=1, connection_timeout=10, **SLOW)
+    driver = start_driver(tmp_path, "submit", str(job))
+    run_dir = wait_for_run_dir(tmp_path)
+    log_path = run_dir / commons.AGGREGATOR_LOG
+    wait_for_event(log_path, commons.ROUND_BEGIN, round=2)
+    os.kill(pid_of(run_dir, "executor-1"), signal.SIGKILL)
+    wait_for_event(log_path, commons.EXECUTOR_JOINED, round=2)
+    os.kill(pid_of(run_dir, "executor-1"), signal.SIGKILL)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 1
+    assert "restarting it (1 of 1)" in out and "not restarted: it was restarted 1 times" in out
+    assert "every executor was lost and none rejoined within connection_timeout=10 s" in err
+    assert events(log_path)[-1]["status"] == commons.STATUS_FAILED
+
+
 def test_executor_that_stops_answering_is_dropped(tmp_path):
-    log, detected_after = signal_executor_in_round_2(tmp_path, "executor-1", signal.SIGSTOP, rounds=4)
+    log, detected_after, _ = signal_executor_in_round_2(tmp_path, "executor-1", signal.SIGSTOP, rounds=4)
     assert 3.0 - 0.5 < detected_after < 3.0 + 2.0
     assert "no message" in next(e for e in log if e["tag"] == commons.EXECUTOR_LOST)["reason"]
 

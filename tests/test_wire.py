@@ -114,6 +114,33 @@ def test_executor_learns_when_the_aggregator_goes_away(server):
     conn.close()
 
 
+def test_a_full_job_refuses_more_executors_until_one_leaves(server):
+    first = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-1"))
+    second = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-2"))
+    gone = [next_event(server, JOINED).session for _ in range(2)][0]
+    with pytest.raises(AggregatorLost, match="has all the executors it expects"):
+        AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-3"))
+    first.close()
+    assert next_event(server, LOST).session is gone
+    third = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-3"))
+    assert next_event(server, JOINED).session.index == 2
+    assert sorted(s.executor_id for s in server.live_sessions()) == ["executor-2", "executor-3"]
+    second.close()
+    third.close()
+
+
+def test_a_restarted_executor_takes_the_place_of_its_earlier_session(server):
+    AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-1"))
+    AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-2"))
+    earlier = [next_event(server, JOINED).session for _ in range(2)][0]
+    again = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello("executor-1"))
+    lost = next_event(server, LOST)
+    assert lost.session is earlier and "replaced by a new connection" in lost.message
+    assert next_event(server, JOINED).session.executor_id == "executor-1"
+    assert len(server.live_sessions()) == 2
+    again.close()
+
+
 def test_no_aggregator_is_a_clear_error():
     with pytest.raises(AggregatorLost, match="no aggregator answered"):
         AggregatorConnection("127.0.0.1:1", SECRET, hello(), connect_timeout=0.5)

@@ -30,7 +30,8 @@ def _die_with_parent() -> None:
 
 
 class LocalLauncher:
-    """Starts and stops one job's processes; their output goes to ``<run_dir>/<name>.out``."""
+    """Starts and stops one job's processes; their output goes to ``<run_dir>/<name>.out`` (appended
+    to, so a restarted process's output follows its earlier one)."""
 
     def __init__(self, run_dir: Path, secret: str) -> None:
         self.run_dir = run_dir
@@ -43,7 +44,7 @@ class LocalLauncher:
         return self.aggregator.pid if self.aggregator else None
 
     def _spawn(self, name: str, module: str, *args: str) -> subprocess.Popen:
-        out = open(self.run_dir / commons.console_output_name(name), "wb")
+        out = open(self.run_dir / commons.console_output_name(name), "ab")
         group = {"process_group": 0 if self.aggregator is None else self.pgid}
         try:
             return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(self.run_dir), *args],

@@ -35,7 +35,8 @@ class Progress:
         filled = BAR_WIDTH * done // max(self.total, 1)
         return "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]"
 
-    def _note(self, text: str) -> None:
+    def note(self, text: str) -> None:
+        """Print ``text`` on a line of its own (below the bar on a terminal)."""
         if self._drawn:
             self.stream.write("\n")
             self._drawn = False
@@ -47,7 +48,7 @@ class Progress:
         if tag == commons.TEST_RESULT:
             self.accuracy = event["accuracy"]
             if not self.tty:
-                self._note(f"test  round {event['round']}/{self.total}  accuracy {_number(event['accuracy'])}  "
+                self.note(f"test  round {event['round']}/{self.total}  accuracy {_number(event['accuracy'])}  "
                            f"loss {_number(event['loss'])}")
         elif tag == commons.ROUND_END:
             line = self.status_line(event)
@@ -56,9 +57,9 @@ class Progress:
                 self.stream.flush()
                 self._drawn = True
             else:
-                self._note(line)
+                self.note(line)
         elif tag == commons.EXECUTOR_LOST:
-            self._note(f"warning: executor {event['executor']} lost: {event['reason']}")
+            self.note(f"warning: executor {event['executor']} lost: {event['reason']}")
         elif tag == commons.JOB_END:
             self.finish()
 

@@ -177,31 +177,47 @@ def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
 
 def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Progress,
             log_offset: int) -> JobResult:
+    """Start the executors once the aggregator listens, show progress, and end with the job. An
+    executor that exits before the first round fails the job (it could not start); one that exits
+    later with an error is restarted, up to ``executor_restarts`` times each, and rejoins."""
     tail = EventTail(run_dir / commons.AGGREGATOR_LOG, log_offset)
     aggregator = launcher.aggregator
-    started, under_way, end = time.monotonic(), False, None
+    started, under_way, end, address = time.monotonic(), False, None, ""
+    restarts = dict.fromkeys((f"executor-{i + 1}" for i in range(job.num_executors)), 0)
+    given_up: set[str] = set()
     while end is None:
         exited = aggregator.poll() is not None
         for event in tail.poll():
             progress.on_event(event)
             tag = event["tag"]
             if tag == commons.JOB_BEGIN:
-                for i in range(job.num_executors):
-                    launcher.start_executor(f"executor-{i + 1}", event["address"])
+                address = event["address"]
+                for executor_id in restarts:
+                    launcher.start_executor(executor_id, address)
             elif tag == commons.ROUND_BEGIN:
                 under_way = True
             elif tag == commons.JOB_END:
                 end = event
-        if exited:
+        if exited or end is not None:
             break
         if not launcher.executors and time.monotonic() - started > START_TIMEOUT:
             return JobResult(commons.STATUS_FAILED, run_dir, "the aggregator did not start within "
                              f"{START_TIMEOUT:g} s: {last_line(run_dir / commons.console_output_name('aggregator'))}")
-        if not under_way:
-            for executor_id, proc in launcher.executors.items():
-                if proc.poll() is not None:
-                    reason = last_line(run_dir / commons.console_output_name(executor_id)) or f"exit code {proc.returncode}"
-                    return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
+        for executor_id, proc in list(launcher.executors.items()):
+            if proc.poll() is None or executor_id in given_up or (under_way and proc.returncode == 0):
+                continue
+            reason = last_line(run_dir / commons.console_output_name(executor_id)) or f"exit code {proc.returncode}"
+            if not under_way:
+                return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
+            if restarts[executor_id] < job.conf.cluster.executor_restarts:
+                restarts[executor_id] += 1
+                progress.note(f"{executor_id} exited ({reason}); restarting it "
+                              f"({restarts[executor_id]} of {job.conf.cluster.executor_restarts})")
+                launcher.start_executor(executor_id, address)
+            else:
+                given_up.add(executor_id)
+                progress.note(f"{executor_id} exited ({reason}); not restarted: it was restarted "
+                              f"{restarts[executor_id]} times (executor_restarts)")
         time.sleep(POLL_SECONDS)
     launcher.wait_all(timeout=10.0)
     if end is None:

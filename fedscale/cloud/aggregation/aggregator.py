@@ -6,7 +6,9 @@ then for each round: selects participants, splits them across the live executors
 executor the global model with its clients, collects the updates as they stream in, applies
 the server update, every ``eval_interval`` rounds has the executors evaluate shards of the
 test set, and every ``checkpoint_interval`` rounds saves a checkpoint (``checkpoint.py``) from
-which ``--resume`` continues the job at the next round. What executors report is checked before
+which ``--resume`` continues the job at the next round. An executor that joins later (a
+restarted one) is admitted between rounds or takes over a lost one's clients; with none left the
+aggregator waits ``connection_timeout`` for one. What executors report is checked before
 it is used (``peer_reports``); a global model that stops being finite ends the job as diverged.
 This module orchestrates; selection, time and aggregation math live in their own modules.
 """
@@ -99,6 +101,7 @@ class Aggregator:
         self.threat: ThreatModel | None = None
         self.resumed = resumed
         self.reference: pb.Hello | None = None
+        self._admitted: set[ExecutorSession] = set()
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -112,8 +115,10 @@ class Aggregator:
             raise JobFailed(f"internal error in {executor}: {event.message[:MAX_REASON_CHARS]} "
                             f"(traceback in {self.run_dir / commons.console_output_name(executor)})")
         if event.kind == LOST:
+            self._admitted.discard(event.session)
             self.log.emit(commons.EXECUTOR_LOST, executor=event.session.executor_id, reason=event.message)
         elif event.kind == JOINED:
+            self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id, index=event.session.index)
             self._admit(event.session)
         return event
 
@@ -123,16 +128,33 @@ class Aggregator:
         problem = hello_problem(session.hello, self.reference)
         if problem is not None:
             self.server.drop(session, f"refused: {problem}")
-        elif self.reference is None:
+            return
+        if self.reference is None:
             self.reference = session.hello
+        self._admitted.add(session)
 
     def _live(self) -> list[ExecutorSession]:
-        """The live executors in the order of their names, so work is split the same way whatever
-        order they joined in."""
-        live = sorted(self.server.live_sessions(), key=lambda session: session.executor_id)
-        if not live:
-            raise JobFailed("every executor was lost")
-        return live
+        """The live, admitted executors in the order of their names, so work is split the same way
+        whatever order they joined in. With none left, wait up to ``connection_timeout`` for a
+        restarted one to rejoin (when ``executor_restarts`` allows restarts) before failing."""
+        cluster = self.conf.cluster
+        deadline = time.monotonic() + (cluster.connection_timeout if cluster.executor_restarts else 0)
+        while True:
+            live = sorted((s for s in self.server.live_sessions() if s in self._admitted),
+                          key=lambda session: session.executor_id)
+            if live:
+                return live
+            if time.monotonic() >= deadline:
+                waited = f" and none rejoined within connection_timeout={cluster.connection_timeout} s" \
+                    if cluster.executor_restarts else ""
+                raise JobFailed(f"every executor was lost{waited}")
+            self._next_event(timeout=0.5)
+
+    def _take_pending(self) -> None:
+        """Handle what executors did since the last round (joins, losses) before planning the next;
+        late reports of earlier tasks are dropped."""
+        while self._next_event(timeout=0) is not None:
+            pass
 
     # -- set-up ------------------------------------------------------------------------------
     def wait_for_executors(self) -> None:
@@ -149,8 +171,6 @@ class Aggregator:
             event = self._next_event(timeout=0.5)
             if event is not None and event.kind == JOINED:
                 joined += 1
-                self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id,
-                              index=event.session.index)
         first = self.reference
         if first is None:
             raise JobFailed("every executor was refused: none announced acceptable data (see EXECUTOR_LOST)")
@@ -182,6 +202,7 @@ class Aggregator:
         if not np.isfinite(round_start):
             raise JobFailed("no eligible client is ever online in the device traces")
         self.clock.advance_to(round_start)
+        self._take_pending()
         adaptive = self.conf.adaptive.adaptive_training
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
         plan = planner(round_index, self.clock.time)
@@ -254,13 +275,10 @@ class Aggregator:
                 dispatch(session, block)
         while owner:
             event = self._next_event(timeout=self.server.timeout)
-            if event is None:
-                self._live()
-                continue
-            if event.kind == RESULTS and event.message.task_id in task_ids:
+            if event is not None and event.kind == RESULTS and event.message.task_id in task_ids:
                 self._collect(outcome, owner, asked_steps, event)
-            elif event.kind == LOST:
-                self._reassign(plan, owner, outcome, event, dispatch)
+            else:
+                self._reassign(plan, owner, dispatch)
         return outcome
 
     def _train_config(self, plan: RoundPlan) -> pb.TrainConfig:
@@ -290,26 +308,25 @@ class Aggregator:
         task.client_data_attack.extend(self.threat.poisoned(clients))
         return task
 
-    def _reassign(self, plan: RoundPlan, owner: dict[int, ExecutorSession], outcome: RoundOutcome,
-                  event: ServerEvent, dispatch: Callable[[ExecutorSession, list[int]], None]) -> None:
-        """Split the lost executor's outstanding clients evenly over the live executors, in the
-        order of their names (CLIENTS_REASSIGNED names who took which); with none left they fail."""
-        lost = event.session
-        positions = [p for p, c in enumerate(plan.participants.tolist()) if owner.get(c) is lost]
-        for position in positions:
-            del owner[int(plan.participants[position])]
-        survivors = sorted(self.server.live_sessions(), key=lambda session: session.executor_id)
-        if not survivors:
-            for position in positions:
-                self._fail_client(outcome, int(plan.participants[position]), lost, f"executor lost: {event.message}")
-            return
-        moved = {}
-        for session, part in zip(survivors, split_evenly(len(positions), len(survivors))):
-            if part:
-                block = [positions[i] for i in part]
-                dispatch(session, block)
-                moved[session.executor_id] = plan.participants[block].tolist()
-        if moved:
+    def _reassign(self, plan: RoundPlan, owner: dict[int, ExecutorSession],
+                  dispatch: Callable[[ExecutorSession, list[int]], None]) -> None:
+        """Split the outstanding clients of each lost executor evenly over the live executors, in
+        the order of their names (CLIENTS_REASSIGNED names who took which); with none left, over
+        those that rejoin (see ``_live``)."""
+        orphans: dict[ExecutorSession, list[int]] = {}
+        for position, client in enumerate(plan.participants.tolist()):
+            session = owner.get(client)
+            if session is not None and not session.alive:
+                orphans.setdefault(session, []).append(position)
+                del owner[client]
+        for lost, positions in sorted(orphans.items(), key=lambda item: item[0].executor_id):
+            survivors = self._live()
+            moved = {}
+            for session, part in zip(survivors, split_evenly(len(positions), len(survivors))):
+                if part:
+                    block = [positions[i] for i in part]
+                    dispatch(session, block)
+                    moved[session.executor_id] = plan.participants[block].tolist()
             self.log.emit(commons.CLIENTS_REASSIGNED, executor=lost.executor_id, assignment=moved)
 
     def _collect(self, outcome: RoundOutcome, owner: dict[int, ExecutorSession], asked_steps: dict[int, int],
@@ -350,7 +367,12 @@ class Aggregator:
         bounds = contiguous_bounds(self.reference.test_samples, count)
         model_arrays = [("model", self.model.numpy())]
         while todo or running:
-            live = self._live()
+            for task_id, (session, shard) in list(running.items()):
+                if not session.alive:
+                    del running[task_id]
+                    todo.append(shard)
+            if todo:
+                live = self._live()
             while todo:
                 shard = todo.pop()
                 session = live[shard % len(live)]
@@ -359,15 +381,8 @@ class Aggregator:
                                           shard_index=shard, shard_count=count), model_arrays)
                 running[task_id] = (session, shard)
             event = self._next_event(timeout=self.server.timeout)
-            if event is None:
-                continue
-            if event.kind == TEST:
+            if event is not None and event.kind == TEST:
                 self._take_test(round_index, event, running, results, bounds)
-            elif event.kind == LOST:
-                for task_id, (session, shard) in list(running.items()):
-                    if session is event.session:
-                        del running[task_id]
-                        todo.append(shard)
         shards = [results[s] for s in sorted(results)]
         samples = sum(r.num_samples for r in shards)
         self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,

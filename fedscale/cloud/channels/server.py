@@ -110,7 +110,8 @@ class _Servicer(pb_grpc.JobServiceServicer):
 
 
 class AggregatorServer:
-    """Accepts up to ``max_executors`` authenticated executor sessions on ``host:port``."""
+    """Accepts up to ``max_executors`` live, authenticated executor sessions on ``host:port``; an
+    executor that left may be replaced by a new one at any time."""
 
     def __init__(self, host: str, port: int, secret: str, max_executors: int,
                  heartbeat_interval: float = 1.0, timeout: float = 5.0) -> None:
@@ -122,6 +123,7 @@ class AggregatorServer:
         self.timeout = timeout
         self.events: queue.Queue[ServerEvent] = queue.Queue()
         self.sessions: list[ExecutorSession] = []
+        self._indices = itertools.count()
         self._lock = threading.Lock()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2 * max_executors + 4),
                                  options=SERVER_OPTIONS)
@@ -136,11 +138,17 @@ class AggregatorServer:
         self._grpc.start()
 
     def _join(self, hello: pb.Hello) -> ExecutorSession | None:
+        """A session for ``hello``, or None when ``max_executors`` are live. A restarted executor
+        takes the place of its earlier session, which is ended (its process is gone, or about to be)."""
         with self._lock:
-            if len(self.sessions) >= self.max_executors:
+            earlier = [s for s in self.sessions if s.alive and s.executor_id == hello.executor_id]
+            self.sessions = [s for s in self.sessions if s.alive]
+            if len(self.sessions) - len(earlier) >= self.max_executors:
                 return None
-            session = ExecutorSession(len(self.sessions), hello)
+            session = ExecutorSession(next(self._indices), hello)
             self.sessions.append(session)
+        for old in earlier:
+            self._lose(old, "replaced by a new connection of the same executor")
         self.events.put(ServerEvent(JOINED, session, hello))
         return session
 

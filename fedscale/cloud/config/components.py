@@ -89,6 +89,11 @@ class Cluster(Component):
                     "dropped or moved.")
     heartbeat_interval: float = Field(
         1.0, ge=0.05, description="Seconds between an executor's heartbeats; below executor_timeout.")
+    executor_restarts: int = Field(
+        3, ge=0, le=100,
+        description="Times the driver restarts each local executor that exits during the job; a restarted "
+                    "executor rejoins the running job, and with no executor left the aggregator waits up to "
+                    "connection_timeout for one. 0 turns both off.")
     num_executors: int = Field(1, ge=1, description="Executor processes in total; always derived from worker_ips.")
     torch_threads: int = Field(
         1, ge=1, le=256, description="Torch threads in each executor process and in the aggregator.")
