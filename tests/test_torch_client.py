@@ -181,3 +181,20 @@ def test_initial_loss_is_the_first_batch_loss_at_the_global_model():
     with torch.no_grad():
         expected = float(torch.nn.functional.cross_entropy(client.model(data.x[first]), data.y[first]))
     assert out.initial_loss == pytest.approx(expected, rel=1e-6) and out.initial_loss != out.train_loss
+
+
+def test_local_sgd_equals_torch_optim_sgd_step_for_step():
+    """The flat-vector SGD step is torch.optim.SGD's, bit for bit, on the same batches."""
+    client, data, start = make_client()
+    out = client.train(start, client_id=0, round_index=3, local_steps=7, batch_size=4, learning_rate=0.1)
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 4, 4), 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(client_seed(5, 3, 0))
+    own = torch.arange(0, 20)
+    for batch in own[batch_positions(20, 7, 4, generator)]:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.x[batch]), data.y[batch]).backward()
+        optimizer.step()
+    trained = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.equal(out.update, trained - start)

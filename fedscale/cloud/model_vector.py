@@ -36,6 +36,18 @@ class ModelVector:
         """The parameters' part of the vector (they come before the buffers), a view."""
         return self.vector[:self.num_parameters]
 
+    def bind_gradients(self) -> torch.Tensor:
+        """Point every parameter's ``.grad`` at a slice of one flat zeroed tensor, returned, laid out
+        like ``parameters``. Autograd accumulates into an existing gradient in place, so zeroing
+        the gradients and a plain SGD step are then one operation each on the whole model."""
+        gradient = torch.zeros(self.num_parameters, dtype=self.vector.dtype)
+        offset = 0
+        for t in self.model.parameters():
+            if t.is_floating_point():
+                t.grad = gradient[offset:offset + t.numel()].view_as(t)
+                offset += t.numel()
+        return gradient
+
     @property
     def nbytes(self) -> int:
         return self.size * self.vector.element_size()

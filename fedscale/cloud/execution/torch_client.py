@@ -101,7 +101,7 @@ def batch_positions(num_samples: int, local_steps: int, batch_size: int,
 
 @dataclass
 class LocalRun:
-    """Local SGD in progress on one client: its batches, the labels it trains on, its optimiser,
+    """Local SGD in progress on one client: its batches, the labels it trains on, its step size,
     FedProx's proximal term (None without it) and loss statistics,
     among them the loss of the first mini-batch, at the global model (q-FedAvg's ``F_k(w^t)``)."""
 
@@ -110,7 +110,7 @@ class LocalRun:
     indices: torch.Tensor
     labels: torch.Tensor
     batches: BatchStream
-    optimizer: torch.optim.Optimizer
+    learning_rate: float
     proximal: ProximalTerm | None = None
     steps: int = 0
     initial_loss: float = math.nan
@@ -129,6 +129,7 @@ class TorchClient:
     def __init__(self, model: nn.Module, train: ArrayDataset, client_indices: list[np.ndarray], seed: int,
                  data_attack: LabelAttack | None = None) -> None:
         self.weights = ModelVector(model)
+        self.gradient = self.weights.bind_gradients()
         self.model = model
         self.train_data = train
         self.client_indices = [torch.as_tensor(ix, dtype=torch.long) for ix in client_indices]
@@ -151,15 +152,17 @@ class TorchClient:
                 raise ClientFailure(f"client {client_id} is marked Byzantine but the job has no data attack")
             labels = self.data_attack(labels, self.train_data.num_classes)
         generator = torch.Generator().manual_seed(client_seed(self.seed, round_index, client_id))
-        optimizer = torch.optim.SGD(self.model.parameters(), lr=learning_rate)
-        return LocalRun(client_id, round_index, indices, labels, BatchStream(len(indices), batch_size, generator), optimizer,
-                        proximal_term(self.weights.parameters, learning_rate, proximal_mu))
+        return LocalRun(client_id, round_index, indices, labels, BatchStream(len(indices), batch_size, generator),
+                        learning_rate, proximal_term(self.weights.parameters, learning_rate, proximal_mu))
 
     def run_steps(self, run: LocalRun, steps: int) -> None:
-        """``steps`` SGD steps of ``run`` on the shared model."""
+        """``steps`` plain SGD steps of ``run`` on the shared model, each one operation on the flat
+        parameter vector with the flat gradient (as ``torch.optim.SGD`` without momentum computes
+        it, without an optimiser object per client)."""
         total_loss, total_squared = torch.zeros(()), torch.zeros(())
+        parameters = self.weights.parameters
         for step, step_positions in enumerate(run.batches.take(steps)):
-            run.optimizer.zero_grad(set_to_none=True)
+            self.gradient.zero_()
             losses = self.loss_fn(self.model(self.train_data.x[run.indices[step_positions]]),
                                   run.labels[step_positions])
             loss = losses.mean()
@@ -167,8 +170,8 @@ class TorchClient:
                 run.initial_loss = float(loss.detach())
             loss.backward()
             if run.proximal is not None:
-                run.proximal.pull(self.weights.parameters)
-            run.optimizer.step()
+                run.proximal.pull(parameters)
+            parameters.add_(self.gradient, alpha=-run.learning_rate)
             total_loss += loss.detach()
             total_squared += losses.detach().square().sum()
         run.steps += steps
