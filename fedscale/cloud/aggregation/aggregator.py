@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from fedscale.cloud import commons
-from fedscale.cloud.aggregation.checkpoint import checkpoint_path, read_checkpoint, write_checkpoint
+from fedscale.cloud.aggregation.checkpoint import CheckpointWriter, checkpoint_path, read_checkpoint
 from fedscale.cloud.aggregation.peer_reports import (evaluation_diverged, evaluation_problem, finite,
                                                      hello_problem, result_problem)
 from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
@@ -102,6 +102,7 @@ class Aggregator:
         self.resumed = resumed
         self.reference: pb.Hello | None = None
         self._admitted: set[ExecutorSession] = set()
+        self.checkpoints = CheckpointWriter(checkpoint_path(run_dir), log.sync)
 
     # -- events ------------------------------------------------------------------------------
     def _next_event(self, timeout: float) -> ServerEvent | None:
@@ -409,12 +410,12 @@ class Aggregator:
 
     # -- checkpoint --------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Write everything the next round needs, atomically: the round, the virtual time, the
-        last test, the global model, the server algorithm's, selector's and threat model's state,
-        the torch generator's state, and where the event log ends (synced first), which a resumed
-        job cuts it back to. The online cursor and the fleet are rebuilt from the job's files."""
-        self.log.sync()
-        write_checkpoint(checkpoint_path(self.run_dir), {
+        """Hand the checkpoint writer everything the next round needs: the round, the virtual
+        time, the last test, the global model, the server algorithm's, selector's and threat
+        model's state, the torch generator's state, and where the event log ends (synced before
+        the file is written), which a resumed job cuts it back to. The online cursor and the
+        fleet are rebuilt from the job's files."""
+        self.checkpoints.submit({
             "round": self.rounds_completed, "virtual_time": self.clock.time, "test": self.last_test,
             "event_log_size": self.log.size, "model": self.model.numpy(),
             "server_algorithm": self.server_algorithm.state_dict(), "selector": self.clients.selector.state(),
@@ -439,16 +440,21 @@ class Aggregator:
             self.restore(self.resumed)
         training = self.conf.training
         budget = training.max_virtual_time or float("inf")
-        for round_index in range(self.rounds_completed + 1, training.rounds + 1):
-            self.run_round(round_index)
-            self.rounds_completed = round_index
-            last = round_index == training.rounds or self.clock.time >= budget
-            if round_index % training.eval_interval == 0 or last:
-                self.test(round_index)
-            if training.save_checkpoint and (round_index % training.checkpoint_interval == 0 or last):
-                self.save_checkpoint()
-            if last:
-                break
+        try:
+            for round_index in range(self.rounds_completed + 1, training.rounds + 1):
+                self.run_round(round_index)
+                self.rounds_completed = round_index
+                last = round_index == training.rounds or self.clock.time >= budget
+                if round_index % training.eval_interval == 0 or last:
+                    self.test(round_index)
+                if training.save_checkpoint and (round_index % training.checkpoint_interval == 0 or last):
+                    self.save_checkpoint()
+                if last:
+                    break
+        except BaseException:
+            self.checkpoints.close(quiet=True)  # keep the last checkpoint; the job's own error is the one to report
+            raise
+        self.checkpoints.close()
         rows = self.clients.selector.training_data()
         if rows is not None:
             np.savez(self.run_dir / "selector_training_data.npz", **rows)

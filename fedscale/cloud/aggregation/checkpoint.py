@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -69,11 +70,77 @@ def join_arrays(arrays: dict[str, np.ndarray], skeleton: Any) -> Any:
     return skeleton
 
 
+def checkpoint_entries(state: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The ``.npz`` entries of ``state`` (a tree of arrays and JSON values): a copy of each array
+    and the JSON skeleton, so later changes to ``state`` do not reach them."""
+    arrays, skeleton = split_arrays({**state, "format": FORMAT})
+    entries = {key: np.array(value, copy=True) for key, value in arrays.items()}
+    entries[META] = np.array(json.dumps(skeleton, allow_nan=True))
+    return entries
+
+
 def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Replace the checkpoint at ``path`` by ``state`` (a tree of arrays and JSON values)."""
-    arrays, skeleton = split_arrays({**state, "format": FORMAT})
-    meta = np.array(json.dumps(skeleton, allow_nan=True))
-    write_atomically(path, lambda f: np.savez(f, **arrays, **{META: meta}))
+    entries = checkpoint_entries(state)
+    write_atomically(path, lambda f: np.savez(f, **entries))
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, so rounds do not wait for the disk.
+
+    ``submit`` copies the state at once (later rounds change the arrays it holds) and returns;
+    the thread first runs ``before_write`` (syncing the event log up to at least the size the
+    state records), then replaces the file atomically. A state submitted while an older one
+    still waits replaces it: the newest is the one that matters. A failed write is raised by the
+    next ``submit`` or by ``close``, which waits for the last write.
+    """
+
+    def __init__(self, path: Path, before_write: Callable[[], None]) -> None:
+        self.path = path
+        self._before_write = before_write
+        self._pending: dict[str, np.ndarray] | None = None
+        self._error: Exception | None = None
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._write_loop, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, state: dict[str, Any]) -> None:
+        self._raise_error()
+        entries = checkpoint_entries(state)
+        with self._changed:
+            self._pending = entries
+            self._changed.notify()
+
+    def close(self, quiet: bool = False) -> None:
+        """Write what is pending and stop; raise a failed write's error unless ``quiet``."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join()
+        if not quiet:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        with self._changed:
+            error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._changed:
+                while self._pending is None and not self._closed:
+                    self._changed.wait()
+                entries, self._pending = self._pending, None
+            if entries is None:
+                return
+            try:
+                self._before_write()
+                write_atomically(self.path, lambda f: np.savez(f, **entries))
+            except Exception as error:  # handed to the rounds' thread, which ends the job with it
+                with self._changed:
+                    self._error = error
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -81,9 +81,10 @@ class EventLog:
         return event
 
     def sync(self) -> None:
-        """Force the lines written so far onto the disk."""
+        """Force the lines written so far onto the disk (without holding up writers meanwhile)."""
         with self._lock:
-            os.fsync(self._file.fileno())
+            descriptor = self._file.fileno()
+        os.fsync(descriptor)
 
     def _cut_back(self) -> None:
         """Drop a partly written line (best effort: the disk is already failing)."""
