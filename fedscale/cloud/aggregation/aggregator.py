@@ -32,7 +32,7 @@ import torch
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import CheckpointWriter, checkpoint_path, read_checkpoint
 from fedscale.cloud.aggregation.peer_reports import (evaluation_diverged, evaluation_problem, finite,
-                                                     hello_problem, result_problem)
+                                                     finite_rows, hello_problem, result_problem)
 from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -336,15 +336,17 @@ class Aggregator:
         executor's task, each once, with one update row of the model's size per result; a result
         whose values the aggregator does not confirm (``result_problem``) is that client's failure."""
         batch: pb.TaskResults = event.message
+        updates = event.tensors.get("updates")
+        finite_updates = finite_rows(updates) if batch.results else []
         for row, result in enumerate(batch.results):
             client = result.client_id
             if owner.get(client) is not event.session:
                 continue
             del owner[client]
-            update = torch.from_numpy(event.tensors["updates"][row])
-            problem = result_problem(result, update, int(self.clients.sample_counts[client]), asked_steps.get(client))
+            problem = result_problem(result, bool(finite_updates[row]), int(self.clients.sample_counts[client]),
+                                     asked_steps.get(client))
             if problem is None:
-                outcome.results[client] = (result, update)
+                outcome.results[client] = (result, torch.from_numpy(updates[row]))
             else:
                 self._fail_client(outcome, client, event.session, problem)
         for failure in batch.failures:

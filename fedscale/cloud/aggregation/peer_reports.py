@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -43,20 +44,28 @@ def hello_problem(hello: pb.Hello, reference: pb.Hello | None) -> str | None:
     return None
 
 
-def result_problem(result: pb.ClientResult, update: torch.Tensor, samples: int, max_steps: int | None) -> str | None:
-    """Why a client's ``result`` and ``update`` are refused (``samples``: the client's sample
-    count; ``max_steps``: the local steps asked, None when a time budget decides); None if accepted."""
+_RESULT_STATISTICS = tuple(f.name for f in pb.ClientResult.DESCRIPTOR.fields if f.type == f.TYPE_DOUBLE)
+
+
+def result_problem(result: pb.ClientResult, update_finite: bool, samples: int, max_steps: int | None) -> str | None:
+    """Why a client's ``result`` and its update are refused (``update_finite``: every value of
+    the update is finite, see ``finite_rows``; ``samples``: the client's sample count;
+    ``max_steps``: the local steps asked, None when a time budget decides); None if accepted."""
     if result.num_samples != samples:
         return f"reported {result.num_samples} samples, the client holds {samples}"
     if max_steps is not None and not 1 <= result.local_steps <= max_steps:
         return f"reported {result.local_steps} local steps, 1 to {max_steps} were asked"
-    bad = [f.name for f in result.DESCRIPTOR.fields
-           if f.type == f.TYPE_DOUBLE and not math.isfinite(getattr(result, f.name))]
-    if bad:
-        return f"non-finite {bad[0]}"
-    if not finite(update):
+    bad = next((name for name in _RESULT_STATISTICS if not math.isfinite(getattr(result, name))), None)
+    if bad is not None:
+        return f"non-finite {bad}"
+    if not update_finite:
         return "non-finite update"
     return None
+
+
+def finite_rows(updates: np.ndarray) -> np.ndarray:
+    """Per row of a batch of updates, whether all its values are finite: one pass over the batch."""
+    return np.isfinite(updates).all(axis=1)
 
 
 def evaluation_problem(result: pb.TestResult, shard_samples: int) -> str | None:

@@ -142,7 +142,8 @@ class TorchClient:
         """Load the global model and set up the client's local run, with FedProx's proximal term
         if ``proximal_mu`` > 0; a ``byzantine`` client trains on labels altered by the data attack."""
         self.weights.load_(global_vector)
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
         indices = self.client_indices[client_id]
         if not len(indices):
             raise ClientFailure(f"client {client_id} holds no training samples")
