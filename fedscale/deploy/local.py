@@ -57,9 +57,12 @@ class LocalLauncher:
         self.aggregator = self._spawn("aggregator", "fedscale.cloud.aggregation.aggregator", *args)
         return self.aggregator
 
-    def start_executor(self, executor_id: str, address: str) -> subprocess.Popen:
-        proc = self._spawn(executor_id, "fedscale.cloud.execution.executor",
-                           "--executor-id", executor_id, "--address", address)
+    def start_executor(self, executor_id: str, address: str = "", log_offset: int = 0) -> subprocess.Popen:
+        """Start an executor for the aggregator at ``address``; without one, it loads its data
+        while the aggregator starts and takes the address the aggregator announces in its event
+        log after byte ``log_offset``."""
+        where = ("--address", address) if address else ("--log-offset", str(log_offset))
+        proc = self._spawn(executor_id, "fedscale.cloud.execution.executor", "--executor-id", executor_id, *where)
         self.executors[executor_id] = proc
         return proc
 

@@ -15,6 +15,7 @@ import io
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from fedscale.deploy.progress import Progress
 
 POLL_SECONDS = 0.1
 START_TIMEOUT = 60.0
+AGGREGATOR_GRACE = 1.0
 LOW_SPACE_BYTES = 1 << 20
 DISCARDED_EVENTS = "discarded_events.jsonl"
 
@@ -177,14 +179,17 @@ def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
 
 def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Progress,
             log_offset: int) -> JobResult:
-    """Start the executors once the aggregator listens, show progress, and end with the job. An
-    executor that exits before the first round fails the job (it could not start); one that exits
-    later with an error is restarted, up to ``executor_restarts`` times each, and rejoins."""
+    """Start the executors together with the aggregator (they load their data while it starts),
+    show progress, and end with the job. An executor that exits before the first round fails the
+    job (it could not start); one that exits later with an error is restarted, up to
+    ``executor_restarts`` times each, and rejoins."""
     tail = EventTail(run_dir / commons.AGGREGATOR_LOG, log_offset)
     aggregator = launcher.aggregator
     started, under_way, end, address = time.monotonic(), False, None, ""
     restarts = dict.fromkeys((f"executor-{i + 1}" for i in range(job.num_executors)), 0)
     given_up: set[str] = set()
+    for executor_id in restarts:
+        launcher.start_executor(executor_id, log_offset=log_offset)
     while end is None:
         exited = aggregator.poll() is not None
         for event in tail.poll():
@@ -192,15 +197,13 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
             tag = event["tag"]
             if tag == commons.JOB_BEGIN:
                 address = event["address"]
-                for executor_id in restarts:
-                    launcher.start_executor(executor_id, address)
             elif tag == commons.ROUND_BEGIN:
                 under_way = True
             elif tag == commons.JOB_END:
                 end = event
         if exited or end is not None:
             break
-        if not launcher.executors and time.monotonic() - started > START_TIMEOUT:
+        if not address and time.monotonic() - started > START_TIMEOUT:
             return JobResult(commons.STATUS_FAILED, run_dir, "the aggregator did not start within "
                              f"{START_TIMEOUT:g} s: {last_line(run_dir / commons.console_output_name('aggregator'))}")
         for executor_id, proc in list(launcher.executors.items()):
@@ -208,7 +211,11 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
                 continue
             reason = last_line(run_dir / commons.console_output_name(executor_id)) or f"exit code {proc.returncode}"
             if not under_way:
-                return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
+                try:
+                    aggregator.wait(timeout=AGGREGATOR_GRACE)
+                except subprocess.TimeoutExpired:
+                    return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
+                continue  # the aggregator ended first, and its own end says why
             if restarts[executor_id] < job.conf.cluster.executor_restarts:
                 restarts[executor_id] += 1
                 progress.note(f"{executor_id} exited ({reason}); restarting it "

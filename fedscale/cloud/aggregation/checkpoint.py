@@ -88,17 +88,19 @@ def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
 class CheckpointWriter:
     """Writes checkpoints on a background thread, so rounds do not wait for the disk.
 
-    ``submit`` copies the state at once (later rounds change the arrays it holds) and returns;
-    the thread first runs ``before_write`` (syncing the event log up to at least the size the
-    state records), then replaces the file atomically. A state submitted while an older one
-    still waits replaces it: the newest is the one that matters. A failed write is raised by the
-    next ``submit`` or by ``close``, which waits for the last write.
+    ``submit`` waits for the previous write to end, copies the state (later rounds change the
+    arrays it holds) and returns; the thread first runs ``before_write`` (syncing the event log
+    up to at least the size the state records), then replaces the file atomically. So the file on
+    disk is never more than one submitted state behind: a job killed in round r+1 resumes after
+    round r or r-1. A failed write is raised by the next ``submit`` or by ``close``, which waits
+    for the last write.
     """
 
     def __init__(self, path: Path, before_write: Callable[[], None]) -> None:
         self.path = path
         self._before_write = before_write
         self._pending: dict[str, np.ndarray] | None = None
+        self._writing = False
         self._error: Exception | None = None
         self._closed = False
         self._changed = threading.Condition()
@@ -106,17 +108,20 @@ class CheckpointWriter:
         self._thread.start()
 
     def submit(self, state: dict[str, Any]) -> None:
-        self._raise_error()
         entries = checkpoint_entries(state)
         with self._changed:
+            while self._pending is not None or self._writing:
+                self._changed.wait()
+        self._raise_error()
+        with self._changed:
             self._pending = entries
-            self._changed.notify()
+            self._changed.notify_all()
 
     def close(self, quiet: bool = False) -> None:
         """Write what is pending and stop; raise a failed write's error unless ``quiet``."""
         with self._changed:
             self._closed = True
-            self._changed.notify()
+            self._changed.notify_all()
         self._thread.join()
         if not quiet:
             self._raise_error()
@@ -133,6 +138,7 @@ class CheckpointWriter:
                 while self._pending is None and not self._closed:
                     self._changed.wait()
                 entries, self._pending = self._pending, None
+                self._writing = entries is not None
             if entries is None:
                 return
             try:
@@ -141,6 +147,9 @@ class CheckpointWriter:
             except Exception as error:  # handed to the rounds' thread, which ends the job with it
                 with self._changed:
                     self._error = error
+            with self._changed:
+                self._writing = False
+                self._changed.notify_all()
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

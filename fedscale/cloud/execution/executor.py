@@ -1,9 +1,11 @@
 """An executor process: holds the clients' data, trains the clients it is sent, evaluates shards.
 
 Started by a launcher as ``python -m fedscale.cloud.execution.executor --run-dir DIR
---executor-id ID --address HOST:PORT`` with the job secret in the environment. It loads the
+--executor-id ID [--address HOST:PORT]`` with the job secret in the environment. It loads the
 resolved job (``DIR/job.json``) and the federated data set, opens one session to the
-aggregator, then serves tasks until told to shut down or until the aggregator is gone.
+aggregator, then serves tasks until told to shut down or until the aggregator is gone. Without
+``--address`` it is started together with the aggregator: it loads its data while the
+aggregator starts, then takes the address the aggregator announces in its event log.
 
 A client that fails (``ClientFailure``) is reported as a failure of that client and the task
 goes on. Any other exception while serving is a bug: its traceback goes to this process's
@@ -30,7 +32,7 @@ from fedscale.cloud.config_parser import JobConf, JobSpec
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient
-from fedscale.cloud.logger.events import EventLog
+from fedscale.cloud.logger.events import EventLog, EventTail
 from fedscale.cloud.time_model import build_time_model
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.dataset import ArrayDataset
@@ -39,6 +41,7 @@ from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
 from fedscale.robust.registry import data_attack
 
+ADDRESS_POLL_SECONDS = 0.01
 EXIT_AGGREGATOR_LOST = 3
 EXIT_REFUSED = 4
 EXIT_BAD_DATA = 2
@@ -62,6 +65,21 @@ def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
     return TorchClient(model, data.train, data.client_indices, seed, poison)
 
 
+def announced_address(run_dir: Path, log_offset: int, timeout: float) -> str:
+    """The address in the aggregator's JOB_BEGIN event at or after byte ``log_offset`` of the run's
+    event log, waiting up to ``timeout`` seconds for it; AggregatorLost if none comes."""
+    tail = EventTail(run_dir / commons.AGGREGATOR_LOG, log_offset)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in tail.poll():
+            if event["tag"] == commons.JOB_BEGIN:
+                return event["address"]
+            if event["tag"] == commons.JOB_END:
+                raise AggregatorLost(f"the aggregator ended before announcing its address: {event.get('reason', '')}")
+        time.sleep(ADDRESS_POLL_SECONDS)
+    raise AggregatorLost(f"the aggregator announced no address within connection_timeout={timeout:g} s")
+
+
 class InternalError(Exception):
     """A bug while serving the aggregator: the traceback is printed and the aggregator told."""
 
@@ -75,11 +93,9 @@ class Executor:
     """Serves one aggregator session with a trainer over this job's data; ``clock``, which ``log``
     stamps its events with, follows the round of the task at hand."""
 
-    def __init__(self, job: JobSpec, executor_id: str, address: str, secret: str, log: EventLog,
-                 clock: VirtualClock) -> None:
+    def __init__(self, job: JobSpec, executor_id: str, secret: str, log: EventLog, clock: VirtualClock) -> None:
         self.conf = job.conf
         self.executor_id = executor_id
-        self.address = address
         self.secret = secret
         self.log = log
         self.clock = clock
@@ -94,10 +110,11 @@ class Executor:
                         input_shape=list(self.data.train.input_shape),
                         num_classes=self.data.train.num_classes)
 
-    def serve(self) -> None:
-        """Register, then run tasks until SHUTDOWN (returns) or the aggregator is lost (raises).
+    def serve(self, address: str) -> None:
+        """Register with the aggregator at ``address``, then run tasks until SHUTDOWN (returns) or
+        the aggregator is lost (raises).
         A bug prints its traceback, reports it to the aggregator and raises InternalError."""
-        conn = AggregatorConnection(self.address, self.secret, self._hello(),
+        conn = AggregatorConnection(address, self.secret, self._hello(),
                                     connect_timeout=float(self.conf.cluster.connection_timeout),
                                     on_lost=self._abandon)
         self.log.emit(commons.EXECUTOR_JOINED, executor=self.executor_id, index=conn.welcome.executor_index)
@@ -218,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A fedscale executor process.")
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--executor-id", required=True)
-    parser.add_argument("--address", required=True, help="the aggregator's host:port")
+    parser.add_argument("--address", help="the aggregator's host:port (default: the one it announces in its "
+                                          "event log, after byte --log-offset)")
+    parser.add_argument("--log-offset", type=int, default=0,
+                        help="where the aggregator's event log ended before it was started")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     job = JobSpec.read(run_dir)
@@ -226,11 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.identity.job_name, clock)
     started = time.time()
     try:
-        executor = Executor(job, args.executor_id, args.address, os.environ.get(commons.SECRET_ENV, ""), log, clock)
+        executor = Executor(job, args.executor_id, os.environ.get(commons.SECRET_ENV, ""), log, clock)
     except ValueError as err:
         return _fail(log, args.executor_id, str(err), EXIT_BAD_DATA)
     try:
-        executor.serve()
+        timeout = float(job.conf.cluster.connection_timeout)
+        executor.serve(args.address or announced_address(run_dir, args.log_offset, timeout))
     except (AggregatorLost, Unauthenticated) as err:
         return _fail(log, args.executor_id, str(err),
                      EXIT_REFUSED if isinstance(err, Unauthenticated) else EXIT_AGGREGATOR_LOST)
