@@ -13,8 +13,10 @@ when it is installed (``pfl_runner.py``; ``pip install --no-deps -r tests/peers-
 Each runner is a fresh process tree timed from its launch: the median wall time between
 consecutive rounds being done (a round is done when its test, if any, is; round 1 is left out
 as warm-up), the time to the first round done, and the peak resident memory of the whole tree
-(sampled every 20 ms). Prints the figures and the ratios the speed targets are stated in.
-Usage: python benchmark/perf/peers.py [--rounds N] [--skip-pfl]
+(sampled every 20 ms). Every runner runs ``--repeats`` times, interleaved (these machines are
+noisy); the figures are medians, and the ratios the speed targets are stated in are the
+medians of each pass's ratio. Usage: python benchmark/perf/peers.py [--rounds N] [--repeats N]
+[--skip-pfl]
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +129,7 @@ def write_job(source: Path, folder: Path, name: str, executors: int, rounds: int
     conf = [entry for entry in job["job_conf"] if not {"job_name", "rounds"} & set(entry)]
     conf += [{"job_name": name}] + ([{"rounds": rounds}] if rounds else [])
     job["job_conf"] = conf
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yml"
     path.write_text(yaml.safe_dump(job))
     return path
@@ -162,34 +166,63 @@ def report(title: str, runs: list[Run], loop: Run) -> None:
               f"{run.first_round_seconds:15.2f} s {run.peak_bytes / 2**20:8.0f} MiB")
 
 
+def one_pass(folder: Path, rounds: int, with_pfl: bool) -> dict[str, Run]:
+    """Every runner once, the light workload's then the heavy one's, each plain loop right
+    after the run whose clients it trains."""
+    loop_script = str(ROOT / "benchmark" / "perf" / "plain_loop.py")
+    runs = {}
+    runs["one"], log = run_ours(LIGHT_JOB, folder, "light_1", 1, rounds)
+    runs["two"], _ = run_ours(LIGHT_JOB, folder, "light_2", 2, rounds)
+    light_job = write_job(LIGHT_JOB, folder, "light_loop", 1, rounds)
+    runs["loop"] = run_script("plain loop", [sys.executable, loop_script, str(light_job), str(log)], folder)
+    if with_pfl:
+        pfl = run_script("pfl", [sys.executable, str(ROOT / "benchmark" / "perf" / "pfl_runner.py"),
+                                 "--rounds", str(rounds)], folder)
+        runs.update({"pfl": pfl} if pfl else {})
+    runs["heavy_two"], heavy_log = run_ours(DEFAULT_JOB, folder, "heavy_2", 2, None)
+    heavy_job = write_job(DEFAULT_JOB, folder, "heavy_loop", 1, None)
+    runs["heavy_loop"] = run_script("plain loop", [sys.executable, loop_script, str(heavy_job), str(heavy_log)],
+                                    folder)
+    return runs
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The median of each figure over repeated runs of one runner."""
+    return Run(runs[0].name, float(np.median([r.round_seconds for r in runs])),
+               float(np.median([r.first_round_seconds for r in runs])), int(np.median([r.peak_bytes for r in runs])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200, help="rounds of the light workload")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over every runner; medians are reported")
     parser.add_argument("--skip-pfl", action="store_true", help="leave pfl out even when installed")
     args = parser.parse_args()
-    loop_script = str(ROOT / "benchmark" / "perf" / "plain_loop.py")
+    passes = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        one, log = run_ours(LIGHT_JOB, folder, "light_1", 1, args.rounds)
-        two, _ = run_ours(LIGHT_JOB, folder, "light_2", 2, args.rounds)
-        light_job = write_job(LIGHT_JOB, folder, "light_loop", 1, args.rounds)
-        loop = run_script("plain loop", [sys.executable, loop_script, str(light_job), str(log)], folder)
-        light = [loop, one, two]
-        if not args.skip_pfl:
-            pfl = run_script("pfl", [sys.executable, str(ROOT / "benchmark" / "perf" / "pfl_runner.py"),
-                                     "--rounds", str(args.rounds)], folder)
-            light += [pfl] if pfl else []
-        heavy_two, heavy_log = run_ours(DEFAULT_JOB, folder, "heavy_2", 2, None)
-        heavy_job = write_job(DEFAULT_JOB, folder, "heavy_loop", 1, None)
-        heavy_loop = run_script("plain loop", [sys.executable, loop_script, str(heavy_job), str(heavy_log)], folder)
-    report(f"light: {LIGHT_JOB.relative_to(ROOT)}, {args.rounds} rounds", light, loop)
-    report(f"heavy: the default job ({DEFAULT_JOB.relative_to(ROOT)})", [heavy_loop, heavy_two], heavy_loop)
-    print("\ntargets:")
-    print(f"  light, 1 executor / loop:      {one.round_seconds / loop.round_seconds:.2f}  (at most 1.15)")
-    print(f"  light, 2 executors / 1:        {two.round_seconds / one.round_seconds:.2f}  (at most 1.00)")
-    print(f"  heavy, 2 executors / loop:     {heavy_two.round_seconds / heavy_loop.round_seconds:.2f}  (at most 0.60)")
-    print(f"  first round done - loop's:     {one.first_round_seconds - loop.first_round_seconds:+.2f} s  "
-          "(at most +1.00, 1 executor)")
+        for index in range(args.repeats):
+            passes.append(one_pass(Path(tmp) / f"pass_{index}", args.rounds, not args.skip_pfl))
+    runs = {key: median_run([p[key] for p in passes]) for key in passes[0]}
+    light = [runs[k] for k in ("loop", "one", "two", "pfl") if k in runs]
+    report(f"light: {LIGHT_JOB.relative_to(ROOT)}, {args.rounds} rounds, median of {args.repeats} passes",
+           light, runs["loop"])
+    report(f"heavy: the default job ({DEFAULT_JOB.relative_to(ROOT)})", [runs["heavy_loop"], runs["heavy_two"]],
+           runs["heavy_loop"])
+
+    def ratio(label: str, value: Callable[[dict[str, Run]], float], target: str, sign: str = "") -> None:
+        values = [value(p) for p in passes]
+        print(f"  {label:<30} {np.median(values):{sign}.2f}  (passes {min(values):{sign}.2f} to "
+              f"{max(values):{sign}.2f}; {target})")
+
+    print("\ntargets, median of the per-pass figures:")
+    ratio("light, 1 executor / loop", lambda p: p["one"].round_seconds / p["loop"].round_seconds, "at most 1.15")
+    ratio("light, 2 executors / 1", lambda p: p["two"].round_seconds / p["one"].round_seconds, "at most 1.00")
+    ratio("heavy, 2 executors / loop", lambda p: p["heavy_two"].round_seconds / p["heavy_loop"].round_seconds,
+          "at most 0.60")
+    ratio("first round done - loop's (s)", lambda p: p["one"].first_round_seconds - p["loop"].first_round_seconds,
+          "at most +1.00, 1 executor", sign="+")
+    if "pfl" in runs:
+        ratio("light, pfl / loop", lambda p: p["pfl"].round_seconds / p["loop"].round_seconds, "the peer")
 
 
 if __name__ == "__main__":
