@@ -15,6 +15,7 @@ This module orchestrates; selection, time and aggregation math live in their own
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import os
 import queue
@@ -72,6 +73,22 @@ class RoundOutcome:
     failures: dict[int, str] = field(default_factory=dict)
 
 
+@dataclass
+class TestRun:
+    """A test of the global model in progress: the round and virtual time it tests, the shards'
+    bounds, the shards still to send, those sent (by task id) and those reported, the model sent
+    with each, and a checkpoint that waits for its result (None if none does)."""
+
+    round_index: int
+    virtual_time: float
+    bounds: np.ndarray
+    todo: list[int]
+    model: list[tuple[str, np.ndarray]]
+    running: dict[int, tuple[ExecutorSession, int]] = field(default_factory=dict)
+    results: dict[int, pb.TestResult] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None
+
+
 def split_evenly(count: int, parts: int) -> list[list[int]]:
     """Positions ``0..count-1`` cut into ``parts`` contiguous, near-equal blocks."""
     bounds = contiguous_bounds(count, parts)
@@ -102,6 +119,7 @@ class Aggregator:
         self.resumed = resumed
         self.reference: pb.Hello | None = None
         self._admitted: set[ExecutorSession] = set()
+        self._testing: TestRun | None = None
         self.checkpoints = CheckpointWriter(checkpoint_path(run_dir), log.sync)
 
     # -- events ------------------------------------------------------------------------------
@@ -121,6 +139,8 @@ class Aggregator:
         elif event.kind == JOINED:
             self.log.emit(commons.EXECUTOR_JOINED, executor=event.session.executor_id, index=event.session.index)
             self._admit(event.session)
+        elif event.kind == TEST:
+            self._take_test(event)
         return event
 
     def _admit(self, session: ExecutorSession) -> None:
@@ -201,6 +221,8 @@ class Aggregator:
         waiting_from = self.clock.time
         round_start = self.clients.next_online_time(waiting_from)
         if not np.isfinite(round_start):
+            if self._testing is not None:
+                self._finish_test(self._testing)
             raise JobFailed("no eligible client is ever online in the device traces")
         self.clock.advance_to(round_start)
         self._take_pending()
@@ -210,12 +232,17 @@ class Aggregator:
         live = self._live()
         blocks = split_evenly(len(plan.participants), len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
-        self.log.emit(commons.ROUND_BEGIN, num_clients=self.clients.num_clients, assignment=assignment,
-                      idle_seconds=self.clock.time - waiting_from, **plan.log_fields())
-        for client in plan.offline.tolist():
-            self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
-                          reason="the device went offline before finishing")
-        outcome = self._train(round_index, live, blocks, plan)
+
+        def announce(stash: list[ServerEvent]) -> None:
+            if self._testing is not None:
+                self._finish_test(self._testing, stash)
+            self.log.emit(commons.ROUND_BEGIN, num_clients=self.clients.num_clients, assignment=assignment,
+                          idle_seconds=self.clock.time - waiting_from, **plan.log_fields())
+            for client in plan.offline.tolist():
+                self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
+                              reason="the device went offline before finishing")
+
+        outcome = self._train(round_index, live, blocks, plan, announce)
         if adaptive:
             plan = self.clients.settle_adaptive_round(plan, {c: r for c, (r, _) in outcome.results.items()})
             outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
@@ -252,9 +279,11 @@ class Aggregator:
         return self.threat.aggregate(round_index, aggregated, updates, samples)
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
-               plan: RoundPlan) -> RoundOutcome:
-        """Send each live executor its block of the plan's participants with the global model and
-        collect the results; the outstanding clients of an executor lost meanwhile go to the ones
+               plan: RoundPlan, announce: Callable[[list[ServerEvent]], None]) -> RoundOutcome:
+        """Send each live executor its block of the plan's participants with the global model,
+        ``announce`` the round (which first ends the previous round's test, its executors going
+        from testing straight to training; results that arrive meanwhile are kept for here) and
+        collect the results. The outstanding clients of an executor lost meanwhile go to the ones
         left (``_reassign``), whose results are the same since a client's training depends only on
         the job seed, the round, the client and its settings."""
         outcome = RoundOutcome()
@@ -274,8 +303,11 @@ class Aggregator:
         for session, block in zip(live, blocks):
             if block:
                 dispatch(session, block)
+        early: list[ServerEvent] = []
+        announce(early)
+        self._reassign(plan, owner, dispatch)
         while owner:
-            event = self._next_event(timeout=self.server.timeout)
+            event = early.pop(0) if early else self._next_event(timeout=self.server.timeout)
             if event is not None and event.kind == RESULTS and event.message.task_id in task_ids:
                 self._collect(outcome, owner, asked_steps, event)
             else:
@@ -360,68 +392,85 @@ class Aggregator:
         self.log.emit(commons.CLIENT_FAILED, client=client_id, executor=session.executor_id, reason=reason)
 
     # -- testing -----------------------------------------------------------------------------
-    def test(self, round_index: int) -> None:
-        """Evaluate the global model on the test set, sharded over the live executors."""
+    def _start_test(self, round_index: int) -> TestRun:
+        """Send the live executors the shards of the test set with the global model; the results
+        are taken as they arrive (``_take_test``) and the test ends with ``_finish_test``."""
+        count = len(self._live())
+        run = TestRun(round_index, self.clock.time, contiguous_bounds(self.reference.test_samples, count),
+                      list(range(count)), [("model", self.model.numpy())])
+        self._testing = run
+        self._send_shards(run)
+        return run
+
+    def _send_shards(self, run: TestRun) -> None:
+        """Send the shards not yet sent, and those of executors lost meanwhile, to the live ones."""
+        for task_id, (session, shard) in list(run.running.items()):
+            if not session.alive:
+                del run.running[task_id]
+                run.todo.append(shard)
+        if not run.todo:
+            return
         live = self._live()
-        count = len(live)
-        todo = list(range(count))
-        running: dict[int, tuple[ExecutorSession, int]] = {}
-        results: dict[int, pb.TestResult] = {}
-        bounds = contiguous_bounds(self.reference.test_samples, count)
-        model_arrays = [("model", self.model.numpy())]
-        while todo or running:
-            for task_id, (session, shard) in list(running.items()):
-                if not session.alive:
-                    del running[task_id]
-                    todo.append(shard)
-            if todo:
-                live = self._live()
-            while todo:
-                shard = todo.pop()
-                session = live[shard % len(live)]
-                task_id = next(self._task_ids)
-                session.send_task(pb.Task(task_id=task_id, kind=pb.TEST, round=round_index,
-                                          shard_index=shard, shard_count=count), model_arrays)
-                running[task_id] = (session, shard)
+        count = len(run.bounds) - 1
+        while run.todo:
+            shard = run.todo.pop()
+            session = live[shard % len(live)]
+            task_id = next(self._task_ids)
+            session.send_task(pb.Task(task_id=task_id, kind=pb.TEST, round=run.round_index,
+                                      shard_index=shard, shard_count=count), run.model)
+            run.running[task_id] = (session, shard)
+
+    def _finish_test(self, run: TestRun, stash: list[ServerEvent] | None = None) -> None:
+        """Wait for every shard of ``run``, then log its TEST_RESULT, stamped with the round it
+        tested, and hand over the checkpoint waiting for it; training results of the next round
+        that arrive meanwhile go to ``stash``."""
+        while run.todo or run.running:
+            self._send_shards(run)
             event = self._next_event(timeout=self.server.timeout)
-            if event is not None and event.kind == TEST:
-                self._take_test(round_index, event, running, results, bounds)
-        shards = [results[s] for s in sorted(results)]
+            if event is not None and event.kind == RESULTS and stash is not None:
+                stash.append(event)
+        self._testing = None
+        shards = [run.results[s] for s in sorted(run.results)]
         samples = sum(r.num_samples for r in shards)
         self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,
                           "loss": sum(r.loss_sum for r in shards) / samples, "num_samples": samples}
-        self.log.emit(commons.TEST_RESULT, **self.last_test)
+        self.log.emit(commons.TEST_RESULT, round=run.round_index, virtual_time=run.virtual_time, **self.last_test)
+        if run.checkpoint is not None:
+            self.checkpoints.submit(dict(run.checkpoint, test=self.last_test, event_log_size=self.log.size))
 
-    def _take_test(self, round_index: int, event: ServerEvent, running: dict[int, tuple[ExecutorSession, int]],
-                   results: dict[int, pb.TestResult], bounds: np.ndarray) -> None:
+    def _take_test(self, event: ServerEvent) -> None:
         """Record a test result for a shard the sender was given, or drop the sender with the
         reason (its shard then goes to another executor, as for a lost one); a non-finite loss
         means the model diverged."""
-        result: pb.TestResult = event.message
-        session, shard = running.get(result.task_id, (None, -1))
+        run, result = self._testing, event.message
+        session, shard = run.running.get(result.task_id, (None, -1)) if run else (None, -1)
         problem = ("test result for a task it was not given" if session is not event.session
-                   else evaluation_problem(result, int(bounds[shard + 1] - bounds[shard])))
+                   else evaluation_problem(result, int(run.bounds[shard + 1] - run.bounds[shard])))
         if problem is not None:
             self.server.drop(event.session, f"refused: {problem}")
         elif evaluation_diverged(result):
-            raise JobDiverged(f"round {round_index}: {session.executor_id} reports a non-finite test loss: "
+            raise JobDiverged(f"round {run.round_index}: {session.executor_id} reports a non-finite test loss: "
                               "the global model diverged")
         else:
-            del running[result.task_id]
-            results[shard] = result
+            del run.running[result.task_id]
+            run.results[shard] = result
 
     # -- checkpoint --------------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
-        """Hand the checkpoint writer everything the next round needs: the round, the virtual
-        time, the last test, the global model, the server algorithm's, selector's and threat
-        model's state, the torch generator's state, and where the event log ends (synced before
-        the file is written), which a resumed job cuts it back to. The online cursor and the
-        fleet are rebuilt from the job's files."""
-        self.checkpoints.submit({
+    def _checkpoint_state(self) -> dict[str, Any]:
+        """Everything the next round needs, copied now: the round, the virtual time, the last
+        test, the global model, the server algorithm's, selector's and threat model's state, the
+        torch generator's state, and where the event log ends, which a resumed job cuts it back
+        to. The online cursor and the fleet are rebuilt from the job's files."""
+        return copy.deepcopy({
             "round": self.rounds_completed, "virtual_time": self.clock.time, "test": self.last_test,
             "event_log_size": self.log.size, "model": self.model.numpy(),
             "server_algorithm": self.server_algorithm.state_dict(), "selector": self.clients.selector.state(),
             "threat": self.threat.state(), "torch_rng": torch.get_rng_state().numpy()})
+
+    def save_checkpoint(self) -> None:
+        """Hand the checkpoint writer the state of now (see ``_checkpoint_state``); it syncs the
+        event log before it writes the file."""
+        self.checkpoints.submit(self._checkpoint_state())
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take back the state ``save_checkpoint`` wrote, once the executors have joined (the round
@@ -436,7 +485,10 @@ class Aggregator:
     def run(self) -> None:
         """Run ``rounds`` rounds (those after the checkpoint when resumed), or fewer if
         ``max_virtual_time`` runs out first; test every ``eval_interval`` rounds and after the
-        last, checkpoint every ``checkpoint_interval`` rounds and after the last."""
+        last, checkpoint every ``checkpoint_interval`` rounds and after the last. A test runs
+        while the next round is planned and sent, and is logged before it begins (stamped with
+        the round it tested), so the event log reads as if it had run in between; the
+        checkpoint of a tested round takes its state before the next round is planned."""
         self.wait_for_executors()
         if self.resumed is not None:
             self.restore(self.resumed)
@@ -447,9 +499,14 @@ class Aggregator:
                 self.run_round(round_index)
                 self.rounds_completed = round_index
                 last = round_index == training.rounds or self.clock.time >= budget
+                checkpoint = training.save_checkpoint and (round_index % training.checkpoint_interval == 0 or last)
                 if round_index % training.eval_interval == 0 or last:
-                    self.test(round_index)
-                if training.save_checkpoint and (round_index % training.checkpoint_interval == 0 or last):
+                    test = self._start_test(round_index)
+                    if not last:  # ends once the next round's training is sent, then checkpoints
+                        test.checkpoint = self._checkpoint_state() if checkpoint else None
+                        continue
+                    self._finish_test(test)
+                if checkpoint:
                     self.save_checkpoint()
                 if last:
                     break
