@@ -224,6 +224,12 @@ class ClientManager:
             offline=np.setdiff1d(plan.participants, done), base_durations=walls[kept],
             duration=float(walls[kept].max()) if len(kept) else plan.duration)
 
+    def expected_compute(self, plan: RoundPlan) -> np.ndarray:
+        """Per participant of ``plan``, the samples its local training will process (steps x the
+        batch it can fill): what an executor's share of the round costs it."""
+        samples = self.sample_counts[plan.participants]
+        return plan.local_steps * np.minimum(self.training.batch_size, samples)
+
     def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
         """Feed the round's outcome back to the selector, as one batch.
 

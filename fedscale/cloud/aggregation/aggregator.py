@@ -89,9 +89,17 @@ class TestRun:
     checkpoint: dict[str, Any] | None = None
 
 
-def split_evenly(count: int, parts: int) -> list[list[int]]:
-    """Positions ``0..count-1`` cut into ``parts`` contiguous, near-equal blocks."""
-    bounds = contiguous_bounds(count, parts)
+def split_by_cost(costs: np.ndarray, parts: int) -> list[list[int]]:
+    """Positions ``0..len(costs)-1`` cut into ``parts`` contiguous blocks of near-equal total
+    cost: each position goes to the block its cost's midpoint falls in, so the executors that
+    train the blocks finish together (positions of no cost count as one each)."""
+    costs = np.asarray(costs, dtype=np.float64)
+    if not costs.sum() > 0:
+        costs = np.ones(len(costs))
+    total = costs.sum()
+    midpoints = np.cumsum(costs) - costs / 2
+    targets = total * np.arange(1, parts) / parts
+    bounds = np.concatenate(([0], np.searchsorted(midpoints, targets, side="right"), [len(costs)]))
     return [list(range(bounds[i], bounds[i + 1])) for i in range(parts)]
 
 
@@ -230,7 +238,7 @@ class Aggregator:
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
         plan = planner(round_index, self.clock.time)
         live = self._live()
-        blocks = split_evenly(len(plan.participants), len(live))
+        blocks = split_by_cost(self.clients.expected_compute(plan), len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
 
         def announce(stash: list[ServerEvent]) -> None:
@@ -343,9 +351,9 @@ class Aggregator:
 
     def _reassign(self, plan: RoundPlan, owner: dict[int, ExecutorSession],
                   dispatch: Callable[[ExecutorSession, list[int]], None]) -> None:
-        """Split the outstanding clients of each lost executor evenly over the live executors, in
-        the order of their names (CLIENTS_REASSIGNED names who took which); with none left, over
-        those that rejoin (see ``_live``)."""
+        """Split the outstanding clients of each lost executor over the live executors by expected
+        compute (``split_by_cost``), in the order of their names (CLIENTS_REASSIGNED names who
+        took which); with none left, over those that rejoin (see ``_live``)."""
         orphans: dict[ExecutorSession, list[int]] = {}
         for position, client in enumerate(plan.participants.tolist()):
             session = owner.get(client)
@@ -355,7 +363,8 @@ class Aggregator:
         for lost, positions in sorted(orphans.items(), key=lambda item: item[0].executor_id):
             survivors = self._live()
             moved = {}
-            for session, part in zip(survivors, split_evenly(len(positions), len(survivors))):
+            costs = self.clients.expected_compute(plan)[positions]
+            for session, part in zip(survivors, split_by_cost(costs, len(survivors))):
                 if part:
                     block = [positions[i] for i in part]
                     dispatch(session, block)
