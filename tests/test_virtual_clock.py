@@ -36,3 +36,14 @@ def test_event_lines_carry_the_clock_at_the_time_they_are_written(tmp_path):
     assert list(first) == ["tag", "job", "round", "virtual_time", "wall_time"]
     assert (first["round"], first["virtual_time"]) == (0, 0.0)
     assert (second["round"], second["virtual_time"], second["aggregated"]) == (2, 7.25, 3)
+
+
+def test_non_finite_values_are_written_as_null_anywhere_in_an_event(tmp_path):
+    log = EventLog(tmp_path / "log.jsonl", "job", VirtualClock())
+    log.emit("ROUND_END", train_loss=float("nan"), test={"loss": float("inf"), "accuracy": 0.5},
+             durations=[1.0, float("-inf")])
+    log.emit("ROUND_END", train_loss=0.25)
+    log.close()
+    first, second = (json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines())
+    assert first["train_loss"] is None and first["test"] == {"loss": None, "accuracy": 0.5}
+    assert first["durations"] == [1.0, None] and second["train_loss"] == 0.25

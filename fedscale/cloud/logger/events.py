@@ -68,7 +68,11 @@ class EventLog:
         event = {"tag": tag, "job": self.job, "round": self.clock.round,
                  "virtual_time": self.clock.time, "wall_time": time.time()}
         event.update(fields)
-        line = (json.dumps(_finite(event), default=_json_default, allow_nan=False) + "\n").encode()
+        try:
+            text = json.dumps(event, default=_json_default, allow_nan=False)
+        except ValueError:  # a NaN or infinity somewhere: spelled null, at the cost of a walk over the event
+            text = json.dumps(_finite(event), default=_json_default, allow_nan=False)
+        line = (text + "\n").encode()
         with self._lock:
             try:
                 view = memoryview(line)
