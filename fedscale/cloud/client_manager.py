@@ -225,10 +225,10 @@ class ClientManager:
             duration=float(walls[kept].max()) if len(kept) else plan.duration)
 
     def expected_compute(self, plan: RoundPlan) -> np.ndarray:
-        """Per participant of ``plan``, the samples its local training will process (steps x the
-        batch it can fill): what an executor's share of the round costs it."""
-        samples = self.sample_counts[plan.participants]
-        return plan.local_steps * np.minimum(self.training.batch_size, samples)
+        """Per participant of ``plan``, what its local training costs an executor: its local steps.
+        A step's cost is nearly fixed on the models trained here (a client with less than a
+        batch does not step faster in proportion), so steps, not samples, balance the shares."""
+        return plan.local_steps.astype(np.float64)
 
     def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
         """Feed the round's outcome back to the selector, as one batch.
