@@ -21,7 +21,6 @@ medians of each pass's ratio. Usage: python benchmark/perf/peers.py [--rounds N]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -42,11 +41,10 @@ sys.path.insert(0, str(ROOT))
 from fedscale.cli import DEFAULT_JOB  # noqa: E402
 from fedscale.cloud import commons  # noqa: E402
 from fedscale.cloud.logger.events import read_events  # noqa: E402
+from pfl_runner import LIGHT_JOB, PFL_MISSING  # noqa: E402  (the peer's runner, beside this script)
 
-LIGHT_JOB = ROOT / "benchmark" / "configs" / "digits" / "light.yml"
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_SECONDS = 0.02
-PFL_MISSING = 3
 
 
 @dataclass

@@ -5,7 +5,7 @@ in Private Federated Learning", 2024 (arXiv:2404.06430), https://github.com/appl
 Install the pinned peer with ``pip install --no-deps -r tests/peers-requirements.txt``.
 
 The workload is the one our side runs from ``benchmark/configs/digits/light.yml`` (read with
-our job parser when the file exists, otherwise the same settings built in): scikit-learn's
+our job parser, or another job given with ``--job``): scikit-learn's
 digits loaded and split by our own loader (``load_federated_data``: IID over 100 clients,
 seed 233), so every pfl user holds exactly the samples of our client with that index. Each
 round 10 distinct clients are drawn uniformly at random; each runs 2 plain SGD steps (lr 0.05)
@@ -89,13 +89,6 @@ class Workload:
     torch_threads: int
 
     @classmethod
-    def light(cls) -> Workload:
-        """The settings of ``benchmark/configs/digits/light.yml``, for when the file is absent."""
-        return cls(data=DataConfig(data_set="digits", partition="iid", num_clients=100), seed=233,
-                   model="mlp", clients_per_round=10, local_steps=2, batch_size=8, learning_rate=0.05,
-                   test_batch_size=128, torch_threads=1)
-
-    @classmethod
     def from_job(cls, path: Path) -> Workload:
         """The workload of a job file, read with our job parser."""
         from fedscale.cloud.config_parser import load_job
@@ -106,11 +99,6 @@ class Workload:
                    clients_per_round=training.num_participants, local_steps=training.local_steps,
                    batch_size=training.batch_size, learning_rate=training.learning_rate,
                    test_batch_size=training.test_bsz, torch_threads=conf.cluster.torch_threads)
-
-
-def load_workload(job: Path) -> Workload:
-    """The job file's workload if it exists, else the built-in light settings."""
-    return Workload.from_job(job) if job.is_file() else Workload.light()
 
 
 class DistinctClientsPerRound:
@@ -243,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="rounds to run (default 200)")
     parser.add_argument("--job", type=Path, default=LIGHT_JOB,
-                        help="job file whose data and training settings to use; built-in light settings "
-                             "if it does not exist (default benchmark/configs/digits/light.yml)")
+                        help="job file whose data and training settings to use "
+                             "(default benchmark/configs/digits/light.yml)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
@@ -254,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(PFL_MISSING_MESSAGE, file=sys.stderr)
         return PFL_MISSING
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    workload = load_workload(args.job)
+    workload = Workload.from_job(args.job)
     out = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):
         run(workload, args.rounds, out)

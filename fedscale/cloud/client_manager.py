@@ -224,12 +224,6 @@ class ClientManager:
             offline=np.setdiff1d(plan.participants, done), base_durations=walls[kept],
             duration=float(walls[kept].max()) if len(kept) else plan.duration)
 
-    def expected_compute(self, plan: RoundPlan) -> np.ndarray:
-        """Per participant of ``plan``, what its local training costs an executor: its local steps.
-        A step's cost is nearly fixed on the models trained here (a client with less than a
-        batch does not step faster in proportion), so steps, not samples, balance the shares."""
-        return plan.local_steps.astype(np.float64)
-
     def finish_round(self, plan: RoundPlan, results: dict[int, Any]) -> None:
         """Feed the round's outcome back to the selector, as one batch.
 

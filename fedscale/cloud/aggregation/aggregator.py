@@ -92,7 +92,9 @@ class TestRun:
 def split_by_cost(costs: np.ndarray, parts: int) -> list[list[int]]:
     """Positions ``0..len(costs)-1`` cut into ``parts`` contiguous blocks of near-equal total
     cost: each position goes to the block its cost's midpoint falls in, so the executors that
-    train the blocks finish together (positions of no cost count as one each)."""
+    train the blocks finish together (positions of no cost count as one each). The cost of a
+    participant is its local steps: a step costs nearly the same on the models trained here
+    whatever part of a batch a small client fills."""
     costs = np.asarray(costs, dtype=np.float64)
     if not costs.sum() > 0:
         costs = np.ones(len(costs))
@@ -238,7 +240,7 @@ class Aggregator:
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
         plan = planner(round_index, self.clock.time)
         live = self._live()
-        blocks = split_by_cost(self.clients.expected_compute(plan), len(live))
+        blocks = split_by_cost(plan.local_steps, len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
 
         def announce(stash: list[ServerEvent]) -> None:
@@ -363,8 +365,7 @@ class Aggregator:
         for lost, positions in sorted(orphans.items(), key=lambda item: item[0].executor_id):
             survivors = self._live()
             moved = {}
-            costs = self.clients.expected_compute(plan)[positions]
-            for session, part in zip(survivors, split_by_cost(costs, len(survivors))):
+            for session, part in zip(survivors, split_by_cost(plan.local_steps[positions], len(survivors))):
                 if part:
                     block = [positions[i] for i in part]
                     dispatch(session, block)

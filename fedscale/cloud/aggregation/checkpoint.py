@@ -71,12 +71,11 @@ def join_arrays(arrays: dict[str, np.ndarray], skeleton: Any) -> Any:
 
 
 def checkpoint_entries(state: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The ``.npz`` entries of ``state`` (a tree of arrays and JSON values): a copy of each array
-    and the JSON skeleton, so later changes to ``state`` do not reach them."""
+    """The ``.npz`` entries of ``state`` (a tree of arrays and JSON values): its arrays by path
+    and the JSON skeleton."""
     arrays, skeleton = split_arrays({**state, "format": FORMAT})
-    entries = {key: np.array(value, copy=True) for key, value in arrays.items()}
-    entries[META] = np.array(json.dumps(skeleton, allow_nan=True))
-    return entries
+    arrays[META] = np.array(json.dumps(skeleton, allow_nan=True))
+    return arrays
 
 
 def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -88,12 +87,12 @@ def write_checkpoint(path: Path, state: dict[str, Any]) -> None:
 class CheckpointWriter:
     """Writes checkpoints on a background thread, so rounds do not wait for the disk.
 
-    ``submit`` waits for the previous write to end, copies the state (later rounds change the
-    arrays it holds) and returns; the thread first runs ``before_write`` (syncing the event log
-    up to at least the size the state records), then replaces the file atomically. So the file on
-    disk is never more than one submitted state behind: a job killed in round r+1 resumes after
-    round r or r-1. A failed write is raised by the next ``submit`` or by ``close``, which waits
-    for the last write.
+    ``submit`` takes a state the caller no longer changes (a copy, see the aggregator's
+    ``_checkpoint_state``), waits for the previous write to end and returns; the thread first
+    runs ``before_write`` (syncing the event log up to at least the size the state records), then
+    replaces the file atomically. So the file on disk is never more than one submitted state
+    behind: a job killed in round r+1 resumes after round r or r-1. A failed write is raised by
+    the next ``submit`` or by ``close``, which waits for the last write.
     """
 
     def __init__(self, path: Path, before_write: Callable[[], None]) -> None:
@@ -112,10 +111,12 @@ class CheckpointWriter:
         with self._changed:
             while self._pending is not None or self._writing:
                 self._changed.wait()
-        self._raise_error()
-        with self._changed:
-            self._pending = entries
-            self._changed.notify_all()
+            error, self._error = self._error, None
+            if error is None:
+                self._pending = entries
+                self._changed.notify_all()
+        if error is not None:
+            raise error
 
     def close(self, quiet: bool = False) -> None:
         """Write what is pending and stop; raise a failed write's error unless ``quiet``."""
