@@ -20,8 +20,11 @@ setup(
         "pyyaml==6.0.3",
         "pydantic==2.13.4",
         "scikit-learn==1.9.1",
+        "scipy==1.17.1",
         "xgboost-cpu==3.2.0",
         "pillow==13.0.0",
+        "rich==14.3.4",
+        "matplotlib==3.11.2",
     ],
     extras_require={
         "dev": ["grpcio-tools==1.85.1"],

@@ -1,4 +1,5 @@
-"""The ``fedscale`` command (also ``python docker/driver.py``): submit, resume, stop, status, keys, list.
+"""The ``fedscale`` command (also ``python docker/driver.py``): submit, resume, stop, status, keys,
+list, sweep, report.
 
 ``submit`` with no job file runs the quickstart job that ships inside the package; ``resume
 <run folder>`` (or ``submit --resume <run folder>``) continues a job from its checkpoint. Every
@@ -69,6 +70,44 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from fedscale.sweep.runner import SweepRunner, default_out
+    from fedscale.sweep.spec import from_flags, load_sweep
+    if args.spec and args.strategies:
+        raise ConfigError(f"sweep: give a sweep file ({args.spec}) or --strategies, not both")
+    if args.spec:
+        sweep = load_sweep(args.spec, seed=args.seed, seeds=args.seeds)
+    elif args.strategies:
+        sweep = from_flags(_names(args.strategies), _names(args.attacks), rounds=args.rounds, clients=args.clients,
+                           seed=args.seed, seeds=args.seeds or 1, base=args.base, executors=args.executors,
+                           byzantine_fraction=args.byzantine_fraction, iso_time=args.iso_time,
+                           wall_budget=args.wall_budget, target_metric=args.target_metric,
+                           target_value=args.target_value)
+    else:
+        raise ConfigError("sweep: give a sweep file (.toml or .yaml grid) or --strategies")
+    if args.parallel is not None and args.parallel < 1:
+        raise ConfigError(f"sweep: --parallel: expected a whole number >= 1, got {args.parallel}")
+    out = Path(args.out) if args.out else default_out()
+    runner = SweepRunner(sweep, out, args.parallel, args.resume)
+    print(f"sweep: {len(sweep.runs)} runs, {runner.parallel} at a time, into {out}", flush=True)
+    runner.run()
+    print(f"comparison: {out / 'comparison.md'}")
+    if runner.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if runner.failed else 0
+
+
+def _names(text: str | None) -> list[str]:
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fedscale.sweep.runner import report
+    report(Path(args.sweep_dir))
+    print(Path(args.sweep_dir) / "comparison.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedscale", description="Run federated-learning simulation jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the robust aggregators, pre-aggregators or attacks")
     p.add_argument("kind", choices=("aggregators", "preaggregators", "attacks"))
     p.set_defaults(func=_list)
+    p = sub.add_parser("sweep", help="run a strategy x attack matrix (or a grid of any keys) as parallel jobs and "
+                                     "rank them")
+    p.add_argument("spec", nargs="?", help="sweep file: TOML ([shared], [[runs]]) or a YAML grid")
+    p.add_argument("--strategies", help="comma-separated strategies (FedAvg, FedMedian, Krum, nnm+trimmed_mean, ...)")
+    p.add_argument("--attacks", help="comma-separated attacks; each strategy also runs without one")
+    p.add_argument("--rounds", type=int, help="rounds per run")
+    p.add_argument("--clients", type=int, help="clients per round (num_participants)")
+    p.add_argument("--base", default="", help="job file the runs start from (default: the quickstart job)")
+    p.add_argument("--executors", type=int, default=1, help="executor processes per run (default 1)")
+    p.add_argument("--byzantine-fraction", type=float, default=0.2,
+                   help="fraction of Byzantine clients in attacked runs (default 0.2)")
+    p.add_argument("--iso-time", type=float, help="the same virtual-time budget (s) for every run")
+    p.add_argument("--wall-budget", type=float, help="stop a run after this many wall seconds")
+    p.add_argument("--target-metric", choices=("test_accuracy", "test_loss"))
+    p.add_argument("--target-value", type=float)
+    p.add_argument("--parallel", type=int, help="runs at once (default: as many as the cores hold)")
+    p.add_argument("--out", help="sweep folder (default out/<ISO time>-sweep)")
+    p.add_argument("--seed", type=int, help="first seed (default: the base job's); run i gets seed + i")
+    p.add_argument("--seeds", type=int, help="repeat every run over this many seeds (paired), for intervals")
+    p.add_argument("--resume", action="store_true", help="keep runs completed in --out with the same config")
+    p.set_defaults(func=_sweep)
+    p = sub.add_parser("report", help="rebuild a sweep's comparison from its runs' event logs")
+    p.add_argument("sweep_dir")
+    p.set_defaults(func=_report)
     return parser
 
 

@@ -136,6 +136,14 @@ def parse_attack(spec: str) -> Step:
     return step
 
 
+def intensity_parameter(name: str) -> str | None:
+    """The parameter of attack ``name`` that a sweep's ``intensity`` sets (its module's
+    ``INTENSITY``), or None for an attack without a strength (sign_flip, label_flip...)."""
+    step = parse_attack(name)
+    fn = ATTACKS.get(step.name) or DATA_ATTACKS[step.name]
+    return getattr(inspect.getmodule(fn), "INTENSITY", None)
+
+
 def data_attack(spec: str) -> Callable[[torch.Tensor, int], torch.Tensor] | None:
     """The labels map ``(labels, num_classes) -> labels`` of a data-attack spec such as
     ``"label_flip"``, its parameters bound; None for no attack or an update attack."""
@@ -203,5 +211,8 @@ def listing(kind: str) -> str:
     lines = []
     for name in sorted(tables[kind]):
         aliases = sorted(a for a, target in ALIASES.items() if target == name)
-        lines.append(name + (f"  (also: {', '.join(aliases)})" if aliases else ""))
+        notes = [f"also: {', '.join(aliases)}"] if aliases else []
+        if kind == "attacks" and intensity_parameter(name):
+            notes.append(f"intensity sets {intensity_parameter(name)}")
+        lines.append(name + (f"  ({'; '.join(notes)})" if notes else ""))
     return "\n".join(lines)

@@ -18,6 +18,9 @@ from fedscale.robust.checks import check_attack, check_real
 
 from ._common import repeat_row
 
+# the parameter a sweep's ``intensity`` sets: the scale of the reversed honest mean
+INTENSITY = "epsilon"
+
 
 def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
            epsilon: float = 2.0, **params) -> torch.Tensor:

@@ -17,6 +17,9 @@ import torch
 
 from fedscale.robust.checks import check_attack, check_real
 
+# the parameter a sweep's ``intensity`` sets: the noise's standard deviation
+INTENSITY = "sigma"
+
 
 def attack(honest: torch.Tensor, *, num_byzantine: int, generator: torch.Generator | None = None,
            sigma: float = 1.0, mu: float = 0.0, around_mean: bool = False, **params) -> torch.Tensor:

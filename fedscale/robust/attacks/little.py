@@ -23,6 +23,9 @@ from fedscale.robust.checks import check_attack, check_real
 
 from ._common import repeat_row
 
+# the parameter a sweep's ``intensity`` sets: how many standard deviations the forged update moves
+INTENSITY = "z"
+
 
 def z_max(n: int, f: int) -> float:
     """Return Baruch et al.'s z_max = Phi^{-1}((n - s)/n), s = floor(n/2 + 1) - f."""

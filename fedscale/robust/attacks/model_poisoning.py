@@ -26,6 +26,9 @@ from fedscale.robust.checks import check_attack, check_real
 
 from ._common import repeat_row
 
+# the parameter a sweep's ``intensity`` sets: the length of the forged update
+INTENSITY = "intensity"
+
 _NAMED = ("neg_mean", "mean", "ones")
 
 

@@ -1,0 +1,195 @@
+"""The verdict of a sweep: cells ranked, a winner per metric only where it is significant, and
+which strategy loses least under attack.
+
+Runs that differ only in their seed form a cell. Each cell's figure for a metric is the mean
+over its completed runs with a 95% Student-t interval (``mean_interval``). A cell wins a metric
+only when its interval and the runner-up's do not overlap; otherwise the verdict is "no
+significant difference" and names every cell whose interval overlaps the best one's. With one
+seed per cell there is no interval, and the verdict says so instead of naming a winner.
+Robustness: for each strategy, the drop in final accuracy from its attack-free cell to each of
+its attacked cells; an attack under which every run diverged is the worst outcome (listed under
+``diverged``, no drop figure); the most robust strategy has the smallest worst drop among those
+no attack made diverge.
+
+``build`` is a pure function of the run records, so ``report`` rebuilds the same comparison from
+the logs; ``render`` turns it into comparison.md.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fedscale.sweep.results import COMPLETED, DIVERGED
+
+CONFIDENCE = 0.95
+# metric -> (column title, True if higher is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "final_accuracy": ("Final acc", True),
+    "final_loss": ("Final loss", False),
+    "mean_loss": ("Mean loss", False),
+    "virtual_seconds_to_target": ("Virtual time to target", False),
+    "rounds_to_target": ("Rounds to target", False),
+    "elapsed_seconds": ("Elapsed (s)", False),
+}
+VERDICT_METRICS = ("final_accuracy", "final_loss", "mean_loss", "virtual_seconds_to_target", "rounds_to_target")
+
+
+def mean_interval(values: Sequence[float]) -> dict[str, Any] | None:
+    """Mean and 95% Student-t interval of ``values`` (no interval for fewer than two); None if empty."""
+    n = len(values)
+    if n == 0:
+        return None
+    mean = math.fsum(values) / n
+    if n < 2:
+        return {"mean": mean, "low": None, "high": None, "n": 1}
+    from scipy import stats
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def _separated(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a["low"] is not None and b["low"] is not None and (a["low"] > b["high"] or b["low"] > a["high"])
+
+
+def verdict(cells: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+    """Who wins ``metric``: ``winner`` (intervals separate from the runner-up's), ``tie`` (the best
+    and every cell whose interval overlaps its own), ``single_seed`` (no intervals: the best value
+    is named, not claimed), or ``none`` (no cell has the figure)."""
+    higher = METRICS[metric][1]
+    scored = [c for c in cells if c["metrics"].get(metric) is not None]
+    if not scored:
+        return {"verdict": "none", "cells": [], "text": f"no run has a {metric.replace('_', ' ')}"}
+    scored.sort(key=lambda c: c["metrics"][metric]["mean"], reverse=higher)
+    best = scored[0]
+    stat = best["metrics"][metric]
+    if len(scored) == 1:
+        return {"verdict": "winner", "cells": [best["group"]], "text": f"{best['group']} (the only cell with it)"}
+    if stat["low"] is None or scored[1]["metrics"][metric]["low"] is None:
+        return {"verdict": "single_seed", "cells": [best["group"]],
+                "text": f"best: {best['group']}; one seed per run, so no interval and no significance claim "
+                        "(run with --seeds K)"}
+    if _separated(stat, scored[1]["metrics"][metric]):
+        return {"verdict": "winner", "cells": [best["group"]],
+                "text": f"{best['group']}: its 95% interval separates from the runner-up's ({scored[1]['group']})"}
+    tied = [c["group"] for c in scored if not _separated(stat, c["metrics"][metric])]
+    return {"verdict": "tie", "cells": tied, "text": f"no significant difference between {', '.join(tied)}"}
+
+
+def _cell(group: str, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    first = runs[0]
+    done = [r for r in runs if r["status"] == COMPLETED]
+    metrics = {m: mean_interval([r["summary"][m] for r in done if r["summary"].get(m) is not None]) for m in METRICS}
+    return {
+        "group": group, "strategy": first["strategy"], "selector": first["selector"], "attack": first["attack"],
+        "runs": [r["run_id"] for r in runs], "seeds": [r["seed"] for r in runs], "completed": len(done),
+        "not_completed": [{"run_id": r["run_id"], "status": r["status"], "reason": r["reason"]}
+                          for r in runs if r["status"] != COMPLETED],
+        "metrics": metrics,
+    }
+
+
+def robustness(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per strategy (and selector), the final-accuracy drop from its attack-free cell to each
+    attacked one and the attacks that made it diverge, and the strategy whose worst drop is
+    smallest among those that never diverged."""
+    rows = []
+    keyed: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for cell in cells:
+        keyed.setdefault((cell["strategy"], cell["selector"]), []).append(cell)
+    for (strategy, selector), group in keyed.items():
+        clean = next((c for c in group if c["attack"] == "none" and c["metrics"]["final_accuracy"]), None)
+        attacked = [c for c in group if c["attack"] != "none" and c["metrics"]["final_accuracy"]]
+        diverged = sorted(c["attack"] for c in group if c["attack"] != "none" and not c["completed"]
+                          and c["not_completed"] and all(r["status"] == DIVERGED for r in c["not_completed"]))
+        if clean is None or not (attacked or diverged):
+            continue
+        base = clean["metrics"]["final_accuracy"]["mean"]
+        drops = {c["attack"]: base - c["metrics"]["final_accuracy"]["mean"] for c in attacked}
+        rows.append({"strategy": strategy, "selector": selector, "clean_accuracy": base, "drops": drops,
+                     "diverged": diverged, "worst_drop": None if diverged else max(drops.values())})
+    ranked = [r for r in rows if r["worst_drop"] is not None]
+    best = min(ranked, key=lambda r: r["worst_drop"]) if ranked else None
+    return {"per_strategy": rows, "most_robust": best["strategy"] if best else None}
+
+
+def build(records: Sequence[Mapping[str, Any]], sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """The comparison of run ``records`` (run_id, group, strategy, selector, attack, seed, status,
+    reason, config_hash, summary), cells ranked by final accuracy, with ``sweep``'s facts (source,
+    parallel, seeds, wall_seconds) and the serial sum of the runs' wall times."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(record["group"], []).append(record)
+    cells = [_cell(group, runs) for group, runs in groups.items()]
+    cells.sort(key=lambda c: (c["metrics"]["final_accuracy"] is None,
+                              -(c["metrics"]["final_accuracy"] or {"mean": 0.0})["mean"]))
+    serial = math.fsum(r["summary"].get("elapsed_seconds") or 0.0 for r in records)
+    wall = sweep.get("wall_seconds")
+    return {
+        "sweep": {**sweep, "runs": len(records), "serial_seconds": serial,
+                  "speedup": serial / wall if wall else None},
+        "statuses": {s: sum(r["status"] == s for r in records) for s in sorted({r["status"] for r in records})},
+        "cells": cells,
+        "winners": {m: verdict(cells, m) for m in VERDICT_METRICS
+                    if sweep.get("target_metric") or not m.endswith("_to_target")},
+        "robustness": robustness(cells),
+        "runs": [dict(r) for r in records],
+    }
+
+
+def _figure(stat: Mapping[str, Any] | None, metric: str) -> str:
+    if stat is None:
+        return "-"
+    digits = 3 if metric in ("final_accuracy", "final_loss", "mean_loss") else 1
+    text = f"{stat['mean']:.{digits}f}"
+    if stat["low"] is not None:
+        text += f" [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+    return text
+
+
+def render(comparison: Mapping[str, Any]) -> str:
+    """comparison.md: the header, the ranked table, the winners and the robustness table."""
+    s = comparison["sweep"]
+    statuses = ", ".join(f"{n} {status}" for status, n in comparison["statuses"].items())
+    lines = [f"# Sweep {s.get('name', '')}".rstrip(), "",
+             f"Spec: `{s.get('source', '')}`. {s['runs']} runs ({statuses}), {s.get('seeds', 1)} seed(s) per cell, "
+             f"{s.get('parallel', '?')} in parallel. Elapsed is each run's wall time from launch to exit."]
+    if s.get("wall_seconds"):
+        lines.append(f"Wall time {s['wall_seconds']:.1f} s against {s['serial_seconds']:.1f} s for the runs one "
+                     f"after another: {s['speedup']:.2f}x.")
+    if s.get("target_metric"):
+        lines.append(f"Target: {s['target_metric']} {'>=' if s['target_metric'] == 'test_accuracy' else '<='} "
+                     f"{s['target_value']}.")
+    if comparison["cells"] and any(c["metrics"]["final_accuracy"] and c["metrics"]["final_accuracy"]["low"] is not None
+                                   for c in comparison["cells"]):
+        lines.append("Figures are means over seeds with 95% Student-t intervals.")
+    header = ["Rank", "Run", "Strategy", "Selector", "Attack", *(METRICS[m][0] for m in METRICS)]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, cell in enumerate(comparison["cells"], 1):
+        figures = [_figure(cell["metrics"][m], m) for m in METRICS]
+        if cell["not_completed"]:
+            figures[0] += f" ({len(cell['not_completed'])} not completed)"
+        lines.append("| " + " | ".join([str(rank), cell["group"], cell["strategy"], cell["selector"], cell["attack"],
+                                         *figures]) + " |")
+    lines += ["", "## Winner per metric", ""]
+    lines += [f"- {METRICS[m][0]}: {v['text']}" for m, v in comparison["winners"].items()]
+    rob = comparison["robustness"]
+    if rob["per_strategy"]:
+        attacks = sorted({a for row in rob["per_strategy"] for a in [*row["drops"], *row["diverged"]]})
+        lines += ["", "## Most robust under attack", "",
+                  f"Accuracy drop from each strategy's attack-free run; most robust (smallest worst drop): "
+                  f"**{rob['most_robust']}**.", "",
+                  "| Strategy | Selector | Clean acc | " + " | ".join(attacks) + " | Worst drop |",
+                  "|" + "---|" * (len(attacks) + 4)]
+        for row in rob["per_strategy"]:
+            drops = [f"{row['drops'][a]:+.3f}" if a in row["drops"] else "diverged" if a in row["diverged"] else "-"
+                     for a in attacks]
+            worst = "diverged" if row["worst_drop"] is None else f"{row['worst_drop']:+.3f}"
+            lines.append(f"| {row['strategy']} | {row['selector']} | {row['clean_accuracy']:.3f} | "
+                         + " | ".join(drops) + f" | {worst} |")
+    failed = [r for r in comparison["runs"] if r["status"] != COMPLETED]
+    if failed:
+        lines += ["", "## Runs that did not complete", ""]
+        lines += [f"- {r['run_id']}: {r['status']}: {r['reason'] or 'no reason recorded'}" for r in failed]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,331 @@
+"""Runs a sweep: each run a real job started by ``fedscale submit`` in a process of its own, up
+to ``parallel`` at once, then the run folders, the comparison and the manifest.
+
+Each run gets its own folder ``<out>/<run_id>/`` (job.yml, config.json, driver.out, the job's
+log folder, and at its end rounds.csv and summary.json), a free port (ps_port 0) and, when the
+machine has the cores, cores of its own: a run's processes are pinned to as many cores as it
+has executors (each with one torch thread), so parallel runs never share a core. An
+aggregator and its executors mostly take turns (it waits while they train), so a run needs
+about one core per executor; ``default_parallel`` counts them.
+
+A failed run is recorded as ``error`` with its reason and the others carry on; Ctrl-C or
+SIGTERM stops every running job (each driver ends its job's process group) within seconds,
+records the runs not started as ``not_run``, and still writes everything.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from fedscale.cloud import commons
+from fedscale.cloud.logger.events import EventTail
+from fedscale.deploy.local import last_line
+from fedscale.sweep import compare
+from fedscale.sweep.manifest import manifest
+from fedscale.sweep.results import (COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, aggregator_log, load_events,
+                                    rounds, summarize, write_rounds)
+from fedscale.sweep.spec import RunSpec, Sweep
+
+POLL_SECONDS = 0.2
+STOP_GRACE = 20.0
+PR_SET_PDEATHSIG = 1
+EXIT_STOPPED = 130
+
+
+def default_parallel(sweep: Sweep) -> int:
+    """As many runs as this machine's cores hold, counting one core per executor."""
+    per_run = max(run.job(Path("/sweep-check")).num_executors for run in sweep.runs)
+    return max(1, len(os.sched_getaffinity(0)) // per_run)
+
+
+def default_out() -> Path:
+    return Path("out") / (time.strftime("%Y-%m-%dT%H-%M-%S") + "-sweep")
+
+
+@dataclass
+class RunState:
+    """A run as the sweep follows it."""
+
+    spec: RunSpec
+    folder: Path
+    executors: int
+    status: str = "pending"
+    reason: str = ""
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    elapsed: float = 0.0
+    cores: tuple[int, ...] = ()
+    tail: EventTail | None = None
+    round: int = 0
+    virtual_time: float = 0.0
+    accuracy: float | None = None
+    stopped_for: str = ""
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def strategy_label(spec: RunSpec, conf: Any) -> str:
+    """The strategy as written, or what the run's keys make it (server algorithm + aggregator)."""
+    if spec.strategy:
+        return spec.strategy
+    policy = conf.server.gradient_policy or "fed-avg"
+    aggregator = conf.robustness.aggregator
+    return aggregator if policy == "fed-avg" else policy + ("" if aggregator == "mean" else f"+{aggregator}")
+
+
+def run_record(spec: RunSpec, folder: Path) -> dict[str, Any]:
+    """What the comparison needs of one run, read from its folder: labels, status and summary
+    (from the job's event log; outcome.json says why a run has no end of its own)."""
+    job = spec.job(folder)
+    events = load_events(folder)
+    summary = summarize(events, spec.target_metric, spec.target_value)
+    outcome = _read_json(folder / "outcome.json") or {}
+    summary["elapsed_seconds"] = outcome.get("elapsed_seconds")
+    if outcome.get("status") in (WALL_BUDGET, NOT_RUN) or (outcome and summary["status"] == ERROR
+                                                          and not summary["reason"]):
+        summary["status"], summary["reason"] = outcome["status"], outcome.get("reason", "")
+    return {"run_id": spec.run_id, "group": spec.group, "strategy": strategy_label(spec, job.conf),
+            "selector": job.conf.selection.sample_mode, "attack": spec.attack or "none", "seed": spec.seed,
+            "status": summary["status"], "reason": summary["reason"], "config_hash": spec.config_hash(),
+            "summary": summary}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _child_setup(cores: tuple[int, ...]) -> Any:
+    def setup() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if cores:
+            os.sched_setaffinity(0, cores)
+    return setup
+
+
+class SweepRunner:
+    """Runs ``sweep`` into ``out`` with up to ``parallel`` runs at once; ``resume`` skips runs
+    already completed there with the same config hash."""
+
+    def __init__(self, sweep: Sweep, out: Path, parallel: int | None = None, resume: bool = False,
+                 stream: TextIO = sys.stdout) -> None:
+        self.sweep, self.out, self.resume = sweep, Path(out), resume
+        self.parallel = parallel or default_parallel(sweep)
+        self.states = [RunState(run, self.out / run.run_id, run.job(self.out / run.run_id).num_executors)
+                       for run in sweep.runs]
+        cores = sorted(os.sched_getaffinity(0))
+        per_run = max(s.executors for s in self.states)
+        self.free_cores = cores if self.parallel * per_run <= len(cores) else []
+        self.stream = stream
+        self._interrupted = ""
+        self.wall_seconds = 0.0
+
+    # -- launching -------------------------------------------------------------------------------
+    def _already_done(self, state: RunState) -> bool:
+        config = _read_json(state.folder / "config.json") or {}
+        summary = _read_json(state.folder / "summary.json") or {}
+        return (self.resume and config.get("config_hash") == state.spec.config_hash()
+                and summary.get("status") == COMPLETED)
+
+    def _start(self, state: RunState) -> None:
+        if state.folder.exists():
+            shutil.rmtree(state.folder)
+        state.folder.mkdir(parents=True)
+        data = state.spec.job_data(state.folder)
+        (state.folder / "job.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+        _write_json(state.folder / "config.json", {"spec": state.spec.model_dump(), "job": data,
+                                                   "config_hash": state.spec.config_hash()})
+        if self.free_cores and len(self.free_cores) >= state.executors:
+            state.cores = tuple(self.free_cores[:state.executors])
+            del self.free_cores[:state.executors]
+        out = open(state.folder / "driver.out", "wb")
+        try:
+            state.proc = subprocess.Popen(
+                [sys.executable, "-m", "fedscale.cli", "submit", str(state.folder / "job.yml")],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=_child_setup(state.cores))
+        finally:
+            out.close()
+        state.status, state.started = "running", time.monotonic()
+
+    def _follow(self, state: RunState) -> None:
+        if state.tail is None:
+            log = aggregator_log(state.folder)
+            if log is None:
+                return
+            state.tail = EventTail(log)
+        for event in state.tail.poll():
+            if event["tag"] == commons.ROUND_END:
+                state.round, state.virtual_time = event["round"], event["virtual_time"]
+            elif event["tag"] == commons.TEST_RESULT:
+                state.accuracy = event.get("accuracy")
+
+    def _finish(self, state: RunState) -> None:
+        """Record a run whose driver exited: outcome.json, rounds.csv, summary.json."""
+        code = state.proc.returncode
+        state.elapsed = time.monotonic() - state.started
+        self.free_cores.extend(state.cores)
+        self.free_cores.sort()
+        if state.stopped_for:
+            status, reason = state.stopped_for, f"stopped by the sweep ({state.stopped_for})"
+        elif code == 0:
+            status, reason = COMPLETED, ""
+        else:
+            status = STOPPED if code == EXIT_STOPPED else ERROR
+            reason = last_line(state.folder / "driver.out") or f"the driver exited with code {code}"
+        _write_json(state.folder / "outcome.json", {"status": status, "reason": reason, "exit_code": code,
+                                                    "elapsed_seconds": state.elapsed})
+        self._write_run(state)
+
+    def _write_run(self, state: RunState) -> None:
+        state.record = run_record(state.spec, state.folder)
+        state.status, state.reason = state.record["status"], state.record["reason"]
+        write_rounds(state.folder / "rounds.csv", rounds(load_events(state.folder)))
+        _write_json(state.folder / "summary.json", {**state.record["summary"], "run_id": state.spec.run_id})
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._interrupted = signal.Signals(signum).name
+
+    def run(self) -> dict[str, Any]:
+        """Run every run, write the sweep's files, and return the comparison."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        display = make_display(self.stream, len(self.states))
+        try:
+            _write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states))
+            pending = []
+            for state in self.states:
+                if self._already_done(state):
+                    self._write_run(state)
+                    state.reason = "kept from an earlier sweep (--resume)"
+                    display.changed(state)
+                else:
+                    pending.append(state)
+            running: list[RunState] = []
+            while (pending or running) and not self._interrupted:
+                while pending and len(running) < self.parallel:
+                    state = pending.pop(0)
+                    self._start(state)
+                    running.append(state)
+                    display.changed(state)
+                for state in list(running):
+                    self._follow(state)
+                    if state.proc.poll() is not None:
+                        self._follow(state)
+                        self._finish(state)
+                        running.remove(state)
+                        display.changed(state)
+                    elif state.spec.wall_budget and time.monotonic() - state.started > state.spec.wall_budget:
+                        if not state.stopped_for:
+                            state.stopped_for = WALL_BUDGET
+                            state.proc.send_signal(signal.SIGTERM)
+                display.refresh(self.states)
+                time.sleep(POLL_SECONDS)
+            if self._interrupted:
+                self._stop(running, display)
+                for state in pending:
+                    state.folder.mkdir(parents=True, exist_ok=True)
+                    _write_json(state.folder / "outcome.json",
+                                {"status": NOT_RUN, "reason": f"the sweep was stopped by {self._interrupted}"})
+                    self._write_run(state)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            display.refresh(self.states)
+            display.close()
+        self.wall_seconds = time.monotonic() - started
+        return self.write_outputs()
+
+    def _stop(self, running: list[RunState], display: Any) -> None:
+        """End every running job: SIGTERM to each driver (it stops its job's processes), SIGKILL
+        to a driver still there after ``STOP_GRACE`` (its processes die with it)."""
+        for state in running:
+            state.stopped_for = state.stopped_for or STOPPED
+            state.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for state in running:
+            try:
+                state.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                state.proc.kill()
+                state.proc.wait()
+            self._finish(state)
+            display.changed(state)
+
+    def write_outputs(self) -> dict[str, Any]:
+        """manifest.json, comparison.json, comparison.md and the plots, from the run records."""
+        records = [s.record for s in self.states if s.record]
+        _write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states, self.wall_seconds))
+        return write_comparison(self.out, records, sweep_facts(self.out, self.sweep, self.parallel, self.wall_seconds))
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self._interrupted)
+
+    @property
+    def failed(self) -> bool:
+        return any(s.status in (ERROR, STOPPED, NOT_RUN) for s in self.states)
+
+
+def sweep_facts(out: Path, sweep: Sweep, parallel: int, wall_seconds: float) -> dict[str, Any]:
+    first = sweep.runs[0]
+    return {"name": out.name, "source": sweep.source, "parallel": parallel, "seeds": sweep.seeds,
+            "wall_seconds": wall_seconds, "target_metric": first.target_metric, "target_value": first.target_value}
+
+
+def write_comparison(out: Path, records: list[dict[str, Any]], facts: dict[str, Any]) -> dict[str, Any]:
+    comparison = compare.build(records, facts)
+    _write_json(out / "comparison.json", comparison)
+    (out / "comparison.md").write_text(compare.render(comparison))
+    from fedscale.sweep.plots import write_plots
+    write_plots(out, comparison)
+    return comparison
+
+
+def report(out: Path) -> dict[str, Any]:
+    """Rebuild every run's rounds.csv and summary.json and the comparison from the run folders'
+    event logs (the runs and the sweep's facts from manifest.json)."""
+    from fedscale.cloud.config_parser import ConfigError
+    data = _read_json(out / "manifest.json")
+    if not data or "spec" not in data:
+        raise ConfigError(f"{out}: not a sweep folder (no readable manifest.json)")
+    sweep = Sweep.model_validate(data["spec"])
+    records = []
+    for run in sweep.runs:
+        folder = out / run.run_id
+        record = run_record(run, folder)
+        if folder.exists():
+            write_rounds(folder / "rounds.csv", rounds(load_events(folder)))
+            _write_json(folder / "summary.json", {**record["summary"], "run_id": run.run_id})
+        records.append(record)
+    return write_comparison(out, records, sweep_facts(out, sweep, data["parallel"], data["wall_seconds"]))
+
+
+def make_display(stream: TextIO, total: int) -> Any:
+    from fedscale.sweep.display import LiveTable, PlainLines
+    if stream.isatty():
+        try:
+            return LiveTable(stream, total)
+        except ImportError:
+            pass
+    return PlainLines(stream, total)
