@@ -101,7 +101,7 @@ def _names(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
-def _report(args: argparse.Namespace) -> int:
+def _sweep_report(args: argparse.Namespace) -> int:
     from fedscale.sweep.runner import report
     report(Path(args.sweep_dir))
     print(Path(args.sweep_dir) / "comparison.md")
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sweep)
     p = sub.add_parser("report", help="rebuild a sweep's comparison from its runs' event logs")
     p.add_argument("sweep_dir")
-    p.set_defaults(func=_report)
+    p.set_defaults(func=_sweep_report)
     return parser
 
 

@@ -80,6 +80,7 @@ def test_a_four_run_sweep_with_a_failing_run_writes_everything_and_report_rebuil
         rows = (folder / "rounds.csv").read_text().splitlines()
         assert rows[0] == ("round,virtual_time,clients,aggregated,byzantine_aggregated,train_loss,test_loss,"
                            "test_accuracy,round_duration,wall_seconds") and len(rows) == 3
+        assert json.loads((folder / "outcome.json").read_text())["exit_code"] == 0
         config = json.loads((folder / "config.json").read_text())
         assert config["spec"]["run_id"] == run_id and len(config["config_hash"]) == 16
         assert list(folder.glob("logs/*/*/aggregator.jsonl"))
