@@ -1,5 +1,5 @@
 """The ``fedscale`` command (also ``python docker/driver.py``): submit, resume, stop, status, keys,
-list, sweep, report.
+list, sweep, report, mcp.
 
 ``submit`` with no job file runs the quickstart job that ships inside the package; ``resume
 <run folder>`` (or ``submit --resume <run folder>``) continues a job from its checkpoint. Every
@@ -108,6 +108,11 @@ def _sweep_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from fedscale.sweep.mcp_server import main as serve
+    return serve()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fedscale", description="Run federated-learning simulation jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a sweep's comparison from its runs' event logs")
     p.add_argument("sweep_dir")
     p.set_defaults(func=_sweep_report)
+    sub.add_parser("mcp", help="serve sweep_run, sweep_status and sweep_compare as MCP tools over stdio "
+                               "(needs the mcp extra)").set_defaults(func=_mcp)
     return parser
 
 

@@ -113,7 +113,9 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _child_setup(cores: tuple[int, ...]) -> Any:
+def child_setup(cores: tuple[int, ...]) -> Any:
+    """What a child runs before its program: die with this process (Linux parent-death signal),
+    and keep to ``cores`` if any."""
     def setup() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if cores:
@@ -161,7 +163,7 @@ class SweepRunner:
             state.proc = subprocess.Popen(
                 [sys.executable, "-m", "fedscale.cli", "submit", str(state.folder / "job.yml")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=_child_setup(state.cores))
+                env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=child_setup(state.cores))
         finally:
             out.close()
         state.status, state.started = "running", time.monotonic()
