@@ -156,10 +156,11 @@ def test_bad_sweep_keys_are_one_line_errors(tmp_path, shared, expected):
 
 def _cell(group: str, values: list[float], strategy: str = "s", attack: str = "none",
           diverged: int = 0) -> dict:
+    """A cell whose i-th value is the final accuracy of its run with seed i."""
     stat = compare.mean_interval(values)
     return {"group": group, "strategy": strategy, "selector": "random", "attack": attack, "completed": len(values),
             "not_completed": [{"run_id": f"{group}{i}", "status": "diverged", "reason": ""} for i in range(diverged)],
-            "metrics": {"final_accuracy": stat}}
+            "metrics": {"final_accuracy": stat}, "final_accuracy_by_seed": {str(i): v for i, v in enumerate(values)}}
 
 
 def test_a_winner_is_declared_only_where_intervals_separate():
@@ -182,13 +183,22 @@ def test_the_interval_is_students_t():
     assert stat["high"] - 2.0 == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
 
 
-def test_robustness_ranks_the_smallest_worst_drop_and_divergence_last():
-    cells = [_cell("avg", [0.9], "FedAvg"), _cell("avg_inf", [], "FedAvg", "inf", diverged=2),
-             _cell("avg_noise", [0.5], "FedAvg", "noise"),
-             _cell("krum", [0.8], "Krum"), _cell("krum_noise", [0.7], "Krum", "noise"),
-             _cell("krum_inf", [0.75], "Krum", "inf")]
+def test_robustness_pairs_drops_by_seed_and_claims_only_a_separated_worst_drop():
+    cells = [_cell("avg", [0.90, 0.80, 0.85], "FedAvg"), _cell("avg_inf", [], "FedAvg", "inf", diverged=3),
+             _cell("avg_noise", [0.50, 0.40, 0.45], "FedAvg", "noise"),
+             _cell("krum", [0.80, 0.70, 0.75], "Krum"), _cell("krum_noise", [0.70, 0.61, 0.64], "Krum", "noise"),
+             _cell("krum_inf", [0.75, 0.66, 0.70], "Krum", "inf"),
+             _cell("med", [0.60, 0.70, 0.65], "Median"), _cell("med_noise", [0.40, 0.45, 0.42], "Median", "noise")]
     rob = compare.robustness(cells)
-    assert rob["most_robust"] == "Krum"
     rows = {r["strategy"]: r for r in rob["per_strategy"]}
     assert rows["FedAvg"]["diverged"] == ["inf"] and rows["FedAvg"]["worst_drop"] is None
-    assert rows["Krum"]["worst_drop"] == pytest.approx(0.1)
+    krum = rows["Krum"]["drops"]["noise"]
+    # paired by seed: drops 0.10, 0.09, 0.11, so a narrow interval around 0.10
+    assert krum["paired"] and krum["mean"] == pytest.approx(0.10) and krum["high"] - krum["low"] < 0.06
+    assert rows["Krum"]["worst_drop"] is krum
+    assert rows["Median"]["worst_drop"]["mean"] == pytest.approx((0.20 + 0.25 + 0.23) / 3)
+    assert rob["most_robust"] == "Krum" and rob["verdict"]["verdict"] == "winner"
+    noisy = [_cell("a", [0.9, 0.5, 0.7], "A"), _cell("a_x", [0.8, 0.5, 0.5], "A", "x"),
+             _cell("b", [0.9, 0.5, 0.7], "B"), _cell("b_x", [0.85, 0.3, 0.6], "B", "x")]
+    tie = compare.robustness(noisy)
+    assert tie["most_robust"] is None and tie["verdict"]["verdict"] == "tie"

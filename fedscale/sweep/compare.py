@@ -53,11 +53,11 @@ def _separated(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return a["low"] is not None and b["low"] is not None and (a["low"] > b["high"] or b["low"] > a["high"])
 
 
-def verdict(cells: Sequence[Mapping[str, Any]], metric: str) -> dict[str, Any]:
+def verdict(cells: Sequence[Mapping[str, Any]], metric: str, higher: bool | None = None) -> dict[str, Any]:
     """Who wins ``metric``: ``winner`` (intervals separate from the runner-up's), ``tie`` (the best
     and every cell whose interval overlaps its own), ``single_seed`` (no intervals: the best value
     is named, not claimed), or ``none`` (no cell has the figure)."""
-    higher = METRICS[metric][1]
+    higher = METRICS[metric][1] if higher is None else higher
     scored = [c for c in cells if c["metrics"].get(metric) is not None]
     if not scored:
         return {"verdict": "none", "cells": [], "text": f"no run has a {metric.replace('_', ' ')}"}
@@ -87,13 +87,28 @@ def _cell(group: str, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "not_completed": [{"run_id": r["run_id"], "status": r["status"], "reason": r["reason"]}
                           for r in runs if r["status"] != COMPLETED],
         "metrics": metrics,
+        "final_accuracy_by_seed": {str(r["seed"]): r["summary"]["final_accuracy"] for r in done
+                                   if r["summary"].get("final_accuracy") is not None},
     }
+
+
+def _drop(clean: Mapping[str, Any], attacked: Mapping[str, Any]) -> dict[str, Any]:
+    """The final-accuracy drop from ``clean`` to ``attacked``: over the seeds both ran (paired:
+    same data split, model and devices), with its interval; else the difference of the means."""
+    seeds = sorted(set(clean["final_accuracy_by_seed"]) & set(attacked["final_accuracy_by_seed"]))
+    if seeds:
+        stat = mean_interval([clean["final_accuracy_by_seed"][s] - attacked["final_accuracy_by_seed"][s]
+                              for s in seeds])
+        return {**stat, "paired": True}
+    difference = clean["metrics"]["final_accuracy"]["mean"] - attacked["metrics"]["final_accuracy"]["mean"]
+    return {"mean": difference, "low": None, "high": None, "n": 1, "paired": False}
 
 
 def robustness(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Per strategy (and selector), the final-accuracy drop from its attack-free cell to each
-    attacked one and the attacks that made it diverge, and the strategy whose worst drop is
-    smallest among those that never diverged."""
+    attacked one (``_drop``) and the attacks that made every run diverge; the most robust
+    strategy is the one whose worst drop is smallest, claimed as for any metric (``verdict``:
+    only where the intervals separate) among the strategies no attack made diverge."""
     rows = []
     keyed: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for cell in cells:
@@ -105,13 +120,15 @@ def robustness(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                           and c["not_completed"] and all(r["status"] == DIVERGED for r in c["not_completed"]))
         if clean is None or not (attacked or diverged):
             continue
-        base = clean["metrics"]["final_accuracy"]["mean"]
-        drops = {c["attack"]: base - c["metrics"]["final_accuracy"]["mean"] for c in attacked}
-        rows.append({"strategy": strategy, "selector": selector, "clean_accuracy": base, "drops": drops,
-                     "diverged": diverged, "worst_drop": None if diverged else max(drops.values())})
-    ranked = [r for r in rows if r["worst_drop"] is not None]
-    best = min(ranked, key=lambda r: r["worst_drop"]) if ranked else None
-    return {"per_strategy": rows, "most_robust": best["strategy"] if best else None}
+        drops = {c["attack"]: _drop(clean, c) for c in attacked}
+        worst = max(drops.values(), key=lambda d: d["mean"]) if drops and not diverged else None
+        rows.append({"strategy": strategy, "selector": selector,
+                     "clean_accuracy": clean["metrics"]["final_accuracy"]["mean"], "drops": drops,
+                     "diverged": diverged, "worst_drop": worst})
+    ranked = [{"group": r["strategy"], "metrics": {"worst_drop": r["worst_drop"]}} for r in rows if r["worst_drop"]]
+    result = verdict(ranked, "worst_drop", higher=False) if ranked else None
+    claimed = result is not None and result["verdict"] == "winner"
+    return {"per_strategy": rows, "most_robust": result["cells"][0] if claimed else None, "verdict": result}
 
 
 def build(records: Sequence[Mapping[str, Any]], sweep: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,6 +165,11 @@ def _figure(stat: Mapping[str, Any] | None, metric: str) -> str:
     return text
 
 
+def _signed(stat: Mapping[str, Any]) -> str:
+    text = f"{stat['mean']:+.3f}"
+    return text + (f" [{stat['low']:+.3f}, {stat['high']:+.3f}]" if stat["low"] is not None else "")
+
+
 def render(comparison: Mapping[str, Any]) -> str:
     """comparison.md: the header, the ranked table, the winners and the robustness table."""
     s = comparison["sweep"]
@@ -178,14 +200,15 @@ def render(comparison: Mapping[str, Any]) -> str:
     if rob["per_strategy"]:
         attacks = sorted({a for row in rob["per_strategy"] for a in [*row["drops"], *row["diverged"]]})
         lines += ["", "## Most robust under attack", "",
-                  f"Accuracy drop from each strategy's attack-free run; most robust (smallest worst drop): "
-                  f"**{rob['most_robust']}**.", "",
+                  "Final-accuracy drop from each strategy's attack-free cell (paired by seed, with 95% intervals, "
+                  f"where both ran the same seeds). Smallest worst drop: {rob['verdict']['text'] if rob['verdict'] else '-'}.",
+                  "",
                   "| Strategy | Selector | Clean acc | " + " | ".join(attacks) + " | Worst drop |",
                   "|" + "---|" * (len(attacks) + 4)]
         for row in rob["per_strategy"]:
-            drops = [f"{row['drops'][a]:+.3f}" if a in row["drops"] else "diverged" if a in row["diverged"] else "-"
+            drops = [_signed(row["drops"][a]) if a in row["drops"] else "diverged" if a in row["diverged"] else "-"
                      for a in attacks]
-            worst = "diverged" if row["worst_drop"] is None else f"{row['worst_drop']:+.3f}"
+            worst = "diverged" if row["worst_drop"] is None else _signed(row["worst_drop"])
             lines.append(f"| {row['strategy']} | {row['selector']} | {row['clean_accuracy']:.3f} | "
                          + " | ".join(drops) + f" | {worst} |")
     failed = [r for r in comparison["runs"] if r["status"] != COMPLETED]

@@ -80,6 +80,7 @@ class SweepComparison(BaseModel):
     ranking: list[RankedCell]
     winners: dict[str, Verdict]
     most_robust: str | None
+    robustness: Verdict | None
     statuses: dict[str, int]
 
 
@@ -132,7 +133,8 @@ def comparison_summary(sweep_dir: str) -> SweepComparison:
                           completed=c["completed"], runs=len(c["runs"]), metrics=c["metrics"])
                for i, c in enumerate(comparison["cells"], 1)]
     return SweepComparison(sweep_dir=str(folder), ranking=ranking, winners=comparison["winners"],
-                           most_robust=comparison["robustness"]["most_robust"], statuses=comparison["statuses"])
+                           most_robust=comparison["robustness"]["most_robust"],
+                           robustness=comparison["robustness"]["verdict"], statuses=comparison["statuses"])
 
 
 @contextlib.contextmanager
