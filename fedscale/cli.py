@@ -79,7 +79,7 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep = load_sweep(args.spec, seed=args.seed, seeds=args.seeds)
     elif args.strategies:
         sweep = from_flags(_names(args.strategies), _names(args.attacks), rounds=args.rounds, clients=args.clients,
-                           seed=args.seed, seeds=args.seeds or 1, base=args.base, executors=args.executors,
+                           seed=args.seed, seeds=args.seeds, base=args.base, executors=args.executors,
                            byzantine_fraction=args.byzantine_fraction, iso_time=args.iso_time,
                            wall_budget=args.wall_budget, target_metric=args.target_metric,
                            target_value=args.target_value)

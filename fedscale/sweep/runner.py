@@ -4,9 +4,9 @@ to ``parallel`` at once, then the run folders, the comparison and the manifest.
 Each run gets its own folder ``<out>/<run_id>/`` (job.yml, config.json, driver.out, the job's
 log folder, and at its end rounds.csv and summary.json), a free port (ps_port 0) and, when the
 machine has the cores, cores of its own: a run's processes are pinned to as many cores as it
-has executors (each with one torch thread), so parallel runs never share a core. An
-aggregator and its executors mostly take turns (it waits while they train), so a run needs
-about one core per executor; ``default_parallel`` counts them.
+has executor threads (executors x torch_threads, one thread each by default), so parallel runs
+never share a core. An aggregator and its executors mostly take turns (it waits while they
+train), so a run needs about one core per executor thread; ``default_parallel`` counts them.
 
 A failed run is recorded as ``error`` with its reason and the others carry on; Ctrl-C or
 SIGTERM stops every running job (each driver ends its job's process group) within seconds,
@@ -43,10 +43,15 @@ PR_SET_PDEATHSIG = 1
 EXIT_STOPPED = 130
 
 
+def cores_needed(run: RunSpec) -> int:
+    """The cores a run keeps busy: one per torch thread of each executor."""
+    job = run.job(Path("/sweep-check"))
+    return job.num_executors * job.conf.cluster.torch_threads
+
+
 def default_parallel(sweep: Sweep) -> int:
-    """As many runs as this machine's cores hold, counting one core per executor."""
-    per_run = max(run.job(Path("/sweep-check")).num_executors for run in sweep.runs)
-    return max(1, len(os.sched_getaffinity(0)) // per_run)
+    """As many runs as this machine's cores hold (``cores_needed`` each)."""
+    return max(1, len(os.sched_getaffinity(0)) // max(cores_needed(run) for run in sweep.runs))
 
 
 def default_out() -> Path:
@@ -59,7 +64,7 @@ class RunState:
 
     spec: RunSpec
     folder: Path
-    executors: int
+    cores_needed: int
     status: str = "pending"
     reason: str = ""
     proc: subprocess.Popen | None = None
@@ -131,10 +136,9 @@ class SweepRunner:
                  stream: TextIO = sys.stdout) -> None:
         self.sweep, self.out, self.resume = sweep, Path(out), resume
         self.parallel = parallel or default_parallel(sweep)
-        self.states = [RunState(run, self.out / run.run_id, run.job(self.out / run.run_id).num_executors)
-                       for run in sweep.runs]
+        self.states = [RunState(run, self.out / run.run_id, cores_needed(run)) for run in sweep.runs]
         cores = sorted(os.sched_getaffinity(0))
-        per_run = max(s.executors for s in self.states)
+        per_run = max(s.cores_needed for s in self.states)
         self.free_cores = cores if self.parallel * per_run <= len(cores) else []
         self.stream = stream
         self._interrupted = ""
@@ -155,9 +159,9 @@ class SweepRunner:
         (state.folder / "job.yml").write_text(yaml.safe_dump(data, sort_keys=False))
         _write_json(state.folder / "config.json", {"spec": state.spec.model_dump(), "job": data,
                                                    "config_hash": state.spec.config_hash()})
-        if self.free_cores and len(self.free_cores) >= state.executors:
-            state.cores = tuple(self.free_cores[:state.executors])
-            del self.free_cores[:state.executors]
+        if self.free_cores and len(self.free_cores) >= state.cores_needed:
+            state.cores = tuple(self.free_cores[:state.cores_needed])
+            del self.free_cores[:state.cores_needed]
         out = open(state.folder / "driver.out", "wb")
         try:
             state.proc = subprocess.Popen(

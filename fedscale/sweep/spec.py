@@ -320,7 +320,7 @@ def from_grid(path: Path, seed: int | None = None, seeds: int | None = None) -> 
 
 
 def from_flags(strategies: Sequence[str], attacks: Sequence[str] = (), rounds: int | None = None,
-               clients: int | None = None, seed: int | None = None, seeds: int = 1, base: str = "",
+               clients: int | None = None, seed: int | None = None, seeds: int | None = None, base: str = "",
                executors: int | None = 1, byzantine_fraction: float = 0.2, iso_time: float | None = None,
                wall_budget: float | None = None, target_metric: str | None = None,
                target_value: float | None = None) -> Sweep:
