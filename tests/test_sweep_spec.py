@@ -160,18 +160,27 @@ def _cell(group: str, values: list[float], strategy: str = "s", attack: str = "n
     stat = compare.mean_interval(values)
     return {"group": group, "strategy": strategy, "selector": "random", "attack": attack, "completed": len(values),
             "not_completed": [{"run_id": f"{group}{i}", "status": "diverged", "reason": ""} for i in range(diverged)],
-            "metrics": {"final_accuracy": stat}, "final_accuracy_by_seed": {str(i): v for i, v in enumerate(values)}}
+            "metrics": {"final_accuracy": stat}, "by_seed": {"final_accuracy": {str(i): v for i, v in enumerate(values)}}}
 
 
-def test_a_winner_is_declared_only_where_intervals_separate():
+def unpaired(cell: dict) -> dict:
+    return {**cell, "by_seed": {}}
+
+
+def test_a_winner_is_declared_only_where_it_is_significantly_ahead():
     separated = [_cell("a", [0.90, 0.91, 0.92]), _cell("b", [0.80, 0.81, 0.82]), _cell("c", [0.5, 0.52, 0.51])]
-    assert compare.verdict(separated, "final_accuracy") == {
+    assert compare.verdict([unpaired(c) for c in separated], "final_accuracy") == {
         "verdict": "winner", "cells": ["a"],
-        "text": "a: its 95% interval separates from the runner-up's (b)"}
+        "text": "a, significantly ahead of the runner-up b (intervals separate, 95%)"}
+    # seed noise hides the difference between the intervals; pairing by seed reveals it
+    noisy = [_cell("a", [0.90, 0.70, 0.80]), _cell("b", [0.88, 0.68, 0.79])]
+    assert compare.verdict([unpaired(c) for c in noisy], "final_accuracy")["verdict"] == "tie"
+    assert compare.verdict(noisy, "final_accuracy") == {
+        "verdict": "winner", "cells": ["a"], "text": "a, significantly ahead of the runner-up b (paired by seed, 95%)"}
     overlapping = [_cell("a", [0.90, 0.80, 0.85]), _cell("b", [0.83, 0.85, 0.84]), _cell("c", [0.1, 0.11, 0.12])]
-    result = compare.verdict(overlapping, "final_accuracy")
+    result = compare.verdict([unpaired(c) for c in overlapping], "final_accuracy")
     assert result["verdict"] == "tie" and result["cells"] == ["a", "b"]
-    assert "no significant difference between a, b" in result["text"]
+    assert "no significant difference between a (best mean) and b" in result["text"]
     single = [_cell("a", [0.9]), _cell("b", [0.8])]
     assert compare.verdict(single, "final_accuracy")["verdict"] == "single_seed"
 

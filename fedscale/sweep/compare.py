@@ -3,9 +3,12 @@ which strategy loses least under attack.
 
 Runs that differ only in their seed form a cell. Each cell's figure for a metric is the mean
 over its completed runs with a 95% Student-t interval (``mean_interval``). A cell wins a metric
-only when its interval and the runner-up's do not overlap; otherwise the verdict is "no
-significant difference" and names every cell whose interval overlaps the best one's. With one
-seed per cell there is no interval, and the verdict says so instead of naming a winner.
+only when it is significantly ahead of the runner-up: where both ran the same seeds, the 95%
+interval of their per-seed difference excludes 0 (a paired comparison: equal seeds mean equal
+data split, initial model, devices and Byzantine set); otherwise their own intervals do not
+overlap. Else the verdict is "no significant difference" and names every cell not significantly
+behind the best. With one seed per cell there is no interval, and the verdict says so instead
+of naming a winner.
 Robustness: for each strategy, the drop in final accuracy from its attack-free cell to each of
 its attacked cells; an attack under which every run diverged is the worst outcome (listed under
 ``diverged``, no drop figure); the most robust strategy has the smallest worst drop among those
@@ -49,32 +52,52 @@ def mean_interval(values: Sequence[float]) -> dict[str, Any] | None:
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
-def _separated(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return a["low"] is not None and b["low"] is not None and (a["low"] > b["high"] or b["low"] > a["high"])
+def _paired_difference(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
+    """The interval of ``a - b`` over the seeds both ran (None for fewer than two): runs with
+    equal seeds share the data split, the initial model, the devices and the Byzantine set, so
+    their difference is free of what the seed alone changes."""
+    if metric not in a.get("by_seed", {}) or metric not in b.get("by_seed", {}):
+        return None
+    seeds = sorted(set(a["by_seed"][metric]) & set(b["by_seed"][metric]))
+    if len(seeds) < 2:
+        return None
+    return mean_interval([a["by_seed"][metric][s] - b["by_seed"][metric][s] for s in seeds])
+
+
+def _differs(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> bool:
+    """Whether ``a`` and ``b`` differ significantly on ``metric``: the paired difference's
+    interval excludes 0, or without pairs, their own intervals do not overlap."""
+    paired = _paired_difference(a, b, metric)
+    if paired is not None:
+        return paired["low"] > 0 or paired["high"] < 0
+    x, y = a["metrics"][metric], b["metrics"][metric]
+    return x["low"] is not None and y["low"] is not None and (x["low"] > y["high"] or y["low"] > x["high"])
 
 
 def verdict(cells: Sequence[Mapping[str, Any]], metric: str, higher: bool | None = None) -> dict[str, Any]:
-    """Who wins ``metric``: ``winner`` (intervals separate from the runner-up's), ``tie`` (the best
-    and every cell whose interval overlaps its own), ``single_seed`` (no intervals: the best value
-    is named, not claimed), or ``none`` (no cell has the figure)."""
+    """Who wins ``metric``: ``winner`` (significantly better than the runner-up, ``_differs``),
+    ``tie`` (the best and every cell not significantly different from it), ``single_seed`` (no
+    intervals: the best value is named, not claimed), or ``none`` (no cell has the figure)."""
     higher = METRICS[metric][1] if higher is None else higher
     scored = [c for c in cells if c["metrics"].get(metric) is not None]
     if not scored:
         return {"verdict": "none", "cells": [], "text": f"no run has a {metric.replace('_', ' ')}"}
     scored.sort(key=lambda c: c["metrics"][metric]["mean"], reverse=higher)
     best = scored[0]
-    stat = best["metrics"][metric]
     if len(scored) == 1:
         return {"verdict": "winner", "cells": [best["group"]], "text": f"{best['group']} (the only cell with it)"}
-    if stat["low"] is None or scored[1]["metrics"][metric]["low"] is None:
+    runner_up = scored[1]
+    if best["metrics"][metric]["low"] is None or runner_up["metrics"][metric]["low"] is None:
         return {"verdict": "single_seed", "cells": [best["group"]],
                 "text": f"best: {best['group']}; one seed per run, so no interval and no significance claim "
                         "(run with --seeds K)"}
-    if _separated(stat, scored[1]["metrics"][metric]):
+    if _differs(best, runner_up, metric):
+        how = "paired by seed" if _paired_difference(best, runner_up, metric) else "intervals separate"
         return {"verdict": "winner", "cells": [best["group"]],
-                "text": f"{best['group']}: its 95% interval separates from the runner-up's ({scored[1]['group']})"}
-    tied = [c["group"] for c in scored if not _separated(stat, c["metrics"][metric])]
-    return {"verdict": "tie", "cells": tied, "text": f"no significant difference between {', '.join(tied)}"}
+                "text": f"{best['group']}, significantly ahead of the runner-up {runner_up['group']} ({how}, 95%)"}
+    tied = [c["group"] for c in scored if c is best or not _differs(best, c, metric)]
+    return {"verdict": "tie", "cells": tied,
+            "text": f"no significant difference between {tied[0]} (best mean) and {', '.join(tied[1:])}"}
 
 
 def _cell(group: str, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -87,18 +110,18 @@ def _cell(group: str, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "not_completed": [{"run_id": r["run_id"], "status": r["status"], "reason": r["reason"]}
                           for r in runs if r["status"] != COMPLETED],
         "metrics": metrics,
-        "final_accuracy_by_seed": {str(r["seed"]): r["summary"]["final_accuracy"] for r in done
-                                   if r["summary"].get("final_accuracy") is not None},
+        "by_seed": {m: {str(r["seed"]): r["summary"][m] for r in done if r["summary"].get(m) is not None}
+                    for m in METRICS},
     }
 
 
 def _drop(clean: Mapping[str, Any], attacked: Mapping[str, Any]) -> dict[str, Any]:
     """The final-accuracy drop from ``clean`` to ``attacked``: over the seeds both ran (paired:
     same data split, model and devices), with its interval; else the difference of the means."""
-    seeds = sorted(set(clean["final_accuracy_by_seed"]) & set(attacked["final_accuracy_by_seed"]))
+    clean_by_seed, attacked_by_seed = clean["by_seed"]["final_accuracy"], attacked["by_seed"]["final_accuracy"]
+    seeds = sorted(set(clean_by_seed) & set(attacked_by_seed))
     if seeds:
-        stat = mean_interval([clean["final_accuracy_by_seed"][s] - attacked["final_accuracy_by_seed"][s]
-                              for s in seeds])
+        stat = mean_interval([clean_by_seed[s] - attacked_by_seed[s] for s in seeds])
         return {**stat, "paired": True}
     difference = clean["metrics"]["final_accuracy"]["mean"] - attacked["metrics"]["final_accuracy"]["mean"]
     return {"mean": difference, "low": None, "high": None, "n": 1, "paired": False}
@@ -131,6 +154,16 @@ def robustness(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"per_strategy": rows, "most_robust": result["cells"][0] if claimed else None, "verdict": result}
 
 
+def winners_per_attack(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For each attack (``none`` included) met by two or more cells, the verdict on final accuracy
+    among them: which strategy (or selector, or setting) to use under that attack."""
+    by_attack: dict[str, list[Mapping[str, Any]]] = {}
+    for cell in cells:
+        by_attack.setdefault(cell["attack"], []).append(cell)
+    return {attack: verdict(group, "final_accuracy") for attack, group in sorted(by_attack.items())
+            if len(group) > 1}
+
+
 def build(records: Sequence[Mapping[str, Any]], sweep: Mapping[str, Any]) -> dict[str, Any]:
     """The comparison of run ``records`` (run_id, group, strategy, selector, attack, seed, status,
     reason, config_hash, summary), cells ranked by final accuracy, with ``sweep``'s facts (source,
@@ -150,18 +183,23 @@ def build(records: Sequence[Mapping[str, Any]], sweep: Mapping[str, Any]) -> dic
         "cells": cells,
         "winners": {m: verdict(cells, m) for m in VERDICT_METRICS
                     if sweep.get("target_metric") or not m.endswith("_to_target")},
+        "winners_per_attack": winners_per_attack(cells),
         "robustness": robustness(cells),
         "runs": [dict(r) for r in records],
     }
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.3g}"
 
 
 def _figure(stat: Mapping[str, Any] | None, metric: str) -> str:
     if stat is None:
         return "-"
     digits = 3 if metric in ("final_accuracy", "final_loss", "mean_loss") else 1
-    text = f"{stat['mean']:.{digits}f}"
+    text = _number(stat["mean"], digits)
     if stat["low"] is not None:
-        text += f" [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+        text += f" [{_number(stat['low'], digits)}, {_number(stat['high'], digits)}]"
     return text
 
 
@@ -194,7 +232,10 @@ def render(comparison: Mapping[str, Any]) -> str:
             figures[0] += f" ({len(cell['not_completed'])} not completed)"
         lines.append("| " + " | ".join([str(rank), cell["group"], cell["strategy"], cell["selector"], cell["attack"],
                                          *figures]) + " |")
-    lines += ["", "## Winner per metric", ""]
+    if comparison["winners_per_attack"]:
+        lines += ["", "## Best final accuracy under each attack", ""]
+        lines += [f"- {attack}: {v['text']}" for attack, v in comparison["winners_per_attack"].items()]
+    lines += ["", "## Winner per metric, over all cells", ""]
     lines += [f"- {METRICS[m][0]}: {v['text']}" for m, v in comparison["winners"].items()]
     rob = comparison["robustness"]
     if rob["per_strategy"]:
