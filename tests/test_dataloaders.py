@@ -282,3 +282,36 @@ def test_contiguous_bounds_split_near_evenly():
 def test_every_catalogued_model_has_a_builder():
     from fedscale.dataloaders.models import _BUILDERS
     assert tuple(_BUILDERS) == MODEL_NAMES
+
+
+@pytest.mark.parametrize("seed", [0, 1, 233, 2**32 - 1])
+@pytest.mark.parametrize("fraction", [0.2, 0.25, 0.5])
+def test_stratified_split_draws_what_scikit_learns_does(seed, fraction):
+    from sklearn.model_selection import train_test_split
+
+    from fedscale.dataloaders.partition import stratified_split
+    labels = np.random.default_rng(seed % 1000).integers(0, 7, size=301)  # uneven classes, tied remainders
+    train, test = train_test_split(np.arange(len(labels)), test_size=fraction, stratify=labels, random_state=seed)
+    ours_train, ours_test = stratified_split(labels, fraction, seed)
+    np.testing.assert_array_equal(ours_train, train)
+    np.testing.assert_array_equal(ours_test, test)
+
+
+def test_digits_are_scikit_learns_without_importing_it():
+    import subprocess
+    import sys
+
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+    bunch = sklearn.datasets.load_digits()
+    train, test = load_digits(seed=233)
+    train_idx, _ = train_test_split(np.arange(len(bunch.target)), test_size=0.2, stratify=bunch.target,
+                                    random_state=233)
+    images = (bunch.images / 16.0).astype(np.float32)[train_idx]
+    standardised = (images - images.mean()) / images.std()
+    np.testing.assert_array_equal(train.x.numpy()[:, 0], standardised)
+    np.testing.assert_array_equal(train.y.numpy(), bunch.target[train_idx])
+    assert len(test) == 360
+    probe = ("import sys; from fedscale.dataloaders.digits import load_digits; load_digits(0); "
+             "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -7,6 +7,7 @@ by the caller, so a partition is a pure function of its arguments.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -176,6 +177,46 @@ def map_file_partition(path: str | PathLike[str], num_samples: int) -> list[np.n
         row = np.flatnonzero(repeated)[0]
         raise table.error(row, f"each sample_path at most once, got {samples[row]} again")
     return [samples[rows] for rows in group_by_first_appearance(table.columns["client_id"])]
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of ``draws`` each class gets, in proportion to ``counts``: the floors, then one
+    more for the largest remainders, ties broken at random (the approximate mode of the
+    multivariate hypergeometric, as scikit-learn computes it)."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    remainder = continuous - floored
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if need <= 0:
+            break
+        (tied,) = np.where(remainder == value)
+        chosen = rng.choice(tied, size=min(len(tied), need), replace=False)
+        floored[chosen] += 1
+        need -= len(chosen)
+    return floored.astype(int)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) positions with each class split in the same proportion: the split of
+    scikit-learn's ``train_test_split(..., stratify=labels, random_state=seed)``, draw for draw
+    (``StratifiedShuffleSplit``: class shares by ``_approximate_mode``, a permutation per class,
+    then one of each side), without importing scikit-learn, which costs a process most of a
+    second."""
+    n_test = math.ceil(test_fraction * len(labels))
+    n_train = len(labels) - n_test
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(seed)
+    train_counts = _approximate_mode(counts, n_train, rng)
+    test_counts = _approximate_mode(counts - train_counts, n_test, rng)
+    train: list[int] = []
+    test: list[int] = []
+    for own, n_i, t_i in zip(members, train_counts, test_counts):
+        shuffled = own.take(rng.permutation(len(own)), mode="clip")
+        train.extend(shuffled[:n_i])
+        test.extend(shuffled[n_i:n_i + t_i])
+    return rng.permutation(train), rng.permutation(test)
 
 
 def _check_num_clients(num_clients: int) -> None:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fedscale.cloud import commons
@@ -24,9 +25,15 @@ def is_local_host(host: str) -> bool:
     return host in LOCAL_HOSTS or host.startswith("127.")
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def child_setup(cores: tuple[int, ...] = ()) -> Callable[[], None]:
+    """What a child runs before its program: die with its parent (Linux parent-death signal), and
+    keep to ``cores`` if any."""
+    def setup() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if cores:
+            os.sched_setaffinity(0, cores)
+    return setup
 
 
 class LocalLauncher:
@@ -49,7 +56,7 @@ class LocalLauncher:
         try:
             return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(self.run_dir), *args],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    env=self.env, preexec_fn=_die_with_parent, **group)
+                                    env=self.env, preexec_fn=child_setup(), **group)
         finally:
             out.close()
 

@@ -22,7 +22,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from fedscale.cloud.config.keys import ConfigError
-from fedscale.sweep.runner import child_setup, default_out, report
+from fedscale.deploy.local import child_setup
+from fedscale.sweep.runner import default_out, report
 from fedscale.sweep.spec import load_sweep
 from fedscale.sweep.status import sweep_progress
 

@@ -14,7 +14,6 @@ records the runs not started as ``not_run``, and still writes everything.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ import yaml
 
 from fedscale.cloud import commons
 from fedscale.cloud.logger.events import EventTail
-from fedscale.deploy.local import last_line
+from fedscale.deploy.local import child_setup, last_line
 from fedscale.sweep import compare
 from fedscale.sweep.manifest import manifest
 from fedscale.sweep.results import (COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, aggregator_log, load_events,
@@ -39,7 +38,6 @@ from fedscale.sweep.spec import RunSpec, Sweep
 
 POLL_SECONDS = 0.2
 STOP_GRACE = 20.0
-PR_SET_PDEATHSIG = 1
 EXIT_STOPPED = 130
 
 
@@ -80,12 +78,16 @@ class RunState:
 
 
 def strategy_label(spec: RunSpec, conf: Any) -> str:
-    """The strategy as written, or what the run's keys make it (server algorithm + aggregator)."""
+    """The strategy as written, or what the run's keys make it: the server algorithm by its
+    Flower name (FedAvg, FedYogi...), with a robust aggregation spec other than the mean."""
     if spec.strategy:
         return spec.strategy
-    policy = conf.server.gradient_policy or "fed-avg"
+    from fedscale.cloud.aggregation.server_algorithms import DEFAULT_ALGORITHM, SERVER_ALGORITHMS
+    algorithm = SERVER_ALGORITHMS[conf.server.gradient_policy or DEFAULT_ALGORITHM]
     aggregator = conf.robustness.aggregator
-    return aggregator if policy == "fed-avg" else policy + ("" if aggregator == "mean" else f"+{aggregator}")
+    if aggregator == "mean":
+        return algorithm.__name__
+    return aggregator if algorithm.name == DEFAULT_ALGORITHM else f"{algorithm.__name__}+{aggregator}"
 
 
 def run_record(spec: RunSpec, folder: Path) -> dict[str, Any]:
@@ -116,16 +118,6 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)
-
-
-def child_setup(cores: tuple[int, ...]) -> Any:
-    """What a child runs before its program: die with this process (Linux parent-death signal),
-    and keep to ``cores`` if any."""
-    def setup() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if cores:
-            os.sched_setaffinity(0, cores)
-    return setup
 
 
 class SweepRunner:
