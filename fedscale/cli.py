@@ -11,11 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedscale.cloud.config_parser import ConfigError, describe_keys, load_job
+from fedscale.cloud.config_parser import DEFAULT_JOB, ConfigError, describe_keys, load_job
 from fedscale.deploy import registry
 from fedscale.deploy.submit import JobResult, resume, stop, submit
 
-DEFAULT_JOB = Path(__file__).resolve().parent / "jobs" / "quickstart.yml"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 

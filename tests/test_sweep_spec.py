@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedscale.cloud.config_parser import ConfigError, load_job
+from fedscale.cloud.config_parser import DEFAULT_JOB, ConfigError, load_job
 from fedscale.sweep import compare
 from fedscale.sweep.spec import from_flags, from_grid, from_toml, load_sweep
 from fedscale.sweep.strategies import attack_settings, strategy_settings
@@ -81,8 +81,7 @@ def test_run_i_gets_seed_plus_i_and_seeds_k_pairs_every_cell(tmp_path):
         ("1_FedMedian_s10", 10), ("1_FedMedian_s11", 11), ("1_FedMedian_s12", 12)]
     assert all(r.job_conf["seed"] == r.seed for r in runs)
     # the base job's seed is the default first seed
-    assert from_flags(["FedAvg"]).runs[0].seed == load_job(str(Path(compare.__file__).parents[1] / "jobs" /
-                                                             "quickstart.yml")).conf.training.seed
+    assert from_flags(["FedAvg"]).runs[0].seed == load_job(str(DEFAULT_JOB)).conf.training.seed
 
 
 def test_grid_expands_lists_as_a_cartesian_product(tmp_path):

@@ -25,6 +25,7 @@ from fedscale.cloud.config.job_conf import ALL_NAMES, KEYS, JobConf, canonical_p
 from fedscale.cloud.config.keys import TYPE_NAMES, Check, ConfigError, KeySpec, reported_from, show, suggest
 
 __all__ = [
+    "DEFAULT_JOB",
     "KEYS",
     "Check",
     "ConfigError",
@@ -117,6 +118,8 @@ class JobSpec:
 
 # Top-level keys. ps_ip and ps_port share their job_conf declarations.
 
+# the job ``submit`` runs without a job file, and a sweep's runs start from without a base
+DEFAULT_JOB = Path(__file__).resolve().parents[1] / "jobs" / "quickstart.yml"
 _TOP_LEVEL_KEYS = ("ps_ip", "ps_port", "worker_ips", "exp_path", "executor_entry", "aggregator_entry",
                    "auth", "setup_commands", "job_conf")
 _TOP_LEVEL_SHAPE = "a mapping of job keys (ps_ip, worker_ips, job_conf, ...)"

@@ -34,12 +34,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from fedscale.cloud.config_parser import JobSpec, load_job, parse_job
+from fedscale.cloud.config_parser import DEFAULT_JOB, JobSpec, load_job, parse_job
 from fedscale.cloud.config.job_conf import canonical_pairs
 from fedscale.cloud.config.keys import ConfigError, reported_from, show, suggest
 from fedscale.sweep.strategies import StrategyError, attack_settings, strategy_settings
 
-DEFAULT_JOB = Path(__file__).resolve().parents[1] / "jobs" / "quickstart.yml"
 TARGET_METRICS = ("test_accuracy", "test_loss")
 SWEEP_KEYS = ("base", "iso_time", "wall_budget", "target_metric", "target_value", "seeds", "executors")
 NO_ATTACK = "none"
