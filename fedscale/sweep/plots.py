@@ -1,6 +1,7 @@
 """The sweep's plots (PNG, matplotlib's Agg backend): test accuracy and loss against round and
 against virtual time, one line per cell (the mean over its seeds, with the band from the lowest
-to the highest seed), and a heat map of final accuracy, strategy x attack."""
+to the highest seed) in one panel per attack, and a heat map of final accuracy, strategy x
+attack."""
 from __future__ import annotations
 
 import csv
@@ -32,28 +33,49 @@ def _curves(out: Path, cell: Mapping[str, Any], x: str, y: str) -> tuple[np.ndar
 
 
 def write_plots(out: Path, comparison: Mapping[str, Any]) -> list[Path]:
-    """Write the plots into ``out``; returns their paths (none if matplotlib is missing)."""
+    """Write the plots into ``out``; returns their paths (none if matplotlib is missing).
+    With several attacks the curves get one panel per attack, so each panel compares the
+    strategies that met the same attack."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return []
+    panels: dict[str, list[Mapping[str, Any]]] = {}
+    for cell in comparison["cells"]:
+        panels.setdefault(cell["attack"], []).append(cell)
+    titles = sorted(panels, key=lambda a: (a != "none", a))
+    columns = min(3, len(titles))
+    rows = -(-len(titles) // columns)
+    # a strategy keeps its colour across panels when it names one line per panel
+    keys = sorted({(cell["strategy"], cell["selector"]) for cell in comparison["cells"]})
+    by_strategy = all(len({(c["strategy"], c["selector"]) for c in cells}) == len(cells) for cells in panels.values())
+    palette = plt.get_cmap("tab10" if max(len(keys), *map(len, panels.values())) <= 10 else "tab20")
     written = []
     for y, label in (("test_accuracy", "test accuracy"), ("test_loss", "test loss")):
         for x, xlabel in (("round", "round"), ("virtual_time", "virtual time (s)")):
-            fig, ax = plt.subplots(figsize=(7, 4.5))
-            for cell in comparison["cells"]:
-                xs, mean, low, high = _curves(out, cell, x, y)
-                if not len(xs):
-                    continue
-                (line,) = ax.plot(xs, mean, label=cell["group"])
-                if len(cell["runs"]) > 1:
-                    ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2)
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(label)
-            if ax.lines:
-                ax.legend(fontsize="small")
+            fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.8 * rows), squeeze=False)
+            for ax, attack in zip(axes.flat, titles):
+                for index, cell in enumerate(panels[attack]):
+                    xs, mean, low, high = _curves(out, cell, x, y)
+                    if not len(xs):
+                        continue
+                    colour = palette((keys.index((cell["strategy"], cell["selector"])) if by_strategy else index)
+                                     % palette.N)
+                    ax.plot(xs, mean, color=colour, label=cell["group"])
+                    if len(cell["runs"]) > 1:
+                        ax.fill_between(xs, low, high, color=colour, alpha=0.15)
+                if len(titles) > 1:
+                    ax.set_title(f"attack: {attack}", fontsize="medium")
+                if y == "test_loss":
+                    ax.set_yscale("log")
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(label)
+                if ax.lines:
+                    ax.legend(fontsize="small")
+            for ax in list(axes.flat)[len(titles):]:
+                ax.set_visible(False)
             path = out / f"{y.removeprefix('test_')}_vs_{x}.png"
             fig.tight_layout()
             fig.savefig(path, dpi=100)
