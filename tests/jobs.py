@@ -119,3 +119,21 @@ def wait_until_gone(run_dir: Path, timeout: float) -> float:
             raise AssertionError(f"processes left after {timeout} s: {job_pids(run_dir)}")
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+# a sweep of two short runs (FedAvg and FedMedian, 2 rounds of 3 steps, a test each round)
+TWO_RUN_SWEEP = """
+[shared]
+rounds = 2
+eval_interval = 1
+local_steps = 3
+executors = 1
+
+[[runs]]
+name = "FedAvg"
+strategy = "FedAvg"
+
+[[runs]]
+name = "FedMedian"
+strategy = "FedMedian"
+"""

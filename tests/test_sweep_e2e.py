@@ -9,23 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.jobs import DRIVER
+from tests.jobs import DRIVER, TWO_RUN_SWEEP
 
-SPEC = """
-[shared]
-rounds = 2
-eval_interval = 1
-local_steps = 3
-executors = 1
-
-[[runs]]
-name = "FedAvg"
-strategy = "FedAvg"
-
-[[runs]]
-name = "FedMedian"
-strategy = "FedMedian"
-
+SPEC = TWO_RUN_SWEEP + """
 [[runs]]
 name = "Krum_noise"
 strategy = "Krum"

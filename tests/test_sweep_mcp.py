@@ -10,25 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs import DRIVER
+from tests.jobs import DRIVER, TWO_RUN_SWEEP
 
 mcp = pytest.importorskip("mcp")
-
-SPEC = """
-[shared]
-rounds = 2
-eval_interval = 1
-local_steps = 2
-executors = 1
-
-[[runs]]
-name = "FedAvg"
-strategy = "FedAvg"
-
-[[runs]]
-name = "FedMedian"
-strategy = "FedMedian"
-"""
 
 
 def structured(result) -> dict:
@@ -59,7 +43,7 @@ async def _run_and_compare(spec: Path, out: Path) -> tuple[dict, dict, dict]:
 def finished_sweep(tmp_path_factory) -> tuple[Path, dict, dict, dict]:
     folder = tmp_path_factory.mktemp("mcp")
     spec = folder / "two.toml"
-    spec.write_text(SPEC)
+    spec.write_text(TWO_RUN_SWEEP)
     out = folder / "out"
     return (out, *asyncio.run(_run_and_compare(spec, out)))
 

@@ -203,6 +203,15 @@ def _figure(stat: Mapping[str, Any] | None, metric: str) -> str:
     return text
 
 
+def _reached(cell: Mapping[str, Any], metric: str) -> str:
+    """For a time-to-target figure, how many of the cell's completed runs reached the target
+    (the mean is over those that did)."""
+    if not metric.endswith("_to_target") or not cell["completed"]:
+        return ""
+    reached = (cell["metrics"][metric] or {"n": 0})["n"]
+    return f" ({reached}/{cell['completed']} reached)" if reached < cell["completed"] else ""
+
+
 def _signed(stat: Mapping[str, Any]) -> str:
     text = f"{stat['mean']:+.3f}"
     return text + (f" [{stat['low']:+.3f}, {stat['high']:+.3f}]" if stat["low"] is not None else "")
@@ -227,7 +236,7 @@ def render(comparison: Mapping[str, Any]) -> str:
     header = ["Rank", "Run", "Strategy", "Selector", "Attack", *(METRICS[m][0] for m in METRICS)]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, cell in enumerate(comparison["cells"], 1):
-        figures = [_figure(cell["metrics"][m], m) for m in METRICS]
+        figures = [_figure(cell["metrics"][m], m) + _reached(cell, m) for m in METRICS]
         if cell["not_completed"]:
             figures[0] += f" ({len(cell['not_completed'])} not completed)"
         lines.append("| " + " | ".join([str(rank), cell["group"], cell["strategy"], cell["selector"], cell["attack"],
