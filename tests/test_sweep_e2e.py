@@ -120,3 +120,17 @@ def test_ctrl_c_stops_every_job_within_seconds_and_still_writes_the_comparison(t
     assert {r["run_id"]: r["status"] for r in comparison["runs"]} == {"0_FedAvg": "stopped",
                                                                     "1_FedMedian": "not_run"}
     assert (out / "comparison.md").exists()
+
+
+def test_a_wall_budget_stops_the_run_and_keeps_what_it_did(tmp_path):
+    spec = tmp_path / "budget.toml"
+    spec.write_text('[shared]\nrounds = 100000\neval_interval = 1\nexecutors = 1\nwall_budget = 6\n\n'
+                    '[[runs]]\nname = "long"\nstrategy = "FedAvg"\n')
+    out = tmp_path / "out"
+    began = time.monotonic()
+    result = sweep(str(spec), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began < 40
+    summary = json.loads((out / "0_long" / "summary.json").read_text())
+    assert summary["status"] == "wall_budget" and summary["rounds"] > 0 and summary["final_accuracy"] > 0
+    assert processes_mentioning(str(out)) == []
