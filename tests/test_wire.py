@@ -11,7 +11,7 @@ import pytest
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
 from fedscale.cloud.channels.server import JOINED, LOST, RESULTS, AggregatorServer
-from fedscale.cloud.channels.tensor_codec import TensorAssembler, WireError, chunks, headers
+from fedscale.cloud.channels.tensor_codec import CHUNK_BYTES, TensorAssembler, WireError, chunks, framed, headers
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-for-tests"
@@ -172,6 +172,27 @@ def test_an_aggregator_without_a_secret_refuses_to_serve():
     from fedscale.cloud.channels.server import AggregatorServer
     with pytest.raises(ValueError, match="refusing to serve without a job secret: set FEDSCALE_JOB_SECRET"):
         AggregatorServer("127.0.0.1", 0, "", max_executors=1)
+
+
+def test_a_small_payload_travels_inside_its_message_and_a_large_one_after_it():
+    def messages(numel):
+        arrays = [("model", np.arange(numel, dtype=np.float32))]
+        task = pb.ServerMessage(task=pb.Task(task_id=1, kind=pb.TRAIN, tensors=headers(arrays)))
+        return list(framed(task, arrays, lambda chunk: pb.ServerMessage(chunk=chunk)))
+
+    small = messages(CHUNK_BYTES // 4)
+    assert len(small) == 1 and len(small[0].chunks) == 1 and len(small[0].chunks[0].data) == CHUNK_BYTES
+    large = messages(CHUNK_BYTES // 4 + 1)
+    assert len(large) == 3 and not large[0].chunks and [m.WhichOneof("body") for m in large] == ["task", "chunk", "chunk"]
+
+
+def test_chunks_carried_by_a_message_that_announces_no_tensor_drop_the_session(server):
+    conn = AggregatorConnection(f"127.0.0.1:{server.port}", SECRET, hello())
+    session = next_event(server, JOINED).session
+    conn.send(pb.ExecutorMessage(test=pb.TestResult(task_id=1), chunks=[pb.TensorChunk(tensor=0, data=b"x")]))
+    event = next_event(server, LOST)
+    assert event.session is session and "tensor chunk without a header" in event.message
+    conn.close()
 
 
 def test_an_overflowing_shape_is_a_wire_error():

@@ -19,7 +19,7 @@ import numpy as np
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.server import GRPC_OPTIONS
-from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, chunks
+from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, framed
 from fedscale.cloud.commons import SECRET_METADATA_KEY
 
 class AggregatorLost(RuntimeError):
@@ -85,6 +85,7 @@ class AggregatorConnection:
                     payload.start(msg.task, msg.task.tensors)
                 elif kind == "chunk":
                     payload.add(msg.chunk)
+                payload.add_all(msg.chunks)
                 done = payload.take()
                 if done is not None:
                     self._tasks.put(done)
@@ -118,8 +119,9 @@ class AggregatorConnection:
             return item
 
     def send(self, message: pb.ExecutorMessage, arrays: NamedArrays = ()) -> None:
-        """Queue ``message`` followed by the chunks of ``arrays``, sent back to back."""
-        self._outbox.put(_with_chunks(message, arrays))
+        """Queue ``message`` followed by the chunks of ``arrays``, sent back to back (``framed``:
+        inside the message when small)."""
+        self._outbox.put(framed(message, arrays, lambda chunk: pb.ExecutorMessage(chunk=chunk)))
 
     def close(self) -> None:
         """End the session: send what is queued, half-close, wait briefly for the server to finish."""
@@ -128,9 +130,3 @@ class AggregatorConnection:
         self._reader.join(timeout=2.0)
         self._call.cancel()
         self._channel.close()
-
-
-def _with_chunks(message: pb.ExecutorMessage, arrays: NamedArrays) -> Iterator[pb.ExecutorMessage]:
-    yield message
-    for chunk in chunks(arrays):
-        yield pb.ExecutorMessage(chunk=chunk)

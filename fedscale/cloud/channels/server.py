@@ -24,7 +24,7 @@ import numpy as np
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.assigned_tasks import AssignedTasks
-from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, chunks, headers
+from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, framed, headers
 from fedscale.cloud.commons import SECRET_ENV, SECRET_METADATA_KEY
 
 GRPC_OPTIONS = [
@@ -66,9 +66,9 @@ class ExecutorSession:
         self._outbox: queue.Queue = queue.Queue()
 
     def send(self, message: pb.ServerMessage, arrays: NamedArrays = ()) -> None:
-        """Queue a message and the chunks of ``arrays``, written back to back on the stream."""
-        self._outbox.put(itertools.chain(
-            (message,), (pb.ServerMessage(chunk=c) for c in chunks(arrays))))
+        """Queue a message and the chunks of ``arrays``, written back to back on the stream
+        (``framed``: inside the message when small)."""
+        self._outbox.put(framed(message, arrays, lambda chunk: pb.ServerMessage(chunk=chunk)))
 
     def send_task(self, task: pb.Task, arrays: NamedArrays = ()) -> None:
         """Queue ``task`` with ``arrays`` as its tensors; a TRAIN task's results (updates shaped
@@ -180,6 +180,7 @@ class AggregatorServer:
                     self.events.put(ServerEvent(TEST, session, msg.test))
                 elif kind == "error":
                     self.events.put(ServerEvent(ERROR, session, msg.error.reason))
+                payload.add_all(msg.chunks)
                 done = payload.take()
                 if done is not None:
                     self.events.put(ServerEvent(RESULTS, session, *done))

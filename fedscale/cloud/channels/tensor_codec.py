@@ -9,7 +9,8 @@ chunks arrive, and reinterprets the bytes as the announced dtype.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,20 @@ def chunks(arrays: NamedArrays, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.T
         view = memoryview(_little_endian(array).reshape(-1).view(np.uint8))
         for start in range(0, len(view), chunk_bytes):
             yield pb.TensorChunk(tensor=index, data=bytes(view[start:start + chunk_bytes]))
+
+
+def framed(head: Any, arrays: NamedArrays, as_message: Callable[[pb.TensorChunk], Any]) -> Iterator[Any]:
+    """The stream messages of ``head`` (a ServerMessage or ExecutorMessage whose body announces
+    ``arrays``) and its tensors: a payload that fits in one chunk travels inside ``head``
+    (its ``chunks``), a larger one as chunk messages (``as_message``) after it, built lazily so
+    the sender's writer thread, not its caller, copies a large model."""
+    if sum(array.nbytes for _, array in arrays) <= CHUNK_BYTES:
+        head.chunks.extend(chunks(arrays))
+        yield head
+        return
+    yield head
+    for chunk in chunks(arrays):
+        yield as_message(chunk)
 
 
 def nbytes(header: pb.TensorHeader) -> int:
@@ -126,6 +141,11 @@ class PayloadReader:
         if self._assembler is None:
             raise WireError("tensor chunk without a header")
         self._assembler.add(chunk)
+
+    def add_all(self, chunks: Iterable[pb.TensorChunk]) -> None:
+        """Add the chunks a message carried with its body (``framed``)."""
+        for chunk in chunks:
+            self.add(chunk)
 
     def take(self) -> tuple[Any, dict[str, np.ndarray]] | None:
         if self._assembler is None or not self._assembler.complete:
