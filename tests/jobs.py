@@ -137,3 +137,34 @@ strategy = "FedAvg"
 name = "FedMedian"
 strategy = "FedMedian"
 """
+
+
+EVENT_DOCS = ROOT / "docs" / "events.md"
+_JSON_TYPES = {"int": (int,), "float": (int, float, type(None)), "str": (str,), "bool": (bool,), "list": (list,),
+               "dict": (dict,), "null": (type(None),)}
+
+
+def documented_events() -> dict[str, dict[str, tuple[type, ...]]]:
+    """docs/events.md as {tag: {key: accepted Python types}}; "" holds the keys of every line."""
+    tags: dict[str, dict[str, tuple[type, ...]]] = {}
+    current = None
+    for line in EVENT_DOCS.read_text().splitlines():
+        if line.startswith("## "):
+            current = "" if line == "## Every line" else line[3:].strip()
+            tags[current] = {}
+        elif current is not None and line.startswith("| `"):
+            key, kind = (cell.strip() for cell in line.strip("|").split("|")[:2])
+            tags[current][key.strip("`")] = sum((_JSON_TYPES[k.strip()] for k in kind.split(" or ")), ())
+    return tags
+
+
+def check_documented(event: dict[str, Any], docs: dict[str, dict[str, tuple[type, ...]]]) -> None:
+    """``event`` has every key of every line, and each of its keys is documented for its tag with
+    the type it holds (bool is not an int here)."""
+    assert set(docs[""]) <= set(event), f"missing common keys: {event}"
+    assert event["tag"] in docs, f"undocumented tag {event['tag']!r}"
+    allowed = {**docs[""], **docs[event["tag"]]}
+    for key, value in event.items():
+        assert key in allowed, f"{event['tag']}: key {key!r} is not in docs/events.md"
+        assert isinstance(value, allowed[key]) and not (isinstance(value, bool) and bool not in allowed[key]), \
+            f"{event['tag']}: {key}={value!r} is not of the documented type"

@@ -16,8 +16,8 @@ from fedscale.cloud.config_parser import load_job
 from fedscale.deploy.local import LocalLauncher
 from fedscale.deploy.submit import run_to_end
 from fedscale.dataloaders.femnist import write_femnist_fixture
-from tests.jobs import (ROOT, driver_env, events, job_pids, pid_of, run_dirs, run_driver, start_driver,
-                        wait_for_event, wait_for_run_dir, wait_until_gone, write_job)
+from tests.jobs import (ROOT, check_documented, documented_events, driver_env, events, job_pids, pid_of, run_dirs,
+                        run_driver, start_driver, wait_for_event, wait_for_run_dir, wait_until_gone, write_job)
 
 COMMON_KEYS = {"tag", "job", "round", "virtual_time", "wall_time"}
 EVENT_KEYS = {
@@ -32,10 +32,14 @@ EVENT_KEYS = {
 
 
 def check_log_lines(path):
+    """The log's events, each with the keys its tag requires and nothing docs/events.md does not
+    document (with the documented types)."""
     log = events(path)
+    docs = documented_events()
     for event in log:
         assert COMMON_KEYS <= set(event), event
         assert EVENT_KEYS.get(event["tag"], set()) <= set(event), event
+        check_documented(event, docs)
     return log
 
 
@@ -288,7 +292,9 @@ def signal_executor_in_round_2(tmp_path, executor, sig, rounds=None, **conf):
     signalled_at = time.time()
     out, err = driver.communicate(timeout=240)
     assert driver.returncode == 0, err
-    log = events(log_path)
+    log = check_log_lines(log_path)
+    for executor_log in run_dir.glob("executor-*.jsonl"):
+        check_log_lines(executor_log)
     assert log[-1]["status"] == commons.STATUS_COMPLETED
     lost = next(e for e in log if e["tag"] == commons.EXECUTOR_LOST)
     assert lost["executor"] == executor
