@@ -89,7 +89,8 @@ def _sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out()
     runner = SweepRunner(sweep, out, args.parallel, args.resume)
     print(f"sweep: {len(sweep.runs)} runs, {runner.parallel} at a time, into {out}", flush=True)
-    runner.run()
+    from fedscale.sweep.compare import console_summary
+    print("\n".join(console_summary(runner.run())))
     print(f"comparison: {out / 'comparison.md'}")
     if runner.interrupted:
         return EXIT_INTERRUPTED

@@ -53,6 +53,7 @@ def test_a_four_run_sweep_with_a_failing_run_writes_everything_and_report_rebuil
     result = sweep(str(spec), "--out", str(out), "--parallel", "2")
     assert result.returncode == 1, result.stderr
     assert "[4/4]" in result.stdout and "3_broken error" in result.stdout
+    assert "ranked by final accuracy:" in result.stdout and f"comparison: {out / 'comparison.md'}" in result.stdout
     comparison = json.loads((out / "comparison.json").read_text())
     status = {r["run_id"]: r["status"] for r in comparison["runs"]}
     assert status == {"0_FedAvg": "completed", "1_FedMedian": "completed", "2_Krum_noise": "completed",

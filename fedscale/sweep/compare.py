@@ -217,6 +217,19 @@ def _signed(stat: Mapping[str, Any]) -> str:
     return text + (f" [{stat['low']:+.3f}, {stat['high']:+.3f}]" if stat["low"] is not None else "")
 
 
+def console_summary(comparison: Mapping[str, Any], top: int = 10) -> list[str]:
+    """A few lines for the terminal: the best cells by final accuracy and the verdicts."""
+    lines = ["ranked by final accuracy:"]
+    for rank, cell in enumerate(comparison["cells"][:top], 1):
+        lines.append(f"  {rank:>2}. {cell['group']}: {_figure(cell['metrics']['final_accuracy'], 'final_accuracy')}")
+    if len(comparison["cells"]) > top:
+        lines.append(f"  ... {len(comparison['cells']) - top} more in comparison.md")
+    lines += [f"under {attack}: {v['text']}" for attack, v in comparison["winners_per_attack"].items()]
+    if comparison["robustness"]["verdict"]:
+        lines.append(f"smallest worst drop under attack: {comparison['robustness']['verdict']['text']}")
+    return lines
+
+
 def render(comparison: Mapping[str, Any]) -> str:
     """comparison.md: the header, the ranked table, the winners and the robustness table."""
     s = comparison["sweep"]
