@@ -1,5 +1,5 @@
 """The ``fedscale`` command (also ``python docker/driver.py``): submit, resume, stop, status, keys,
-list, sweep, report, mcp.
+list, sweep, report, plot, mcp.
 
 ``submit`` with no job file runs the quickstart job that ships inside the package; ``resume
 <run folder>`` (or ``submit --resume <run folder>``) continues a job from its checkpoint. Every
@@ -108,6 +108,13 @@ def _sweep_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from fedscale.cloud.logger.plots import write_run_plots
+    for path in write_run_plots(args.run_dir):
+        print(path)
+    return 0
+
+
 def _mcp(args: argparse.Namespace) -> int:
     from fedscale.sweep.mcp_server import main as serve
     return serve()
@@ -155,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a sweep's comparison from its runs' event logs")
     p.add_argument("sweep_dir")
     p.set_defaults(func=_sweep_report)
+    p = sub.add_parser("plot", help="write a run's plots (progress, clients per round, round durations) into its folder")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_plot)
     sub.add_parser("mcp", help="serve sweep_run, sweep_status and sweep_compare as MCP tools over stdio "
                                "(needs the mcp extra)").set_defaults(func=_mcp)
     return parser

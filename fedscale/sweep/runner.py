@@ -32,8 +32,8 @@ from fedscale.cloud.logger.events import EventTail
 from fedscale.deploy.local import child_setup, last_line
 from fedscale.sweep import compare
 from fedscale.sweep.manifest import manifest
-from fedscale.sweep.results import (COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, aggregator_log, load_events,
-                                    rounds, summarize, write_rounds)
+from fedscale.cloud.logger.rounds import aggregator_events, aggregator_log, round_rows
+from fedscale.sweep.results import COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, summarize, write_rounds
 from fedscale.sweep.spec import RunSpec, Sweep
 
 POLL_SECONDS = 0.2
@@ -94,7 +94,7 @@ def run_record(spec: RunSpec, folder: Path) -> dict[str, Any]:
     """What the comparison needs of one run, read from its folder: labels, status and summary
     (from the job's event log; outcome.json says why a run has no end of its own)."""
     job = spec.job(folder)
-    events = load_events(folder)
+    events = aggregator_events(folder)
     summary = summarize(events, spec.target_metric, spec.target_value)
     outcome = _read_json(folder / "outcome.json") or {}
     summary["elapsed_seconds"] = outcome.get("elapsed_seconds")
@@ -196,7 +196,7 @@ class SweepRunner:
     def _write_run(self, state: RunState) -> None:
         state.record = run_record(state.spec, state.folder)
         state.status, state.reason = state.record["status"], state.record["reason"]
-        write_rounds(state.folder / "rounds.csv", rounds(load_events(state.folder)))
+        write_rounds(state.folder / "rounds.csv", round_rows(aggregator_events(state.folder)))
         _write_json(state.folder / "summary.json", {**state.record["summary"], "run_id": state.spec.run_id})
 
     # -- the loop --------------------------------------------------------------------------------
@@ -313,7 +313,7 @@ def report(out: Path) -> dict[str, Any]:
         folder = out / run.run_id
         record = run_record(run, folder)
         if folder.exists():
-            write_rounds(folder / "rounds.csv", rounds(load_events(folder)))
+            write_rounds(folder / "rounds.csv", round_rows(aggregator_events(folder)))
             _write_json(folder / "summary.json", {**record["summary"], "run_id": run.run_id})
         records.append(record)
     return write_comparison(out, records, sweep_facts(out, sweep, data["parallel"], data["wall_seconds"]))

@@ -9,7 +9,7 @@ from typing import Any
 
 from fedscale.cloud import commons
 from fedscale.cloud.logger.events import read_events
-from fedscale.sweep.results import aggregator_log
+from fedscale.cloud.logger.rounds import aggregator_log
 
 
 def _read_json(path: Path) -> Any:
