@@ -25,11 +25,11 @@ def _submit(args: argparse.Namespace) -> int:
             raise ConfigError(f"submit: give a job file or --resume {args.resume}, not both")
         return _resume(args)
     job = load_job(args.job or str(DEFAULT_JOB))
-    return _report(job.conf.identity.job_name, submit(job))
+    return _report(job.conf.identity.job_name, submit(job, plots=not args.no_plots))
 
 
 def _resume(args: argparse.Namespace) -> int:
-    result = resume(Path(args.resume))
+    result = resume(Path(args.resume), plots=not args.no_plots)
     return _report(result.run_dir.parent.name, result)
 
 
@@ -126,9 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("submit", help="run a job file to its end (default: the quickstart job)")
     p.add_argument("job", nargs="?", help="YAML job file")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the job of this run folder from its checkpoint")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the run's plots when it ends")
     p.set_defaults(func=_submit)
     p = sub.add_parser("resume", help="continue a job from its run folder's checkpoint, at the round after it")
     p.add_argument("resume", metavar="run_dir")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the run's plots when it ends")
     p.set_defaults(func=_resume)
     p = sub.add_parser("stop", help="stop a running job and all its processes")
     p.add_argument("job_name")

@@ -64,6 +64,8 @@ def test_small_job_runs_end_to_end(tmp_path):
     assert log[-1]["test"]["accuracy"] > 0.5
     for executor in ("executor-1", "executor-2"):
         check_log_lines(run_dir / f"{executor}.jsonl")
+    for plot in ("progress.png", "clients.png", "round_durations.png"):
+        assert (run_dir / plot).read_bytes().startswith(b"\x89PNG")
     state = read_checkpoint(checkpoint_path(run_dir))
     assert state["round"] == 4 and state["test"] == log[-1]["test"]
     assert np.load(checkpoint_path(run_dir), allow_pickle=False)["model"].ndim == 1

@@ -70,7 +70,7 @@ def test_a_four_run_sweep_with_a_failing_run_writes_everything_and_report_rebuil
         assert json.loads((folder / "outcome.json").read_text())["exit_code"] == 0
         config = json.loads((folder / "config.json").read_text())
         assert config["spec"]["run_id"] == run_id and len(config["config_hash"]) == 16
-        assert list(folder.glob("logs/*/*/aggregator.jsonl"))
+        assert list(folder.glob("logs/*/*/aggregator.jsonl")) and not list(folder.glob("logs/*/*/*.png"))
     krum = next(c for c in comparison["cells"] if c["group"] == "Krum_noise")
     assert krum["attack"] == "gaussian_noise(sigma=5.0)" and krum["strategy"] == "Krum"
     ranked = [c["metrics"]["final_accuracy"]["mean"] for c in comparison["cells"] if c["metrics"]["final_accuracy"]]

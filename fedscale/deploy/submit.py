@@ -89,8 +89,9 @@ def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
     return job, run_dir
 
 
-def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> JobResult:
-    """Run ``job`` to its end on this machine; return how it ended."""
+def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plots: bool = True) -> JobResult:
+    """Run ``job`` to its end on this machine; return how it ended. With ``plots`` a job that
+    ended on its own leaves its plots (``write_run_plots``) in its run folder."""
     check_deployable(job)
     preflight(job)
     for key in inactive_keys(job.conf):
@@ -103,10 +104,10 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         print("note: setup_commands are not run for local executors; they use this Python environment",
               file=err)
     job, run_dir = make_run_dir(job)
-    return _run(job, run_dir, out)
+    return _run(job, run_dir, out, plots=plots)
 
 
-def resume(run_dir: Path, out: TextIO = sys.stdout) -> JobResult:
+def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobResult:
     """Continue the job of ``run_dir`` from its checkpoint, at the round after it, to its end."""
     run_dir = Path(run_dir)
     try:
@@ -126,12 +127,13 @@ def resume(run_dir: Path, out: TextIO = sys.stdout) -> JobResult:
                                  checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
     print(f"job {job.conf.identity.job_name}: resuming after round {done} ({discarded} event lines written after "
           f"the checkpoint moved to {DISCARDED_EVENTS})", file=out, flush=True)
-    return _run(job, run_dir, out, resume_offset=state["event_log_size"])
+    return _run(job, run_dir, out, resume_offset=state["event_log_size"], plots=plots)
 
 
-def _run(job: JobSpec, run_dir: Path, out: TextIO, resume_offset: int | None = None) -> JobResult:
+def _run(job: JobSpec, run_dir: Path, out: TextIO, resume_offset: int | None = None, plots: bool = True) -> JobResult:
     """Launch the job laid out in ``run_dir`` and follow it to its end; with ``resume_offset``
-    (where its event log was cut back to) the aggregator resumes from the checkpoint."""
+    (where its event log was cut back to) the aggregator resumes from the checkpoint. A job that
+    ended on its own (not stopped) then gets its plots if ``plots``."""
     name = job.conf.identity.job_name
     launcher = LocalLauncher(run_dir, secrets.token_hex(32))
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -147,7 +149,7 @@ def _run(job: JobSpec, run_dir: Path, out: TextIO, resume_offset: int | None = N
     try:
         launcher.start_aggregator(*(() if resume_offset is None else ("--resume",)))
         registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))
-        return _follow(job, run_dir, launcher, progress, resume_offset or 0)
+        result = _follow(job, run_dir, launcher, progress, resume_offset or 0)
     except _Interrupted as signame:
         launcher.terminate()
         return JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
@@ -158,6 +160,20 @@ def _run(job: JobSpec, run_dir: Path, out: TextIO, resume_offset: int | None = N
         registry.unregister(name, os.getpid())
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if plots:
+        _write_plots(run_dir, out)
+    return result
+
+
+def _write_plots(run_dir: Path, out: TextIO) -> None:
+    """The run's plots, best effort: a job's result never depends on them."""
+    try:
+        from fedscale.cloud.logger.plots import write_run_plots
+        write_run_plots(run_dir)
+    except ConfigError:
+        return  # no finished round to plot
+    except Exception as err:  # matplotlib missing or failing: say so, keep the job's own outcome
+        print(f"note: the run's plots were not written ({type(err).__name__}: {err})", file=out)
 
 
 def _ignore(signals: dict[int, Any]) -> None:
@@ -171,7 +187,7 @@ def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
     """Run ``job`` with no console output and return its aggregator's events, for scripts that
     compare runs; a job that does not complete raises RuntimeError with its status, reason and
     run folder."""
-    result = submit(job, out=io.StringIO(), err=io.StringIO())
+    result = submit(job, out=io.StringIO(), err=io.StringIO(), plots=False)
     if result.exit_code != 0:
         raise RuntimeError(f"the job {result.status}: {result.reason} (logs: {result.run_dir})")
     return list(read_events(result.run_dir / commons.AGGREGATOR_LOG))

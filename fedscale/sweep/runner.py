@@ -157,7 +157,7 @@ class SweepRunner:
         out = open(state.folder / "driver.out", "wb")
         try:
             state.proc = subprocess.Popen(
-                [sys.executable, "-m", "fedscale.cli", "submit", str(state.folder / "job.yml")],
+                [sys.executable, "-m", "fedscale.cli", "submit", "--no-plots", str(state.folder / "job.yml")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                 env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=child_setup(state.cores))
         finally:

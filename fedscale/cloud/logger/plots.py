@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
+
 from fedscale.cloud.config.keys import ConfigError
-from fedscale.cloud.logger.rounds import aggregator_log, aggregator_events, round_rows
+from fedscale.cloud.logger.rounds import aggregator_events, aggregator_log, round_rows
+
+matplotlib.use("Agg")
 
 
 def write_run_plots(run_dir: str | Path) -> list[Path]:
     """Write the run's plots into ``run_dir``; returns their paths."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
