@@ -44,10 +44,12 @@ def check_log_lines(path):
 
 
 def test_small_job_runs_end_to_end(tmp_path):
-    job = write_job(tmp_path)
+    job = write_job(tmp_path, wandb_token="tok-3141-never-written")
     done = run_driver(tmp_path, "submit", str(job))
     assert done.returncode == 0, done.stderr
     run_dir = run_dirs(tmp_path)[-1]
+    leaked = [p for p in run_dir.rglob("*") if p.is_file() and b"tok-3141-never-written" in p.read_bytes()]
+    assert leaked == [] and "tok-3141" not in done.stdout + done.stderr
     assert done.stdout.strip().splitlines()[-1] == str(run_dir)
     log = check_log_lines(run_dir / commons.AGGREGATOR_LOG)
     tags = [e["tag"] for e in log]

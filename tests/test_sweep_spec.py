@@ -129,6 +129,7 @@ def test_intensity_sets_each_attacks_declared_strength():
     ('strategy = "FedAvg"\nlearning_rat = 0.1', ["run bad", "learning_rat", "did you mean 'learning_rate'"]),
     ('strategy = "FedAvg"\nlearning_rate = -1', ["run 0_bad", "job_conf.learning_rate"]),
     ('strategy = "FedAvg"\njob_name = "x"', ["run bad", "set by the sweep"]),
+    ('strategy = "FedAvg"\nwandb_token = "k"', ["run bad", "'wandb_token' is a credential"]),
 ])
 def test_a_bad_name_fails_before_anything_starts_naming_file_run_and_choices(tmp_path, runs, expected):
     path = write(tmp_path, "bad.toml", f'[shared]\nrounds = 2\n\n[[runs]]\nname = "bad"\n{runs}\n')

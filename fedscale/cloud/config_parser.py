@@ -72,7 +72,8 @@ class JobSpec:
         return self.conf.identity.log_path or self.exp_path
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved job as JSON-serialisable data, read back by ``from_dict``."""
+        """The resolved job as JSON-serialisable data, read back by ``from_dict``; credentials
+        are blanked (``JobConf.public_dict``)."""
         return {
             "source": self.source,
             "ps_ip": self.ps_ip,
@@ -81,7 +82,7 @@ class JobSpec:
             "exp_path": self.exp_path,
             "auth": dict(self.auth),
             "setup_commands": list(self.setup_commands),
-            "conf": self.conf.to_dict(),
+            "conf": self.conf.public_dict(),
             "explicit": sorted(self.conf.explicit),
         }
 

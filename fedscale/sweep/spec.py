@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedscale.cloud.config_parser import DEFAULT_JOB, JobSpec, load_job, parse_job
-from fedscale.cloud.config.job_conf import canonical_pairs
+from fedscale.cloud.config.job_conf import SECRET_KEYS, canonical_pairs
 from fedscale.cloud.config.keys import ConfigError, reported_from, show, suggest
 from fedscale.sweep.strategies import StrategyError, attack_settings, strategy_settings
 
@@ -140,6 +140,9 @@ def _settings(pairs: Mapping[str, Any], where: str) -> dict[str, Any]:
     except ConfigError as err:
         raise ConfigError(err.problem, where) from None
     for key in values:
+        if key in SECRET_KEYS:
+            raise ConfigError(f"{key!r} is a credential, and a sweep writes its runs' settings into files; "
+                              "leave it out of the sweep", where)
         if key in _OWNED_KEYS:
             raise ConfigError(f"{key!r} is set by the sweep for every run (each run gets its own name, folder "
                               "and free port)", where)

@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise JobFailed(str(err)) from None
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
-                 num_executors=job.num_executors, run_dir=str(run_dir), config=conf.to_dict(),
+                 num_executors=job.num_executors, run_dir=str(run_dir), config=conf.public_dict(),
                  **({"resumed_from": clock.round} if resumed is not None else {}))
         aggregator = Aggregator(job, run_dir, server, log, clock, resumed)
         aggregator.run()

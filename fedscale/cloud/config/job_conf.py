@@ -55,6 +55,9 @@ def _declared_keys(selectors: Mapping[str, type[BaseModel]],
     return keys
 
 
+# keys whose values are credentials: kept in memory, never written to a file or a log line
+SECRET_KEYS = frozenset({"wandb_token"})
+
 SELECTOR_CONFIGS, ALGORITHM_CONFIGS = _extension_configs()
 KEYS: dict[str, KeySpec] = _declared_keys(SELECTOR_CONFIGS, ALGORITHM_CONFIGS)
 _ALIASES: dict[str, str] = {alias: spec.name for spec in KEYS.values() for alias in spec.aliases}
@@ -142,6 +145,11 @@ class JobConf:
     def to_dict(self) -> dict[str, Any]:
         """All values by canonical name, JSON-serialisable (lists for list keys)."""
         return {name: list(value) if isinstance(value, tuple) else value for name, value in self._values.items()}
+
+    def public_dict(self) -> dict[str, Any]:
+        """``to_dict`` with every credential (``SECRET_KEYS``) blanked: what may be written to a
+        file (job.json) or a log line (JOB_BEGIN's config)."""
+        return {name: ("" if name in SECRET_KEYS and value else value) for name, value in self.to_dict().items()}
 
     def replace(self, **changes: Any) -> JobConf:
         """A validated copy with ``changes`` applied; the changed keys count as explicit."""
