@@ -23,6 +23,16 @@ def test_terminal_redraws_one_line_with_a_bar():
     assert text.endswith("\n")
 
 
+def test_the_terminal_bar_estimates_the_wall_time_left_from_the_pace_so_far():
+    out = io.StringIO()
+    progress = Progress(10, out, tty=True)
+    for r, wall in ((1, 100.0), (2, 102.0), (4, 106.0)):
+        progress.on_event({"tag": commons.ROUND_END, "round": r, "virtual_time": 4.0 * r, "wall_time": wall})
+    lines = out.getvalue().split("\r")[1:]
+    assert "eta" not in lines[0]
+    assert lines[1].endswith("  eta 16 s\x1b[K") and lines[2].endswith("  eta 12 s\x1b[K")
+
+
 def test_pipe_gets_plain_lines():
     out = io.StringIO()
     feed(Progress(4, out, tty=False))

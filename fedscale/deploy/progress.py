@@ -1,7 +1,8 @@
 """Shows a running job's progress from its aggregator's event log.
 
-On a terminal: one line redrawn in place, with a bar. Otherwise (a pipe, a CI log): one plain
-line per finished round. Either way: round r/R, virtual time, last test accuracy.
+On a terminal: one line redrawn in place, with a bar and the estimated wall time left (from the
+pace of the rounds so far). Otherwise (a pipe, a CI log): one plain line per finished round.
+Either way: round r/R, virtual time, last test accuracy.
 """
 from __future__ import annotations
 
@@ -25,11 +26,26 @@ class Progress:
         self.tty = stream.isatty() if tty is None else tty
         self.accuracy: float | None = None
         self._drawn = False
+        self._first_end: tuple[int, float] | None = None  # (round, wall time) of the first round seen ending
 
     def status_line(self, event: dict[str, Any]) -> str:
         acc = "-" if self.accuracy is None else _number(self.accuracy)
         return (f"round {event['round']}/{self.total}  virtual_time {event['virtual_time']:.1f} s  "
                 f"test_accuracy {acc}")
+
+    def _eta(self, event: dict[str, Any]) -> str:
+        """``  eta N s`` from the wall time per round since the first round seen ending; empty
+        until two rounds have ended (or without wall times)."""
+        if "wall_time" not in event:
+            return ""
+        if self._first_end is None:
+            self._first_end = (event["round"], event["wall_time"])
+            return ""
+        first_round, first_wall = self._first_end
+        if event["round"] <= first_round:
+            return ""
+        per_round = (event["wall_time"] - first_wall) / (event["round"] - first_round)
+        return f"  eta {per_round * max(self.total - event['round'], 0):.0f} s"
 
     def _bar(self, done: int) -> str:
         filled = BAR_WIDTH * done // max(self.total, 1)
@@ -53,7 +69,7 @@ class Progress:
         elif tag == commons.ROUND_END:
             line = self.status_line(event)
             if self.tty:
-                self.stream.write("\r" + self._bar(event["round"]) + " " + line + "\x1b[K")
+                self.stream.write("\r" + self._bar(event["round"]) + " " + line + self._eta(event) + "\x1b[K")
                 self.stream.flush()
                 self._drawn = True
             else:
