@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of Byzantine clients in attacked runs (default 0.2)")
     p.add_argument("--iso-time", type=float, help="the same virtual-time budget (s) for every run")
     p.add_argument("--wall-budget", type=float, help="stop a run after this many wall seconds")
-    p.add_argument("--target-metric", choices=("test_accuracy", "test_loss"))
+    p.add_argument("--target-metric", help="test_accuracy or test_loss, with --target-value")
     p.add_argument("--target-value", type=float)
     p.add_argument("--parallel", type=int, help="runs at once (default: as many as the cores hold)")
     p.add_argument("--out", help="sweep folder (default out/<ISO time>-sweep)")

@@ -52,16 +52,19 @@ def mean_interval(values: Sequence[float]) -> dict[str, Any] | None:
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
+def _seed_differences(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> list[float]:
+    """``a - b`` on ``metric`` for each seed both cells ran: runs with equal seeds share the data
+    split, the initial model, the devices and the Byzantine set, so their difference is free of
+    what the seed alone changes."""
+    a_by_seed, b_by_seed = a.get("by_seed", {}).get(metric, {}), b.get("by_seed", {}).get(metric, {})
+    return [a_by_seed[s] - b_by_seed[s] for s in sorted(set(a_by_seed) & set(b_by_seed))]
+
+
 def _paired_difference(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
-    """The interval of ``a - b`` over the seeds both ran (None for fewer than two): runs with
-    equal seeds share the data split, the initial model, the devices and the Byzantine set, so
-    their difference is free of what the seed alone changes."""
-    if metric not in a.get("by_seed", {}) or metric not in b.get("by_seed", {}):
-        return None
-    seeds = sorted(set(a["by_seed"][metric]) & set(b["by_seed"][metric]))
-    if len(seeds) < 2:
-        return None
-    return mean_interval([a["by_seed"][metric][s] - b["by_seed"][metric][s] for s in seeds])
+    """The interval of ``a - b`` over the seeds both ran (``_seed_differences``); None for fewer
+    than two."""
+    differences = _seed_differences(a, b, metric)
+    return mean_interval(differences) if len(differences) >= 2 else None
 
 
 def _differs(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> bool:
@@ -103,26 +106,23 @@ def verdict(cells: Sequence[Mapping[str, Any]], metric: str, higher: bool | None
 def _cell(group: str, runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     first = runs[0]
     done = [r for r in runs if r["status"] == COMPLETED]
-    metrics = {m: mean_interval([r["summary"][m] for r in done if r["summary"].get(m) is not None]) for m in METRICS}
+    by_seed = {m: {str(r["seed"]): r["summary"][m] for r in done if r["summary"].get(m) is not None} for m in METRICS}
     return {
         "group": group, "strategy": first["strategy"], "selector": first["selector"], "attack": first["attack"],
         "runs": [r["run_id"] for r in runs], "seeds": [r["seed"] for r in runs], "completed": len(done),
         "not_completed": [{"run_id": r["run_id"], "status": r["status"], "reason": r["reason"]}
                           for r in runs if r["status"] != COMPLETED],
-        "metrics": metrics,
-        "by_seed": {m: {str(r["seed"]): r["summary"][m] for r in done if r["summary"].get(m) is not None}
-                    for m in METRICS},
+        "metrics": {m: mean_interval(list(values.values())) for m, values in by_seed.items()},
+        "by_seed": by_seed,
     }
 
 
 def _drop(clean: Mapping[str, Any], attacked: Mapping[str, Any]) -> dict[str, Any]:
     """The final-accuracy drop from ``clean`` to ``attacked``: over the seeds both ran (paired:
     same data split, model and devices), with its interval; else the difference of the means."""
-    clean_by_seed, attacked_by_seed = clean["by_seed"]["final_accuracy"], attacked["by_seed"]["final_accuracy"]
-    seeds = sorted(set(clean_by_seed) & set(attacked_by_seed))
-    if seeds:
-        stat = mean_interval([clean_by_seed[s] - attacked_by_seed[s] for s in seeds])
-        return {**stat, "paired": True}
+    differences = _seed_differences(clean, attacked, "final_accuracy")
+    if differences:
+        return {**mean_interval(differences), "paired": True}
     difference = clean["metrics"]["final_accuracy"]["mean"] - attacked["metrics"]["final_accuracy"]["mean"]
     return {"mean": difference, "low": None, "high": None, "n": 1, "paired": False}
 

@@ -4,44 +4,39 @@ to the highest seed) in one panel per attack, and a heat map of final accuracy, 
 attack."""
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _tested_rows(folder: Path) -> list[dict[str, float]]:
-    try:
-        with open(folder / "rounds.csv", newline="") as f:
-            return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)
-                    if row.get("test_accuracy")]
-    except OSError:
-        return []
+from fedscale.cloud.logger.plots import save_figure
+from fedscale.cloud.logger.rounds import aggregator_events, round_rows
 
 
-def _curves(out: Path, cell: Mapping[str, Any], x: str, y: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _tested_rows(out: Path, runs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The tested rounds of each run (``round_rows`` of its event log), read once for all plots."""
+    return {run: [r for r in round_rows(aggregator_events(out / run)) if r["test_accuracy"] is not None]
+            for run in runs}
+
+
+def _curves(tested: Mapping[str, list[dict[str, Any]]], cell: Mapping[str, Any], x: str,
+            y: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The cell's ``y`` against ``x`` over the points every seed has (mean, low, high)."""
-    series = [rows for rows in (_tested_rows(out / run) for run in cell["runs"]) if rows]
+    series = [tested[run] for run in cell["runs"] if tested[run]]
     length = min((len(rows) for rows in series), default=0)
     if not length:
         return (np.empty(0),) * 4
     xs = np.array([[row[x] for row in rows[:length]] for rows in series]).mean(axis=0)
-    ys = np.array([[row.get(y, np.nan) for row in rows[:length]] for rows in series])
+    ys = np.array([[np.nan if row[y] is None else row[y] for row in rows[:length]] for rows in series])
     return xs, ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
 
 
 def write_plots(out: Path, comparison: Mapping[str, Any]) -> list[Path]:
-    """Write the plots into ``out``; returns their paths (none if matplotlib is missing).
-    With several attacks the curves get one panel per attack, so each panel compares the
-    strategies that met the same attack."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
+    """Write the plots into ``out``; returns their paths. With several attacks the curves get
+    one panel per attack, so each panel compares the strategies that met the same attack."""
+    import matplotlib.pyplot as plt
+    tested = _tested_rows(out, [run for cell in comparison["cells"] for run in cell["runs"]])
     panels: dict[str, list[Mapping[str, Any]]] = {}
     for cell in comparison["cells"]:
         panels.setdefault(cell["attack"], []).append(cell)
@@ -58,7 +53,7 @@ def write_plots(out: Path, comparison: Mapping[str, Any]) -> list[Path]:
             fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 3.8 * rows), squeeze=False)
             for ax, attack in zip(axes.flat, titles):
                 for index, cell in enumerate(panels[attack]):
-                    xs, mean, low, high = _curves(out, cell, x, y)
+                    xs, mean, low, high = _curves(tested, cell, x, y)
                     if not len(xs):
                         continue
                     colour = palette((keys.index((cell["strategy"], cell["selector"])) if by_strategy else index)
@@ -76,11 +71,7 @@ def write_plots(out: Path, comparison: Mapping[str, Any]) -> list[Path]:
                     ax.legend(fontsize="small")
             for ax in list(axes.flat)[len(titles):]:
                 ax.set_visible(False)
-            path = out / f"{y.removeprefix('test_')}_vs_{x}.png"
-            fig.tight_layout()
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            written.append(path)
+            written.append(save_figure(fig, out / f"{y.removeprefix('test_')}_vs_{x}.png"))
     heat = _heat_map(comparison)
     if heat is not None:
         strategies, attacks, values = heat
@@ -92,11 +83,7 @@ def write_plots(out: Path, comparison: Mapping[str, Any]) -> list[Path]:
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="white" if v < np.nanmean(values) else "black")
         fig.colorbar(image, ax=ax, label="final accuracy")
-        fig.tight_layout()
-        path = out / "robustness_heatmap.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out / "robustness_heatmap.png"))
     return written
 
 

@@ -7,7 +7,9 @@ sweep wrote.
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,21 @@ CSV_COLUMNS = ROUND_COLUMNS[:10]
 COMPLETED, DIVERGED, ERROR, STOPPED = "completed", "diverged", "error", "stopped"
 WALL_BUDGET, NOT_RUN = "wall_budget", "not_run"
 _JOB_STATUS = {commons.STATUS_COMPLETED: COMPLETED, commons.STATUS_STOPPED: STOPPED, commons.STATUS_DIVERGED: DIVERGED}
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a sweep folder, or None if it is missing or unreadable (a run not yet there)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` by ``data`` as JSON, atomically, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
 
 
 def _number(value: Any) -> float | None:

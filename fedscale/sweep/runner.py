@@ -14,7 +14,6 @@ records the runs not started as ``not_run``, and still writes everything.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,12 +27,14 @@ from typing import Any, TextIO
 import yaml
 
 from fedscale.cloud import commons
+from fedscale.cloud.aggregation.server_algorithms import DEFAULT_ALGORITHM, SERVER_ALGORITHMS
 from fedscale.cloud.logger.events import EventTail
+from fedscale.cloud.logger.rounds import aggregator_events, aggregator_log, round_rows
 from fedscale.deploy.local import child_setup, last_line
 from fedscale.sweep import compare
 from fedscale.sweep.manifest import manifest
-from fedscale.cloud.logger.rounds import aggregator_events, aggregator_log, round_rows
-from fedscale.sweep.results import COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, summarize, write_rounds
+from fedscale.sweep.results import (COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, read_json, summarize, write_json,
+                                    write_rounds)
 from fedscale.sweep.spec import RunSpec, Sweep
 
 POLL_SECONDS = 0.2
@@ -82,7 +83,6 @@ def strategy_label(spec: RunSpec, conf: Any) -> str:
     Flower name (FedAvg, FedYogi...), with a robust aggregation spec other than the mean."""
     if spec.strategy:
         return spec.strategy
-    from fedscale.cloud.aggregation.server_algorithms import DEFAULT_ALGORITHM, SERVER_ALGORITHMS
     algorithm = SERVER_ALGORITHMS[conf.server.gradient_policy or DEFAULT_ALGORITHM]
     aggregator = conf.robustness.aggregator
     if aggregator == "mean":
@@ -90,13 +90,12 @@ def strategy_label(spec: RunSpec, conf: Any) -> str:
     return aggregator if algorithm.name == DEFAULT_ALGORITHM else f"{algorithm.__name__}+{aggregator}"
 
 
-def run_record(spec: RunSpec, folder: Path) -> dict[str, Any]:
-    """What the comparison needs of one run, read from its folder: labels, status and summary
-    (from the job's event log; outcome.json says why a run has no end of its own)."""
+def run_record(spec: RunSpec, folder: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the comparison needs of one run: labels, status and summary (from the job's
+    ``events``; the folder's outcome.json says why a run has no end of its own)."""
     job = spec.job(folder)
-    events = aggregator_events(folder)
     summary = summarize(events, spec.target_metric, spec.target_value)
-    outcome = _read_json(folder / "outcome.json") or {}
+    outcome = read_json(folder / "outcome.json") or {}
     summary["elapsed_seconds"] = outcome.get("elapsed_seconds")
     if outcome.get("status") in (WALL_BUDGET, NOT_RUN) or (outcome and summary["status"] == ERROR
                                                           and not summary["reason"]):
@@ -107,17 +106,15 @@ def run_record(spec: RunSpec, folder: Path) -> dict[str, Any]:
             "summary": summary}
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def write_run_files(spec: RunSpec, folder: Path) -> dict[str, Any]:
+    """A run folder's rounds.csv and summary.json, from its event log (read once); returns the
+    run's record (``run_record``)."""
+    events = aggregator_events(folder)
+    record = run_record(spec, folder, events)
+    if folder.exists():
+        write_rounds(folder / "rounds.csv", round_rows(events))
+        write_json(folder / "summary.json", {**record["summary"], "run_id": spec.run_id})
+    return record
 
 
 class SweepRunner:
@@ -138,8 +135,8 @@ class SweepRunner:
 
     # -- launching -------------------------------------------------------------------------------
     def _already_done(self, state: RunState) -> bool:
-        config = _read_json(state.folder / "config.json") or {}
-        summary = _read_json(state.folder / "summary.json") or {}
+        config = read_json(state.folder / "config.json") or {}
+        summary = read_json(state.folder / "summary.json") or {}
         return (self.resume and config.get("config_hash") == state.spec.config_hash()
                 and summary.get("status") == COMPLETED)
 
@@ -149,7 +146,7 @@ class SweepRunner:
         state.folder.mkdir(parents=True)
         data = state.spec.job_data(state.folder)
         (state.folder / "job.yml").write_text(yaml.safe_dump(data, sort_keys=False))
-        _write_json(state.folder / "config.json", {"spec": state.spec.model_dump(), "job": data,
+        write_json(state.folder / "config.json", {"spec": state.spec.model_dump(), "job": data,
                                                    "config_hash": state.spec.config_hash()})
         if self.free_cores and len(self.free_cores) >= state.cores_needed:
             state.cores = tuple(self.free_cores[:state.cores_needed])
@@ -189,15 +186,13 @@ class SweepRunner:
         else:
             status = STOPPED if code == EXIT_STOPPED else ERROR
             reason = last_line(state.folder / "driver.out") or f"the driver exited with code {code}"
-        _write_json(state.folder / "outcome.json", {"status": status, "reason": reason, "exit_code": code,
+        write_json(state.folder / "outcome.json", {"status": status, "reason": reason, "exit_code": code,
                                                     "elapsed_seconds": state.elapsed})
         self._write_run(state)
 
     def _write_run(self, state: RunState) -> None:
-        state.record = run_record(state.spec, state.folder)
+        state.record = write_run_files(state.spec, state.folder)
         state.status, state.reason = state.record["status"], state.record["reason"]
-        write_rounds(state.folder / "rounds.csv", round_rows(aggregator_events(state.folder)))
-        _write_json(state.folder / "summary.json", {**state.record["summary"], "run_id": state.spec.run_id})
 
     # -- the loop --------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -210,7 +205,7 @@ class SweepRunner:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         display = make_display(self.stream, len(self.states))
         try:
-            _write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states))
+            write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states))
             pending = []
             for state in self.states:
                 if self._already_done(state):
@@ -243,7 +238,7 @@ class SweepRunner:
                 self._stop(running, display)
                 for state in pending:
                     state.folder.mkdir(parents=True, exist_ok=True)
-                    _write_json(state.folder / "outcome.json",
+                    write_json(state.folder / "outcome.json",
                                 {"status": NOT_RUN, "reason": f"the sweep was stopped by {self._interrupted}"})
                     self._write_run(state)
         finally:
@@ -273,7 +268,7 @@ class SweepRunner:
     def write_outputs(self) -> dict[str, Any]:
         """manifest.json, comparison.json, comparison.md and the plots, from the run records."""
         records = [s.record for s in self.states if s.record]
-        _write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states, self.wall_seconds))
+        write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states, self.wall_seconds))
         return write_comparison(self.out, records, sweep_facts(self.out, self.sweep, self.parallel, self.wall_seconds))
 
     @property
@@ -293,7 +288,7 @@ def sweep_facts(out: Path, sweep: Sweep, parallel: int, wall_seconds: float) -> 
 
 def write_comparison(out: Path, records: list[dict[str, Any]], facts: dict[str, Any]) -> dict[str, Any]:
     comparison = compare.build(records, facts)
-    _write_json(out / "comparison.json", comparison)
+    write_json(out / "comparison.json", comparison)
     (out / "comparison.md").write_text(compare.render(comparison))
     from fedscale.sweep.plots import write_plots
     write_plots(out, comparison)
@@ -304,18 +299,11 @@ def report(out: Path) -> dict[str, Any]:
     """Rebuild every run's rounds.csv and summary.json and the comparison from the run folders'
     event logs (the runs and the sweep's facts from manifest.json)."""
     from fedscale.cloud.config_parser import ConfigError
-    data = _read_json(out / "manifest.json")
+    data = read_json(out / "manifest.json")
     if not data or "spec" not in data:
         raise ConfigError(f"{out}: not a sweep folder (no readable manifest.json)")
     sweep = Sweep.model_validate(data["spec"])
-    records = []
-    for run in sweep.runs:
-        folder = out / run.run_id
-        record = run_record(run, folder)
-        if folder.exists():
-            write_rounds(folder / "rounds.csv", round_rows(aggregator_events(folder)))
-            _write_json(folder / "summary.json", {**record["summary"], "run_id": run.run_id})
-        records.append(record)
+    records = [write_run_files(run, out / run.run_id) for run in sweep.runs]
     return write_comparison(out, records, sweep_facts(out, sweep, data["parallel"], data["wall_seconds"]))
 
 

@@ -20,6 +20,7 @@ before anything starts; an error names the spec file and the run.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -119,7 +120,10 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+@functools.lru_cache(maxsize=None)
 def _base_job(path: str) -> JobSpec:
+    """The base job file, read once per sweep process: every run built on it is resolved
+    several times (checked, hashed, written), and all of them see the same file."""
     return load_job(path or str(DEFAULT_JOB))
 
 

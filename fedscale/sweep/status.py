@@ -3,20 +3,13 @@ round, virtual time and accuracy) or ended (with its status), so any process can
 another one is running."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fedscale.cloud import commons
 from fedscale.cloud.logger.events import read_events
 from fedscale.cloud.logger.rounds import aggregator_log
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+from fedscale.sweep.results import read_json
 
 
 def run_progress(folder: Path) -> dict[str, Any]:
@@ -32,7 +25,7 @@ def run_progress(folder: Path) -> dict[str, Any]:
                 progress["round"], progress["virtual_time"] = event["round"], event["virtual_time"]
             elif event["tag"] == commons.TEST_RESULT:
                 progress["accuracy"] = event.get("accuracy")
-    summary = _read_json(folder / "summary.json")
+    summary = read_json(folder / "summary.json")
     if summary is not None and (folder / "outcome.json").exists():
         progress["status"], progress["reason"] = summary["status"], summary.get("reason", "")
     else:
@@ -43,7 +36,7 @@ def run_progress(folder: Path) -> dict[str, Any]:
 def sweep_progress(out: Path) -> dict[str, Any]:
     """Every run's progress (in the order of the sweep's manifest) and whether the sweep has
     written its comparison."""
-    manifest = _read_json(out / "manifest.json")
+    manifest = read_json(out / "manifest.json")
     if not manifest:
         return {"sweep_dir": str(out), "finished": False, "runs": []}
     runs = [run_progress(out / run["run_id"]) for run in manifest["runs"]]

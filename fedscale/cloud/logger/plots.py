@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -40,7 +41,7 @@ def write_run_plots(run_dir: str | Path) -> list[Path]:
             ax.set_ylabel(ylabel)
             if y == "test_loss" and tested and all(r[y] and r[y] > 0 for r in tested):
                 ax.set_yscale("log")
-    written.append(_save(fig, run_dir / "progress.png"))
+    written.append(save_figure(fig, run_dir / "progress.png"))
 
     fig, ax = plt.subplots(figsize=(10, 4))
     rounds = [r["round"] for r in rows]
@@ -53,17 +54,18 @@ def write_run_plots(run_dir: str | Path) -> list[Path]:
     ax.set_xlabel("round")
     ax.set_ylabel("clients")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    written.append(_save(fig, run_dir / "clients.png"))
+    written.append(save_figure(fig, run_dir / "clients.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist([r["round_duration"] for r in rows], bins=min(30, max(5, len(rows) // 3)))
     ax.set_xlabel("simulated round duration (s)")
     ax.set_ylabel("rounds")
-    written.append(_save(fig, run_dir / "round_durations.png"))
+    written.append(save_figure(fig, run_dir / "round_durations.png"))
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG and free it."""
     import matplotlib.pyplot as plt
     fig.tight_layout()
     fig.savefig(path, dpi=100)
