@@ -15,13 +15,15 @@ import functools
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from fedscale.robust.aggregators import AGGREGATORS
 from fedscale.robust.attacks import ATTACKS, DATA_ATTACKS
+from fedscale.robust.method_table import MethodTable
 from fedscale.robust.preaggregators import PREAGGREGATORS
+
+if TYPE_CHECKING:
+    import torch
 
 ALIASES: dict[str, str] = {
     "fedavg": "mean", "average": "mean", "avg": "mean",
@@ -93,14 +95,17 @@ SUPPLIED = frozenset({"updates", "honest", "labels", "num_classes", "f", "weight
                       "num_byzantine"})
 
 
-def parameters(fn: Callable) -> list[str]:
-    """The parameters a spec may set for method ``fn``."""
-    return [name for name, p in inspect.signature(fn).parameters.items()
-            if name not in SUPPLIED and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+def parameters(table: MethodTable, name: str) -> list[str]:
+    """The parameters a spec may set for method ``name`` of ``table``."""
+    return [p for p in table.parameters(name) if p not in SUPPLIED]
 
 
-def _check_params(step: Step, fn: Callable, spec: str) -> None:
-    allowed = parameters(fn)
+def _attack_table(name: str) -> MethodTable:
+    return ATTACKS if name in ATTACKS else DATA_ATTACKS
+
+
+def _check_params(step: Step, table: MethodTable, spec: str) -> None:
+    allowed = parameters(table, step.name)
     for key in step.params:
         if key not in allowed:
             takes = f"it takes {', '.join(allowed)}" if allowed else "it takes none"
@@ -120,8 +125,8 @@ def parse_aggregation(spec: str) -> tuple[list[Step], Step]:
     if last.name not in AGGREGATORS:
         raise SpecError(f"{spec!r}: {last.name!r} is not an aggregator; choose from {', '.join(sorted(AGGREGATORS))}")
     for step in pre:
-        _check_params(step, PREAGGREGATORS[step.name], spec)
-    _check_params(last, AGGREGATORS[last.name], spec)
+        _check_params(step, PREAGGREGATORS, spec)
+    _check_params(last, AGGREGATORS, spec)
     return pre, last
 
 
@@ -132,7 +137,7 @@ def parse_attack(spec: str) -> Step:
     if step.name not in ATTACKS and step.name not in DATA_ATTACKS:
         raise SpecError(f"{spec!r}: {step.name!r} is not an attack; choose from "
                         f"{', '.join(sorted([*ATTACKS, *DATA_ATTACKS]))}")
-    _check_params(step, ATTACKS.get(step.name) or DATA_ATTACKS[step.name], spec)
+    _check_params(step, _attack_table(step.name), spec)
     return step
 
 
@@ -140,8 +145,7 @@ def intensity_parameter(name: str) -> str | None:
     """The parameter of attack ``name`` that a sweep's ``intensity`` sets (its module's
     ``INTENSITY``), or None for an attack without a strength (sign_flip, label_flip...)."""
     step = parse_attack(name)
-    fn = ATTACKS.get(step.name) or DATA_ATTACKS[step.name]
-    return getattr(inspect.getmodule(fn), "INTENSITY", None)
+    return _attack_table(step.name).constant(step.name, "INTENSITY")
 
 
 def data_attack(spec: str) -> Callable[[torch.Tensor, int], torch.Tensor] | None:

@@ -9,21 +9,18 @@ trains on instead of its own; its honestly computed update on them is the attack
 
 from __future__ import annotations
 
-from . import empire, gaussian_noise, inf, label_flip, little, mimic, model_poisoning, sign_flip
+from fedscale.robust.method_table import MethodTable
 
-ATTACKS = {
-    "empire": empire.attack,
-    "gaussian_noise": gaussian_noise.attack,
-    "inf": inf.attack,
-    "little": little.attack,
-    "mimic": mimic.attack,
-    "model_poisoning": model_poisoning.attack,
-    "sign_flip": sign_flip.attack,
-}
+ATTACKS = MethodTable(__name__, {
+    "empire": "empire.attack",
+    "gaussian_noise": "gaussian_noise.attack",
+    "inf": "inf.attack",
+    "little": "little.attack",
+    "mimic": "mimic.attack",
+    "model_poisoning": "model_poisoning.attack",
+    "sign_flip": "sign_flip.attack",
+})
 
-DATA_ATTACKS = {
-    "label_flip": label_flip.flip_labels,
-}
-
-__all__ = ["ATTACKS", "DATA_ATTACKS", "empire", "gaussian_noise", "inf", "label_flip", "little", "mimic",
-           "model_poisoning", "sign_flip"]
+DATA_ATTACKS = MethodTable(__name__, {
+    "label_flip": "label_flip.flip_labels",
+})

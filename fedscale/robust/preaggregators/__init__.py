@@ -10,13 +10,11 @@ functions.
 
 from __future__ import annotations
 
-from . import arc, bucketing, nnm, static_clipping
+from fedscale.robust.method_table import MethodTable
 
-PREAGGREGATORS = {
-    "arc": arc.preaggregate,
-    "bucketing": bucketing.preaggregate,
-    "nnm": nnm.preaggregate,
-    "static_clipping": static_clipping.preaggregate,
-}
-
-__all__ = ["PREAGGREGATORS", "arc", "bucketing", "nnm", "static_clipping"]
+PREAGGREGATORS = MethodTable(__name__, {
+    "arc": "arc.preaggregate",
+    "bucketing": "bucketing.preaggregate",
+    "nnm": "nnm.preaggregate",
+    "static_clipping": "static_clipping.preaggregate",
+})
