@@ -18,7 +18,7 @@ from tests.jobs import DRIVER, ROOT, driver_env, events, run_dirs, run_driver, w
 SHIM = """
 import sys
 
-if {module!r} in sys.orig_argv:
+if {module!r} in sys.orig_argv or "fedscale.deploy.zygote" in sys.orig_argv:  # the job's processes fork from it
     import {owner} as owner
 
     def broken(self, *args, **kwargs):

@@ -1,19 +1,25 @@
 """Runs a job's aggregator and executors as processes on this machine.
 
-All of a job's processes share one process group (led by the aggregator) so that stopping the
-job is one signal to the group, and each dies with the launcher (Linux parent-death signal) so
-a killed driver leaves no orphan behind.
+They are forked from the job's template process (``fedscale.deploy.zygote``), which imports their
+code once. All of a job's processes share one process group (led by the template) so that
+stopping the job is one signal to the group, and each dies with its parent (Linux parent-death
+signal) so a killed driver leaves no orphan behind.
 """
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from fedscale.cloud import commons
 
@@ -36,44 +42,156 @@ def child_setup(cores: tuple[int, ...] = ()) -> Callable[[], None]:
     return setup
 
 
+def process_env(secret: str) -> dict[str, str]:
+    """The environment of a job's processes: this one's, with the job secret."""
+    return dict(os.environ, **{commons.SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"})
+
+
+class Template:
+    """The launcher's side of a job's template process: asks it to fork a program, and learns from
+    its answers when each child ended."""
+
+    def __init__(self, job_folder: Path, env: dict[str, str]) -> None:
+        self.errors = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-m", "fedscale.deploy.zygote", "--job-folder", str(job_folder)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, env=env,
+                                     preexec_fn=child_setup(), process_group=0)
+        self.exit_codes: dict[int, int] = {}
+        self._started: deque[int] = deque()
+        self._pending = b""
+        self.ended = False
+
+    def spawn(self, program: str, args: list[str], out: Path, title: str) -> ForkedProcess:
+        """Fork ``program`` (aggregator or executor) with ``args``, its output appended to ``out``
+        and ``title`` as its command line in ``ps``."""
+        request = {"program": program, "args": args, "out": str(out), "title": title}
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.ended = True
+        while not self._started and not self.ended:
+            self.pump(None)
+        if not self._started:
+            self.errors.seek(0)
+            lines = self.errors.read().decode(errors="replace").strip().splitlines()
+            raise OSError(f"the job's template process ended (exit code {self.proc.wait()}) before starting "
+                          f"the {program}" + (f": {lines[-1]}" if lines else ""))
+        return ForkedProcess(self, self._started.popleft())
+
+    def pump(self, timeout: float | None) -> None:
+        """Read the template's answers, waiting up to ``timeout`` s (None: until one comes)."""
+        if self.ended:
+            return
+        stdout: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
+        ready, _, _ = select.select([stdout], [], [], timeout)
+        if not ready:
+            return
+        chunk = os.read(stdout.fileno(), 65536)
+        if not chunk:
+            self.ended = True  # its children died with it
+            return
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            answer = json.loads(line)
+            if "started" in answer:
+                self._started.append(answer["started"])
+            else:
+                self.exit_codes[answer["exited"]] = answer["code"]
+
+    def close(self, grace: float = 5.0) -> None:
+        """End the template (its stdin closes; whatever it forked dies with it) and reap it, killing
+        it after ``grace`` seconds."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()  # type: ignore[union-attr]
+        self.errors.close()
+        self.ended = True
+
+
+class ForkedProcess:
+    """A process the template forked, with the part of ``subprocess.Popen``'s interface the driver
+    uses."""
+
+    def __init__(self, template: Template, pid: int) -> None:
+        self.template, self.pid = template, pid
+
+    @property
+    def returncode(self) -> int | None:
+        code = self.template.exit_codes.get(self.pid)
+        return -signal.SIGKILL if code is None and self.template.ended else code
+
+    def poll(self) -> int | None:
+        self.template.pump(0.0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            self.template.pump(remaining)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class LocalLauncher:
     """Starts and stops one job's processes; their output goes to ``<run_dir>/<name>.out`` (appended
     to, so a restarted process's output follows its earlier one)."""
 
-    def __init__(self, run_dir: Path, secret: str) -> None:
+    def __init__(self, run_dir: Path, secret: str, template: Template | None = None) -> None:
+        """``template``: the job's template if it was started already (with ``process_env(secret)``);
+        otherwise one starts with ``env`` when the first process does."""
         self.run_dir = run_dir
-        self.env = dict(os.environ, **{commons.SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"})
-        self.aggregator: subprocess.Popen | None = None
-        self.executors: dict[str, subprocess.Popen] = {}
+        self.env = process_env(secret)
+        self.template = template
+        self.aggregator: ForkedProcess | None = None
+        self.executors: dict[str, ForkedProcess] = {}
 
     @property
     def pgid(self) -> int | None:
-        return self.aggregator.pid if self.aggregator else None
+        return self.template.proc.pid if self.template else None
 
-    def _spawn(self, name: str, module: str, *args: str) -> subprocess.Popen:
-        out = open(self.run_dir / commons.console_output_name(name), "ab")
-        group = {"process_group": 0 if self.aggregator is None else self.pgid}
-        try:
-            return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(self.run_dir), *args],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    env=self.env, preexec_fn=child_setup(), **group)
-        finally:
-            out.close()
+    def _spawn(self, name: str, program: str, *args: str) -> ForkedProcess:
+        if self.template is None:
+            self.template = Template(self.run_dir.parent, self.env)
+        return self.template.spawn(program, ["--run-dir", str(self.run_dir), *args],
+                                   self.run_dir / commons.console_output_name(name), f"fedscale {name} {self.run_dir}")
 
-    def start_aggregator(self, *args: str) -> subprocess.Popen:
-        self.aggregator = self._spawn("aggregator", "fedscale.cloud.aggregation.aggregator", *args)
+    def start_aggregator(self, *args: str) -> ForkedProcess:
+        self.aggregator = self._spawn("aggregator", "aggregator", *args)
         return self.aggregator
 
-    def start_executor(self, executor_id: str, address: str = "", log_offset: int = 0) -> subprocess.Popen:
+    def start_executor(self, executor_id: str, address: str = "", log_offset: int = 0) -> ForkedProcess:
         """Start an executor for the aggregator at ``address``; without one, it loads its data
         while the aggregator starts and takes the address the aggregator announces in its event
         log after byte ``log_offset``."""
         where = ("--address", address) if address else ("--log-offset", str(log_offset))
-        proc = self._spawn(executor_id, "fedscale.cloud.execution.executor", "--executor-id", executor_id, *where)
+        proc = self._spawn(executor_id, "executor", "--executor-id", executor_id, *where)
         self.executors[executor_id] = proc
         return proc
 
-    def processes(self) -> list[subprocess.Popen]:
+    def processes(self) -> list[ForkedProcess]:
         return ([self.aggregator] if self.aggregator else []) + list(self.executors.values())
 
     def wait_all(self, timeout: float) -> bool:
@@ -87,13 +205,16 @@ class LocalLauncher:
         return True
 
     def terminate(self, grace: float = 3.0) -> None:
-        """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds."""
-        if self.pgid is None or all(p.poll() is not None for p in self.processes()):
+        """SIGTERM the whole group, SIGKILL whatever is left after ``grace`` seconds, and end the
+        template."""
+        if self.template is None or self.template.proc.returncode is not None:
             return
-        signal_group(self.pgid, signal.SIGTERM)
-        if not self.wait_all(grace):
-            signal_group(self.pgid, signal.SIGKILL)
-            self.wait_all(grace)
+        if any(p.poll() is None for p in self.processes()):
+            signal_group(self.template.proc.pid, signal.SIGTERM)
+            if not self.wait_all(grace):
+                signal_group(self.template.proc.pid, signal.SIGKILL)
+                self.wait_all(grace)
+        self.template.close()
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -10,6 +10,7 @@ process of the job within a few seconds.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -20,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import CheckpointError, checkpoint_path, read_checkpoint, rewind_event_log
@@ -28,7 +29,7 @@ from fedscale.cloud.config_parser import ConfigError, JobSpec, inactive_keys
 from fedscale.cloud.preflight import preflight
 from fedscale.cloud.logger.events import EventTail, read_events
 from fedscale.deploy import registry
-from fedscale.deploy.local import LocalLauncher, is_local_host, last_line, signal_group
+from fedscale.deploy.local import LocalLauncher, Template, is_local_host, last_line, process_env, signal_group
 from fedscale.deploy.progress import Progress
 
 POLL_SECONDS = 0.1
@@ -93,18 +94,20 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
     """Run ``job`` to its end on this machine; return how it ended. With ``plots`` a job that
     ended on its own leaves its plots (``write_run_plots``) in its run folder."""
     check_deployable(job)
-    preflight(job)
-    for key in inactive_keys(job.conf):
-        print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
-              file=err)
-    if job.ps_ip == "0.0.0.0":
-        print("note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
-              "still need the job secret); TLS arrives with the multi-host launchers", file=err)
-    if job.setup_commands:
-        print("note: setup_commands are not run for local executors; they use this Python environment",
-              file=err)
-    job, run_dir = make_run_dir(job)
-    return _run(job, run_dir, out, plots=plots)
+    secret = secrets.token_hex(32)
+    with _template(Path(job.log_root) / "logs" / job.conf.identity.job_name, secret) as template:
+        preflight(job)
+        for key in inactive_keys(job.conf):
+            print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
+                  file=err)
+        if job.ps_ip == "0.0.0.0":
+            print("note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
+                  "still need the job secret); TLS arrives with the multi-host launchers", file=err)
+        if job.setup_commands:
+            print("note: setup_commands are not run for local executors; they use this Python environment",
+                  file=err)
+        job, run_dir = make_run_dir(job)
+    return _run(job, run_dir, LocalLauncher(run_dir, secret, template), out, plots=plots)
 
 
 def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobResult:
@@ -122,20 +125,35 @@ def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobRe
     if done >= training.rounds or 0 < training.max_virtual_time <= state["virtual_time"]:
         raise ConfigError(f"{run_dir}: the job ended at round {done} as planned; there is nothing to resume")
     check_deployable(job)
-    preflight(job)
-    discarded = rewind_event_log(run_dir / commons.AGGREGATOR_LOG, state["event_log_size"],
-                                 checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
+    secret = secrets.token_hex(32)
+    with _template(run_dir.parent, secret) as template:
+        preflight(job)
+        discarded = rewind_event_log(run_dir / commons.AGGREGATOR_LOG, state["event_log_size"],
+                                     checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
     print(f"job {job.conf.identity.job_name}: resuming after round {done} ({discarded} event lines written after "
           f"the checkpoint moved to {DISCARDED_EVENTS})", file=out, flush=True)
-    return _run(job, run_dir, out, resume_offset=state["event_log_size"], plots=plots)
+    return _run(job, run_dir, LocalLauncher(run_dir, secret, template), out,
+                resume_offset=state["event_log_size"], plots=plots)
 
 
-def _run(job: JobSpec, run_dir: Path, out: TextIO, resume_offset: int | None = None, plots: bool = True) -> JobResult:
+@contextlib.contextmanager
+def _template(job_folder: Path, secret: str) -> Iterator[Template]:
+    """The job's template process, started now so that its imports overlap the job's checks; it
+    is ended at once if they fail."""
+    template = Template(job_folder, process_env(secret))
+    try:
+        yield template
+    except BaseException:
+        template.close(grace=0.0)
+        raise
+
+
+def _run(job: JobSpec, run_dir: Path, launcher: LocalLauncher, out: TextIO, resume_offset: int | None = None,
+         plots: bool = True) -> JobResult:
     """Launch the job laid out in ``run_dir`` and follow it to its end; with ``resume_offset``
     (where its event log was cut back to) the aggregator resumes from the checkpoint. A job that
     ended on its own (not stopped) then gets its plots if ``plots``."""
     name = job.conf.identity.job_name
-    launcher = LocalLauncher(run_dir, secrets.token_hex(32))
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def interrupt(signum, frame):
