@@ -7,12 +7,17 @@ with its robust pipeline, which is run once on a synthetic round of ``num_partic
 (its expected share of them Byzantine) so that an attack or a defence that cannot work at that
 size is refused here. A job without either does not import torch here, so submitting one
 starts fast; nor does one whose data needs no reading (digits split over num_clients, the
-default filters).
+default filters). ``needs_torch`` says which jobs do: the driver runs their checks as
+``python -m fedscale.cloud.preflight`` forked from the job's template process, which has
+imported torch already.
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import socket
+import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,11 +76,10 @@ def _check_clients(job: JobSpec) -> None:
     """Refuse a job whose data cannot be split as asked, or leaves fewer eligible clients than
     num_participants. A digits job split over num_clients with filters no narrower than 1 to the
     training set's size needs no reading: each of its clients holds between those."""
-    conf = job.conf
-    data, fleet, participants = conf.data, conf.fleet, conf.training.num_participants
-    size = TRAINING_SET_SIZES.get(data.data_set)
-    if not data.data_map_file and size is not None and fleet.filter_less <= 1 and fleet.filter_more >= size:
+    if not _reads_data(job):
         return
+    conf = job.conf
+    fleet, participants = conf.fleet, conf.training.num_participants
     counts = _sample_counts(job)
     eligible = len(eligible_clients(counts, fleet))
     if eligible >= participants:
@@ -86,6 +90,19 @@ def _check_clients(job: JobSpec) -> None:
     key = "filter_less" if (counts < max(fleet.filter_less, 1)).any() else "filter_more"
     raise ConfigError(f"leaves {eligible} of {len(counts)} clients holding {fleet.filter_less} to {fleet.filter_more} "
                       f"samples; expected at least num_participants ({participants})", f"job_conf.{key}")
+
+
+def _reads_data(job: JobSpec) -> bool:
+    """Whether checking the clients needs the data read: not for digits split over num_clients
+    with filters no narrower than 1 to the training set's size."""
+    data, fleet = job.conf.data, job.conf.fleet
+    size = TRAINING_SET_SIZES.get(data.data_set)
+    return bool(data.data_map_file) or size is None or fleet.filter_less > 1 or fleet.filter_more < size
+
+
+def needs_torch(job: JobSpec) -> bool:
+    """Whether ``preflight(job)`` imports torch (to read the data or run the threat model)."""
+    return _reads_data(job) or job.conf.robustness != RobustnessConfig()
 
 
 def _sample_counts(job: JobSpec) -> np.ndarray:
@@ -146,3 +163,20 @@ def _check_port(job: JobSpec) -> None:
         except OSError as err:
             raise ConfigError(f"cannot listen on {job.ps_ip}:{job.ps_port} ({err.strerror}); choose a free port, "
                               "or 0 for any", "ps_port") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the job saved in ``--run-dir``: exit 0, or 2 with its one-line error on stderr."""
+    parser = argparse.ArgumentParser(description="Check a job before it starts (run by the driver).")
+    parser.add_argument("--run-dir", required=True, help="a folder holding the job's job.json")
+    args = parser.parse_args(argv)
+    try:
+        preflight(JobSpec.read(Path(args.run_dir)))
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

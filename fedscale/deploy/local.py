@@ -62,7 +62,7 @@ class Template:
         self.ended = False
 
     def spawn(self, program: str, args: list[str], out: Path, title: str) -> ForkedProcess:
-        """Fork ``program`` (aggregator or executor) with ``args``, its output appended to ``out``
+        """Fork ``program`` (aggregator, executor or preflight) with ``args``, its output appended to ``out``
         and ``title`` as its command line in ``ps``."""
         request = {"program": program, "args": args, "out": str(out), "title": title}
         try:
@@ -82,7 +82,8 @@ class Template:
 
     def pump(self, timeout: float | None) -> None:
         """Read the template's answers, waiting up to ``timeout`` s (None: until one comes)."""
-        if self.ended:
+        if self.ended:  # its children are dying with it: callers poll their pids
+            time.sleep(min(0.05, 0.05 if timeout is None else timeout))
             return
         stdout: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
         ready, _, _ = select.select([stdout], [], [], timeout)
@@ -90,7 +91,7 @@ class Template:
             return
         chunk = os.read(stdout.fileno(), 65536)
         if not chunk:
-            self.ended = True  # its children died with it
+            self.ended = True  # its children die with it
             return
         self._pending += chunk
         *lines, self._pending = self._pending.split(b"\n")
@@ -103,7 +104,9 @@ class Template:
 
     def close(self, grace: float = 5.0) -> None:
         """End the template (its stdin closes; whatever it forked dies with it) and reap it, killing
-        it after ``grace`` seconds."""
+        it after ``grace`` seconds; once is enough."""
+        if self.errors.closed:
+            return
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -128,8 +131,16 @@ class ForkedProcess:
 
     @property
     def returncode(self) -> int | None:
+        """As Popen's; for a child the template could not report on (it ended first), None while the
+        child lives on, then minus the parent-death signal that ended it."""
         code = self.template.exit_codes.get(self.pid)
-        return -signal.SIGKILL if code is None and self.template.ended else code
+        if code is not None or not self.template.ended:
+            return code
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return -signal.SIGTERM
+        return None
 
     def poll(self) -> int | None:
         self.template.pump(0.0)
@@ -207,7 +218,7 @@ class LocalLauncher:
     def terminate(self, grace: float = 3.0) -> None:
         """SIGTERM the whole group, SIGKILL whatever is left after ``grace`` seconds, and end the
         template."""
-        if self.template is None or self.template.proc.returncode is not None:
+        if self.template is None:
             return
         if any(p.poll() is None for p in self.processes()):
             signal_group(self.template.proc.pid, signal.SIGTERM)

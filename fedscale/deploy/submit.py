@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any, Iterator, TextIO
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import CheckpointError, checkpoint_path, read_checkpoint, rewind_event_log
 from fedscale.cloud.config_parser import ConfigError, JobSpec, inactive_keys
-from fedscale.cloud.preflight import preflight
+from fedscale.cloud.preflight import needs_torch, preflight
 from fedscale.cloud.logger.events import EventTail, read_events
 from fedscale.deploy import registry
 from fedscale.deploy.local import LocalLauncher, Template, is_local_host, last_line, process_env, signal_group
@@ -96,7 +97,7 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
     check_deployable(job)
     secret = secrets.token_hex(32)
     with _template(Path(job.log_root) / "logs" / job.conf.identity.job_name, secret) as template:
-        preflight(job)
+        _preflight(job, template)
         for key in inactive_keys(job.conf):
             print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
                   file=err)
@@ -127,7 +128,7 @@ def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobRe
     check_deployable(job)
     secret = secrets.token_hex(32)
     with _template(run_dir.parent, secret) as template:
-        preflight(job)
+        _preflight(job, template)
         discarded = rewind_event_log(run_dir / commons.AGGREGATOR_LOG, state["event_log_size"],
                                      checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
     print(f"job {job.conf.identity.job_name}: resuming after round {done} ({discarded} event lines written after "
@@ -148,6 +149,20 @@ def _template(job_folder: Path, secret: str) -> Iterator[Template]:
         raise
 
 
+def _preflight(job: JobSpec, template: Template) -> None:
+    """``preflight(job)``: here, or where it needs torch, in a process forked from the template
+    (which has imported it), so that the driver never imports torch."""
+    if not needs_torch(job):
+        preflight(job)
+        return
+    with tempfile.TemporaryDirectory(prefix="fedscale-preflight-") as folder:
+        job.save(Path(folder))
+        out = Path(folder) / "preflight.out"
+        code = template.spawn("preflight", ["--run-dir", folder], out, f"fedscale preflight {job.source}").wait()
+        if code != 0:
+            raise ConfigError(last_line(out) or f"the job's checks ended with exit code {code}")
+
+
 def _run(job: JobSpec, run_dir: Path, launcher: LocalLauncher, out: TextIO, resume_offset: int | None = None,
          plots: bool = True) -> JobResult:
     """Launch the job laid out in ``run_dir`` and follow it to its end; with ``resume_offset``
@@ -164,20 +179,22 @@ def _run(job: JobSpec, run_dir: Path, launcher: LocalLauncher, out: TextIO, resu
         signal.signal(s, interrupt)
     print(f"job {name}: run folder {run_dir}", file=out, flush=True)
     progress = Progress(job.conf.training.rounds, out)
+    interrupted = False
     try:
         launcher.start_aggregator(*(() if resume_offset is None else ("--resume",)))
         registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))
         result = _follow(job, run_dir, launcher, progress, resume_offset or 0)
     except _Interrupted as signame:
-        launcher.terminate()
-        return JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
+        interrupted, result = True, JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
     finally:
         _ignore(previous)
         progress.finish()
         launcher.terminate()
         registry.unregister(name, os.getpid())
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    if interrupted:
+        return result  # further Ctrl-C and SIGTERM stay ignored: the driver is ending, with 130
+    for s, handler in previous.items():
+        signal.signal(s, handler)
     if plots:
         _write_plots(run_dir, out)
     return result

@@ -11,7 +11,7 @@ itself (``ps`` shows ``fedscale <name> <run folder>``), and the template ``fedsc
 folder>`` once it knows the folder.
 
 Protocol, on the template's stdin and stdout, one JSON object per line. The launcher asks
-``{"program": "aggregator" | "executor", "args": [...], "out": path, "title": text}``; the template answers
+``{"program": "aggregator" | "executor" | "preflight", "args": [...], "out": path, "title": text}``; the template answers
 ``{"started": pid}`` in the order asked, and ``{"exited": pid, "code": c}`` when a child ends (c
 as ``Popen.returncode``: the exit status, or minus the signal that ended it). The template ends
 when its stdin closes; every child dies with it (Linux parent-death signal). It leads the job's
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 PROGRAMS = {"aggregator": "fedscale.cloud.aggregation.aggregator",
-            "executor": "fedscale.cloud.execution.executor"}
+            "executor": "fedscale.cloud.execution.executor",
+            "preflight": "fedscale.cloud.preflight"}
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 
 
@@ -149,6 +150,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     preload()
     serve()
+    sys.stderr.flush()
+    os._exit(0)  # skip the interpreter's teardown of torch (half a second the driver would wait for)
 
 
 if __name__ == "__main__":
