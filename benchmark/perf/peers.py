@@ -12,8 +12,8 @@ when it is installed (``pfl_runner.py``; ``pip install --no-deps -r tests/peers-
 
 Each runner is a fresh process tree timed from its launch: the median wall time between
 consecutive rounds being done (a round is done when its test, if any, is; round 1 is left out
-as warm-up), the time to the first round done, and the peak resident memory of the whole tree
-(sampled every 20 ms). Every runner runs ``--repeats`` times, interleaved (these machines are
+as warm-up), the time to the first round done, and the peak memory of the whole tree
+(proportional set sizes, sampled every 250 ms). Every runner runs ``--repeats`` times, interleaved (these machines are
 noisy); the figures are medians, and the ratios the speed targets are stated in are the
 medians of each pass's ratio. Usage: python benchmark/perf/peers.py [--rounds N] [--repeats N]
 [--skip-pfl]
@@ -43,8 +43,7 @@ from fedscale.cloud import commons  # noqa: E402
 from fedscale.cloud.logger.events import read_events  # noqa: E402
 from pfl_runner import LIGHT_JOB, PFL_MISSING  # noqa: E402  (the peer's runner, beside this script)
 
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-SAMPLE_SECONDS = 0.02
+SAMPLE_SECONDS = 0.25  # reading smaps_rollup walks page tables: often enough would slow what it measures
 
 
 @dataclass
@@ -71,14 +70,17 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants, from /proc."""
+def tree_pss(pid: int) -> int:
+    """Memory of ``pid`` and all its descendants, from /proc: the sum of their proportional set
+    sizes, where a page shared by k processes counts 1/k for each (so forked processes that share
+    their imported code are counted once for it, as the machine spends it)."""
     total, todo = 0, [pid]
     while todo:
         current = todo.pop()
         try:
-            total += int(Path(f"/proc/{current}/statm").read_text().split()[1]) * PAGE_BYTES
-        except (OSError, IndexError, ValueError):
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+            total += int(next(l for l in rollup.splitlines() if l.startswith("Pss:")).split()[1]) * 1024
+        except (OSError, StopIteration, IndexError, ValueError):
             continue
         todo += _children(current)
     return total
@@ -93,7 +95,7 @@ def launch(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, 
 
     def sample() -> None:
         while not done.wait(SAMPLE_SECONDS):
-            peak[0] = max(peak[0], tree_rss(proc.pid))
+            peak[0] = max(peak[0], tree_pss(proc.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

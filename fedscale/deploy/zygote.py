@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gc
 import importlib
 import json
 import os
@@ -149,6 +150,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     preload()
+    gc.freeze()  # the children's collections skip what the template imported, so its pages stay shared
     serve()
     sys.stderr.flush()
     os._exit(0)  # skip the interpreter's teardown of torch (half a second the driver would wait for)
