@@ -29,7 +29,8 @@ setup(
     extras_require={
         "dev": ["grpcio-tools==1.85.1"],
         "mcp": ["mcp==2.3.0"],
-        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1", "mcp==2.3.0"],
+        "wandb": ["wandb==0.31.0"],
+        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1", "mcp==2.3.0", "wandb==0.31.0"],
     },
     entry_points={"console_scripts": ["fedscale=fedscale.cli:main"]},
 )

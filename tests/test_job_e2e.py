@@ -43,7 +43,8 @@ def check_log_lines(path):
     return log
 
 
-def test_small_job_runs_end_to_end(tmp_path):
+def test_small_job_runs_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # W&B writes its run into the run folder: the key must not be there
     job = write_job(tmp_path, wandb_token="tok-3141-never-written")
     done = run_driver(tmp_path, "submit", str(job))
     assert done.returncode == 0, done.stderr

@@ -42,11 +42,11 @@ def test_figures_leave_the_first_round_out_of_the_median():
 
 
 def test_tree_memory_counts_children():
-    own = peers.tree_rss(os.getpid())
+    own = peers.tree_pss(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "import time; x = b'1' * (200 << 20); time.sleep(30)"])
     try:
         deadline = time.monotonic() + 20
-        while peers.tree_rss(os.getpid()) < own + (200 << 20):
+        while peers.tree_pss(os.getpid()) < own + (200 << 20):
             assert time.monotonic() < deadline, "the child's memory was not counted"
             time.sleep(0.05)
     finally:

@@ -42,9 +42,13 @@ def child_setup(cores: tuple[int, ...] = ()) -> Callable[[], None]:
     return setup
 
 
-def process_env(secret: str) -> dict[str, str]:
-    """The environment of a job's processes: this one's, with the job secret."""
-    return dict(os.environ, **{commons.SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"})
+def process_env(secret: str, wandb_token: str = "") -> dict[str, str]:
+    """The environment of a job's processes: this one's, with the job secret and the job's W&B
+    key if it has one (credentials travel in the environment, never on a command line)."""
+    env = dict(os.environ, **{commons.SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"})
+    if wandb_token:
+        env["WANDB_API_KEY"] = wandb_token
+    return env
 
 
 class Template:

@@ -28,6 +28,7 @@ from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import CheckpointError, checkpoint_path, read_checkpoint, rewind_event_log
 from fedscale.cloud.config_parser import ConfigError, JobSpec, inactive_keys
 from fedscale.cloud.preflight import needs_torch, preflight
+from fedscale.cloud.logger import wandb_run
 from fedscale.cloud.logger.events import EventTail, read_events
 from fedscale.deploy import registry
 from fedscale.deploy.local import LocalLauncher, Template, is_local_host, last_line, process_env, signal_group
@@ -96,7 +97,8 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
     ended on its own leaves its plots (``write_run_plots``) in its run folder."""
     check_deployable(job)
     secret = secrets.token_hex(32)
-    with _template(Path(job.log_root) / "logs" / job.conf.identity.job_name, secret) as template:
+    env = process_env(secret, job.conf.identity.wandb_token)
+    with _template(Path(job.log_root) / "logs" / job.conf.identity.job_name, env) as template:
         _preflight(job, template)
         for key in inactive_keys(job.conf):
             print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
@@ -107,6 +109,8 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
         if job.setup_commands:
             print("note: setup_commands are not run for local executors; they use this Python environment",
                   file=err)
+        if wandb_run.requested(env) and not wandb_run.installed():
+            print(wandb_run.MISSING, file=err)
         job, run_dir = make_run_dir(job)
     return _run(job, run_dir, LocalLauncher(run_dir, secret, template), out, plots=plots)
 
@@ -127,7 +131,7 @@ def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobRe
         raise ConfigError(f"{run_dir}: the job ended at round {done} as planned; there is nothing to resume")
     check_deployable(job)
     secret = secrets.token_hex(32)
-    with _template(run_dir.parent, secret) as template:
+    with _template(run_dir.parent, process_env(secret)) as template:
         _preflight(job, template)
         discarded = rewind_event_log(run_dir / commons.AGGREGATOR_LOG, state["event_log_size"],
                                      checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
@@ -138,10 +142,10 @@ def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobRe
 
 
 @contextlib.contextmanager
-def _template(job_folder: Path, secret: str) -> Iterator[Template]:
-    """The job's template process, started now so that its imports overlap the job's checks; it
-    is ended at once if they fail."""
-    template = Template(job_folder, process_env(secret))
+def _template(job_folder: Path, env: dict[str, str]) -> Iterator[Template]:
+    """The job's template process, started now (with ``env``) so that its imports overlap the
+    job's checks; it is ended at once if they fail."""
+    template = Template(job_folder, env)
     try:
         yield template
     except BaseException:

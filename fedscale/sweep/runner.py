@@ -156,10 +156,17 @@ class SweepRunner:
             state.proc = subprocess.Popen(
                 [sys.executable, "-m", "fedscale.cli", "submit", "--no-plots", str(state.folder / "job.yml")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"), preexec_fn=child_setup(state.cores))
+                env=self._run_env(state), preexec_fn=child_setup(state.cores))
         finally:
             out.close()
         state.status, state.started = "running", time.monotonic()
+
+    def _run_env(self, state: RunState) -> dict[str, str]:
+        """A run's environment: for W&B (when the jobs log to it), the sweep is the group, the
+        strategy the job type and the run its name."""
+        strategy = strategy_label(state.spec, state.spec.job(state.folder).conf)
+        return dict(os.environ, PYTHONUNBUFFERED="1", WANDB_RUN_GROUP=self.out.name, WANDB_JOB_TYPE=strategy,
+                    WANDB_NAME=state.spec.run_id)
 
     def _follow(self, state: RunState) -> None:
         if state.tail is None:

@@ -43,6 +43,7 @@ from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selecto
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog, EventLogError
+from fedscale.cloud.logger.wandb_run import WandbRun
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.models import build_model
@@ -549,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     conf = job.conf
     clock = VirtualClock()
     log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.identity.job_name, clock)
+    wandb_run = WandbRun.open(conf.public_dict(), run_dir)
+    if wandb_run is not None:
+        log.listeners.append(wandb_run)
     torch.set_num_threads(conf.cluster.torch_threads)
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGINT, _raise_stopped)
@@ -600,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         code = code or EXIT_FAILED
         if str(err) != reason:
             reason = f"{reason}; {err}" if reason else str(err)
+    if wandb_run is not None:
+        wandb_run.close()
     if reason:
         print(f"aggregator: {reason}", file=sys.stderr)
     return code

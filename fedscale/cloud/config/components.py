@@ -62,13 +62,17 @@ def require_existing(key: str, path: str, directory: bool) -> None:
 
 
 class JobIdentity(Component):
-    """The job's name and where its logs go."""
+    """The job's name and where its logs and metrics go."""
 
     job_name: Annotated[str, NAME] = Field(
         "demo_job", description="Name of the job; its logs go to <log root>/logs/<job_name>/<time_stamp>/.")
     time_stamp: Annotated[str, OPTIONAL_NAME] = Field(
         "", description="Name of this run's log folder; empty lets the driver derive one from the start time.")
     log_path: Annotated[str, PATH] = Field("", description="Root folder for logs; empty means exp_path.")
+    wandb_token: str = Field(
+        "", description="Weights & Biases API key: the aggregator logs the job to one W&B run (also when "
+                        "WANDB_API_KEY or WANDB_MODE is set). It reaches the aggregator in its environment, "
+                        "never in a file or a command line.")
 
 
 class Cluster(Component):

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from fedscale.cloud.virtual_clock import VirtualClock
 
@@ -50,6 +50,7 @@ class EventLog:
     """
 
     def __init__(self, path: str | Path, job: str, clock: VirtualClock) -> None:
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called with each event once written
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.job = job
@@ -82,6 +83,8 @@ class EventLog:
                 self._cut_back()
                 raise EventLogError(f"cannot write the event log {self.path}: {err.strerror}") from None
             self._size += len(line)
+        for listener in self.listeners:
+            listener(event)
         return event
 
     def sync(self) -> None:
