@@ -25,12 +25,15 @@ setup(
         "pillow==13.0.0",
         "rich==14.3.4",
         "matplotlib==3.11.2",
+        "opentelemetry-api==1.45.2",
     ],
     extras_require={
         "dev": ["grpcio-tools==1.85.1"],
         "mcp": ["mcp==2.3.0"],
         "wandb": ["wandb==0.31.0"],
-        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1", "mcp==2.3.0", "wandb==0.31.0"],
+        "otel": ["opentelemetry-sdk==1.45.2", "opentelemetry-exporter-otlp-proto-http==1.45.2"],
+        "test": ["pytest==9.0.3", "grpcio-tools==1.85.1", "mcp==2.3.0", "wandb==0.31.0", "opentelemetry-sdk==1.45.2",
+                 "opentelemetry-exporter-otlp-proto-http==1.45.2"],
     },
     entry_points={"console_scripts": ["fedscale=fedscale.cli:main"]},
 )

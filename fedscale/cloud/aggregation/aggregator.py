@@ -34,6 +34,7 @@ from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import CheckpointWriter, checkpoint_path, read_checkpoint
 from fedscale.cloud.aggregation.peer_reports import (evaluation_diverged, evaluation_problem, finite,
                                                      finite_rows, hello_problem, result_problem)
+from fedscale.cloud.aggregation.round_spans import RoundSpans, TestSpans
 from fedscale.cloud.aggregation.server_algorithms import make_server_algorithm
 from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -45,6 +46,7 @@ from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.logger.events import EventLog, EventLogError
 from fedscale.cloud.logger.wandb_run import WandbRun
 from fedscale.cloud.model_vector import ModelVector
+from fedscale.cloud.telemetry import Telemetry
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
@@ -88,6 +90,7 @@ class TestRun:
     running: dict[int, tuple[ExecutorSession, int]] = field(default_factory=dict)
     results: dict[int, pb.TestResult] = field(default_factory=dict)
     checkpoint: dict[str, Any] | None = None
+    spans: TestSpans | None = None
 
 
 def split_by_cost(costs: np.ndarray, parts: int) -> list[list[int]]:
@@ -111,8 +114,10 @@ class Aggregator:
     (which ``log`` stamps its events with); from the checkpointed state ``resumed`` if given."""
 
     def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog,
-                 clock: VirtualClock, resumed: dict[str, Any] | None = None) -> None:
+                 clock: VirtualClock, resumed: dict[str, Any] | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.job = job
+        self.spans = RoundSpans(telemetry or Telemetry.off())
         self.conf = job.conf
         self.run_dir = run_dir
         self.server = server
@@ -236,10 +241,12 @@ class Aggregator:
                 self._finish_test(self._testing)
             raise JobFailed("no eligible client is ever online in the device traces")
         self.clock.advance_to(round_start)
+        self.spans.begin(round_index, self.clock.time)
         self._take_pending()
         adaptive = self.conf.adaptive.adaptive_training
         planner = self.clients.plan_adaptive_round if adaptive else self.clients.plan_round
-        plan = planner(round_index, self.clock.time)
+        with self.spans.phase("select"):
+            plan = planner(round_index, self.clock.time)
         live = self._live()
         blocks = split_by_cost(plan.local_steps, len(live))
         assignment = {s.executor_id: plan.participants[b].tolist() for s, b in zip(live, blocks) if b}
@@ -253,30 +260,33 @@ class Aggregator:
                 self.log.emit(commons.CLIENT_FAILED, client=client, executor=None,
                               reason="the device went offline before finishing")
 
-        outcome = self._train(round_index, live, blocks, plan, announce)
+        with self.spans.phase("dispatch"):
+            outcome = self._train(round_index, live, blocks, plan, announce)
         if adaptive:
             plan = self.clients.settle_adaptive_round(plan, {c: r for c, (r, _) in outcome.results.items()})
             outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
         aggregated = sorted(outcome.results)
-        if aggregated:
-            samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
-            update, defence = self._aggregate(round_index, aggregated, outcome, samples)
-            self.model = self.server_algorithm.step(self.model, update.to(self.model.dtype))
-            if not finite(self.model):
-                raise JobDiverged(f"round {round_index}: the global model is not finite after aggregation")
-            losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
-            train_loss = float(np.average(losses, weights=samples.numpy()))
-        else:
-            train_loss, defence = float("nan"), {}
+        with self.spans.phase("aggregate"):
+            if aggregated:
+                samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
+                update, defence = self._aggregate(round_index, aggregated, outcome, samples)
+                self.model = self.server_algorithm.step(self.model, update.to(self.model.dtype))
+                if not finite(self.model):
+                    raise JobDiverged(f"round {round_index}: the global model is not finite after aggregation")
+                losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
+                train_loss = float(np.average(losses, weights=samples.numpy()))
+            else:
+                train_loss, defence = float("nan"), {}
         self.clients.finish_round(plan, {c: r for c, (r, _) in outcome.results.items()})
         self.clock.advance_by(plan.duration)
-        self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
-                      failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
-                      stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
-                      **self.threat.round_fields(aggregated, defence),
-                      train_loss=train_loss, round_duration=plan.duration,
-                      wall_seconds=time.perf_counter() - started,
-                      compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
+        end = self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
+                            failures=sorted(set(outcome.failures) | set(plan.offline.tolist())),
+                            stragglers=plan.stragglers.tolist(), offline=plan.offline.tolist(),
+                            **self.threat.round_fields(aggregated, defence),
+                            train_loss=train_loss, round_duration=plan.duration,
+                            wall_seconds=time.perf_counter() - started,
+                            compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
+        self.spans.round_ended(end, len(plan.participants))
 
     def _aggregate(self, round_index: int, aggregated: list[int], outcome: RoundOutcome,
                    samples: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -309,6 +319,7 @@ class Aggregator:
             asked_steps.update(zip(task.client_ids, task.client_local_steps))
             task_ids.add(task.task_id)
             session.send_task(task, model_arrays)
+            self.spans.sent(model_arrays[0][1].nbytes)
             owner.update({int(c): session for c in task.client_ids})
 
         for session, block in zip(live, blocks):
@@ -350,6 +361,10 @@ class Aggregator:
             task.client_local_steps.extend(plan.local_steps[block].tolist())
             task.client_keep_fraction.extend(plan.keep_fraction[block].tolist())
         task.client_data_attack.extend(self.threat.poisoned(clients))
+        if self.spans.enabled:
+            task.trace_context.update(self.spans.context)
+            task.client_seconds.extend(np.column_stack([plan.t_dl[block], plan.t_comp[block],
+                                                        plan.t_ul[block]]).ravel().tolist())
         return task
 
     def _reassign(self, plan: RoundPlan, owner: dict[int, ExecutorSession],
@@ -380,6 +395,8 @@ class Aggregator:
         whose values the aggregator does not confirm (``result_problem``) is that client's failure."""
         batch: pb.TaskResults = event.message
         updates = event.tensors.get("updates")
+        if updates is not None:
+            self.spans.received(updates.nbytes)
         finite_updates = finite_rows(updates) if batch.results else []
         for row, result in enumerate(batch.results):
             client = result.client_id
@@ -409,6 +426,7 @@ class Aggregator:
         count = len(self._live())
         run = TestRun(round_index, self.clock.time, contiguous_bounds(self.reference.test_samples, count),
                       list(range(count)), [("model", self.model.numpy())])
+        run.spans = self.spans.start_test()
         self._testing = run
         self._send_shards(run)
         return run
@@ -427,8 +445,9 @@ class Aggregator:
             shard = run.todo.pop()
             session = live[shard % len(live)]
             task_id = next(self._task_ids)
-            session.send_task(pb.Task(task_id=task_id, kind=pb.TEST, round=run.round_index,
-                                      shard_index=shard, shard_count=count), run.model)
+            session.send_task(pb.Task(task_id=task_id, kind=pb.TEST, round=run.round_index, shard_index=shard,
+                                      shard_count=count, trace_context=run.spans.context), run.model)
+            self.spans.sent(run.model[0][1].nbytes)
             run.running[task_id] = (session, shard)
 
     def _finish_test(self, run: TestRun, stash: list[ServerEvent] | None = None) -> None:
@@ -446,6 +465,7 @@ class Aggregator:
         self.last_test = {"accuracy": sum(r.correct for r in shards) / samples,
                           "loss": sum(r.loss_sum for r in shards) / samples, "num_samples": samples}
         self.log.emit(commons.TEST_RESULT, round=run.round_index, virtual_time=run.virtual_time, **self.last_test)
+        self.spans.end_test(run.spans, self.last_test)
         if run.checkpoint is not None:
             self.checkpoints.submit(dict(run.checkpoint, test=self.last_test, event_log_size=self.log.size))
 
@@ -517,11 +537,14 @@ class Aggregator:
                         test.checkpoint = self._checkpoint_state() if checkpoint else None
                         continue
                     self._finish_test(test)
+                else:
+                    self.spans.close_round()
                 if checkpoint:
                     self.save_checkpoint()
                 if last:
                     break
-        except BaseException:
+        except BaseException as error:
+            self.spans.fail(error, self._testing.spans if self._testing else None)
             self.checkpoints.close(quiet=True)  # keep the last checkpoint; the job's own error is the one to report
             raise
         self.checkpoints.close()
@@ -551,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = VirtualClock()
     log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.identity.job_name, clock)
     wandb_run = WandbRun.open(conf.public_dict(), run_dir)
+    telemetry = Telemetry.start("aggregator", conf.identity.job_name)
     if wandb_run is not None:
         log.listeners.append(wandb_run)
     torch.set_num_threads(conf.cluster.torch_threads)
@@ -576,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.public_dict(),
                  **({"resumed_from": clock.round} if resumed is not None else {}))
-        aggregator = Aggregator(job, run_dir, server, log, clock, resumed)
+        aggregator = Aggregator(job, run_dir, server, log, clock, resumed, telemetry)
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED
@@ -606,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             reason = f"{reason}; {err}" if reason else str(err)
     if wandb_run is not None:
         wandb_run.close()
+    telemetry.shutdown()
     if reason:
         print(f"aggregator: {reason}", file=sys.stderr)
     return code

@@ -21,8 +21,11 @@ import time
 import traceback
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
+from opentelemetry.context import Context
+from opentelemetry.trace import Status, StatusCode
 
 from fedscale.cloud import commons
 from fedscale.cloud.channels import job_api_pb2 as pb
@@ -33,6 +36,7 @@ from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient
 from fedscale.cloud.logger.events import EventLog, EventTail
+from fedscale.cloud.telemetry import Telemetry, extract
 from fedscale.cloud.time_model import build_time_model
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.dataset import ArrayDataset
@@ -93,8 +97,11 @@ class Executor:
     """Serves one aggregator session with a trainer over this job's data; ``clock``, which ``log``
     stamps its events with, follows the round of the task at hand."""
 
-    def __init__(self, job: JobSpec, executor_id: str, secret: str, log: EventLog, clock: VirtualClock) -> None:
+    def __init__(self, job: JobSpec, executor_id: str, secret: str, log: EventLog, clock: VirtualClock,
+                 telemetry: Telemetry | None = None) -> None:
         self.conf = job.conf
+        self.telemetry = telemetry or Telemetry.off()
+        self.instruments = self.telemetry.instruments
         self.executor_id = executor_id
         self.secret = secret
         self.log = log
@@ -137,13 +144,16 @@ class Executor:
             if task.kind == pb.SHUTDOWN:
                 return
             vector = torch.from_numpy(tensors["model"])
+            self.instruments.bytes.add(vector.nbytes, {"direction": "received"})
+            parent = extract(task.trace_context) if self.telemetry.enabled else None
             if task.kind == pb.TRAIN:
-                self._train(conn, task, vector)
+                self._train(conn, task, vector, parent)
             elif task.kind == pb.TEST:
-                self._test(conn, task, vector)
+                self._test(conn, task, vector, parent)
 
-    def _train(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
-        """Train the task's clients back to back, then send their results in one batch.
+    def _train(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor, parent: Context | None) -> None:
+        """Train the task's clients back to back (each in its span under ``parent``, the round's),
+        then send their results in one batch.
 
         Results wait until the task's training is done (or until ``RESULT_BUFFER_BYTES`` of
         updates are held): sending from gRPC's thread while this one trains makes the two
@@ -157,11 +167,14 @@ class Executor:
             if not 0 <= client_id < self.data.num_clients:
                 batch.failures.add(client_id=client_id, reason="unknown client id")
                 continue
-            try:
-                result, update = self._train_client(task, index, vector, settings)
-            except ClientFailure as failure:
-                batch.failures.add(client_id=client_id, reason=str(failure))
-                continue
+            with self.telemetry.span("fl.client.train", parent, {"fl.client": client_id, "fl.round": task.round}) as span:
+                try:
+                    result, update = self._train_client(task, index, vector, settings)
+                except ClientFailure as failure:
+                    span.set_status(Status(StatusCode.ERROR, str(failure)))
+                    batch.failures.add(client_id=client_id, reason=str(failure))
+                    continue
+                self._record_client(span, task, index, result)
             batch.results.append(result)
             updates.append(update)
             if len(updates) * update.nbytes >= RESULT_BUFFER_BYTES:
@@ -202,18 +215,37 @@ class Executor:
                                  keep_fraction=out.keep_fraction, initial_loss=out.initial_loss, **times)
         return result, out.update
 
-    @staticmethod
-    def _send_results(conn: AggregatorConnection, batch: pb.TaskResults, updates: list[torch.Tensor]) -> None:
+    def _record_client(self, span: Any, task: pb.Task, index: int, result: pb.ClientResult) -> None:
+        """A trained client in its span and the metrics: samples, loss, simulated seconds (sent with
+        the task, or the adaptive training's own)."""
+        self.instruments.client_examples.add(result.num_samples)
+        self.instruments.client_loss.record(result.train_loss)
+        if not self.telemetry.enabled:
+            return
+        seconds = (task.client_seconds[3 * index:3 * index + 3] if task.client_seconds
+                   else (result.t_download, result.t_compute, result.t_upload))
+        span.set_attributes({"fl.samples": result.num_samples, "fl.loss": result.train_loss,
+                             "fl.download_seconds": seconds[0], "fl.compute_seconds": seconds[1],
+                             "fl.upload_seconds": seconds[2]})
+
+    def _send_results(self, conn: AggregatorConnection, batch: pb.TaskResults, updates: list[torch.Tensor]) -> None:
         arrays = [("updates", torch.stack(updates).numpy())] if updates else []
         batch.tensors.extend(headers(arrays))
         conn.send(pb.ExecutorMessage(results=batch), arrays)
+        if arrays:
+            self.instruments.bytes.add(arrays[0][1].nbytes, {"direction": "sent"})
 
-    def _test(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor) -> None:
+    def _test(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor, parent: Context | None) -> None:
         bounds = contiguous_bounds(len(self.data.test), task.shard_count)
         shard = slice(int(bounds[task.shard_index]), int(bounds[task.shard_index + 1]))
         test = self.data.test
-        out = self.trainer.test(vector, ArrayDataset(test.x[shard], test.y[shard], test.num_classes),
-                                self.conf.training.test_bsz)
+        with self.telemetry.span("fl.client.evaluate", parent, {"fl.round": task.round, "fl.shard": task.shard_index,
+                                                                "fl.shards": task.shard_count}) as span:
+            out = self.trainer.test(vector, ArrayDataset(test.x[shard], test.y[shard], test.num_classes),
+                                    self.conf.training.test_bsz)
+            if self.telemetry.enabled and out.num_samples:
+                span.set_attributes({"fl.samples": out.num_samples, "fl.loss": out.loss_sum / out.num_samples,
+                                     "fl.accuracy": out.correct / out.num_samples})
         conn.send(pb.ExecutorMessage(test=pb.TestResult(
             task_id=task.task_id, loss_sum=out.loss_sum, correct=out.correct, num_samples=out.num_samples)))
 
@@ -221,6 +253,7 @@ class Executor:
         """The aggregator fell silent while this process may be busy: leave at once."""
         self.log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=reason)
         print(f"{self.executor_id}: {reason}; exiting", file=sys.stderr, flush=True)
+        self.telemetry.shutdown()
         os._exit(EXIT_AGGREGATOR_LOST)
 
 
@@ -244,21 +277,26 @@ def main(argv: list[str] | None = None) -> int:
     job = JobSpec.read(run_dir)
     clock = VirtualClock()
     log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.identity.job_name, clock)
-    started = time.time()
+    telemetry = Telemetry.start(args.executor_id, job.conf.identity.job_name)
     try:
-        executor = Executor(job, args.executor_id, os.environ.get(commons.SECRET_ENV, ""), log, clock)
-    except ValueError as err:
-        return _fail(log, args.executor_id, str(err), EXIT_BAD_DATA)
-    try:
-        timeout = float(job.conf.cluster.connection_timeout)
-        executor.serve(args.address or announced_address(run_dir, args.log_offset, timeout))
-    except (AggregatorLost, Unauthenticated) as err:
-        return _fail(log, args.executor_id, str(err),
-                     EXIT_REFUSED if isinstance(err, Unauthenticated) else EXIT_AGGREGATOR_LOST)
-    except InternalError as err:
-        return _fail(log, args.executor_id, f"internal error: {err}", EXIT_INTERNAL_ERROR)
-    log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
-    return 0
+        started = time.time()
+        try:
+            executor = Executor(job, args.executor_id, os.environ.get(commons.SECRET_ENV, ""), log, clock,
+                                telemetry)
+        except ValueError as err:
+            return _fail(log, args.executor_id, str(err), EXIT_BAD_DATA)
+        try:
+            timeout = float(job.conf.cluster.connection_timeout)
+            executor.serve(args.address or announced_address(run_dir, args.log_offset, timeout))
+        except (AggregatorLost, Unauthenticated) as err:
+            return _fail(log, args.executor_id, str(err),
+                         EXIT_REFUSED if isinstance(err, Unauthenticated) else EXIT_AGGREGATOR_LOST)
+        except InternalError as err:
+            return _fail(log, args.executor_id, f"internal error: {err}", EXIT_INTERNAL_ERROR)
+        log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
+        return 0
+    finally:
+        telemetry.shutdown()
 
 
 if __name__ == "__main__":
