@@ -13,14 +13,15 @@ def feed(progress):
     progress.on_event({"tag": commons.JOB_END, "round": 2, "virtual_time": 8.0})
 
 
-def test_terminal_redraws_one_line_with_a_bar():
+def test_terminal_shows_a_live_bar_with_notes_above_it():
     out = io.StringIO()
     feed(Progress(4, out, tty=True))
     text = out.getvalue()
-    assert text.startswith("\r[######------------------] round 1/4  virtual_time 4.0 s  test_accuracy -")
-    assert "\r[############------------] round 2/4  virtual_time 8.0 s  test_accuracy 0.5000" in text
-    assert "\nwarning: executor executor-2 lost: gone\n" in text
-    assert text.endswith("\n")
+    first = text.index("round 1/4  virtual_time 4.0 s  test_accuracy -")
+    second = text.index("round 2/4  virtual_time 8.0 s  test_accuracy 0.5000")
+    note = text.index("warning: executor executor-2 lost: gone\n")
+    assert first < second < note and "━" in text
+    assert text.endswith("\n\x1b[?25h")  # the bar stays, the cursor is shown again below it
 
 
 def test_the_terminal_bar_estimates_the_wall_time_left_from_the_pace_so_far():
@@ -28,9 +29,10 @@ def test_the_terminal_bar_estimates_the_wall_time_left_from_the_pace_so_far():
     progress = Progress(10, out, tty=True)
     for r, wall in ((1, 100.0), (2, 102.0), (4, 106.0)):
         progress.on_event({"tag": commons.ROUND_END, "round": r, "virtual_time": 4.0 * r, "wall_time": wall})
-    lines = out.getvalue().split("\r")[1:]
-    assert "eta" not in lines[0]
-    assert lines[1].endswith("  eta 16 s\x1b[K") and lines[2].endswith("  eta 12 s\x1b[K")
+    text = out.getvalue()
+    assert "test_accuracy -  eta" not in text[:text.index("round 2/10")]
+    assert text.index("round 2/10  virtual_time 8.0 s  test_accuracy -  eta 16 s") < text.index(
+        "round 4/10  virtual_time 16.0 s  test_accuracy -  eta 12 s")
 
 
 def test_pipe_gets_plain_lines():
@@ -44,9 +46,16 @@ def test_pipe_gets_plain_lines():
     ]
 
 
-
 def test_a_diverged_model_null_loss_is_shown_not_raised():
     out = io.StringIO()
     Progress(4, out, tty=False).on_event({"tag": commons.TEST_RESULT, "round": 3, "virtual_time": 9.0,
                                           "accuracy": 0.1, "loss": None})
     assert out.getvalue() == "test  round 3/4  accuracy 0.1000  loss nan\n"
+
+
+def test_a_test_that_comes_in_after_its_round_redraws_the_bar():
+    out = io.StringIO()
+    progress = Progress(4, out, tty=True)
+    progress.on_event({"tag": commons.ROUND_END, "round": 4, "virtual_time": 16.0})
+    progress.on_event({"tag": commons.TEST_RESULT, "round": 4, "virtual_time": 16.0, "accuracy": 0.7, "loss": 0.9})
+    assert "round 4/4  virtual_time 16.0 s  test_accuracy 0.7000" in out.getvalue()

@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 from fedscale.cloud import commons
-from fedscale.cloud.logger.rounds import ROUND_COLUMNS, read_rounds
+from fedscale.cloud.logger import ROUND_COLUMNS, read_events
 from tests.golden import HERE
 from tests.jobs import DRIVER
 
 
 def test_rounds_as_rows_join_plan_outcome_and_test(tmp_path):
     shutil.copy(HERE / "byzantine" / commons.AGGREGATOR_LOG, tmp_path)
-    rows = read_rounds(tmp_path)
+    rows = read_events(tmp_path)
     rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
     events = [json.loads(line) for line in (tmp_path / commons.AGGREGATOR_LOG).read_text().splitlines()]
     ends = [e for e in events if e["tag"] == commons.ROUND_END]

@@ -1,13 +1,17 @@
 """Shows a running job's progress from its aggregator's event log.
 
-On a terminal: one line redrawn in place, with a bar and the estimated wall time left (from the
-pace of the rounds so far). Otherwise (a pipe, a CI log): one plain line per finished round.
-Either way: round r/R, virtual time, last test accuracy.
+On a terminal: a live bar (rich) with round r/R, virtual time, last test accuracy and the
+estimated wall time left (from the pace of the rounds so far), notes printed above it. Otherwise
+(a pipe, a CI log): one plain line per finished round and per test.
 """
 from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, TextColumn
+from rich.progress import Progress as Bar
 
 from fedscale.cloud import commons
 
@@ -25,7 +29,8 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty() if tty is None else tty
         self.accuracy: float | None = None
-        self._drawn = False
+        self._bar: Bar | None = None
+        self._last_end: dict[str, Any] | None = None  # the last ROUND_END drawn, redrawn when a test comes in
         self._first_end: tuple[int, float] | None = None  # (round, wall time) of the first round seen ending
 
     def status_line(self, event: dict[str, Any]) -> str:
@@ -47,15 +52,23 @@ class Progress:
         per_round = (event["wall_time"] - first_wall) / (event["round"] - first_round)
         return f"  eta {per_round * max(self.total - event['round'], 0):.0f} s"
 
-    def _bar(self, done: int) -> str:
-        filled = BAR_WIDTH * done // max(self.total, 1)
-        return "[" + "#" * filled + "-" * (BAR_WIDTH - filled) + "]"
+    def _draw(self, event: dict[str, Any]) -> None:
+        """Redraw the live bar at ``event``'s round (started at the first round's end)."""
+        line = self.status_line(event) + self._eta(event)
+        if self._bar is None:
+            console = Console(file=self.stream, force_terminal=True, highlight=False)
+            self._bar = Bar(BarColumn(bar_width=BAR_WIDTH), TextColumn("{task.fields[line]}"), console=console,
+                            auto_refresh=False)
+            self._bar.add_task("job", total=self.total, line=line)
+            self._bar.start()
+        self._bar.update(self._bar.task_ids[0], completed=event["round"], line=line)
+        self._bar.refresh()
 
     def note(self, text: str) -> None:
-        """Print ``text`` on a line of its own (below the bar on a terminal)."""
-        if self._drawn:
-            self.stream.write("\n")
-            self._drawn = False
+        """Print ``text`` on a line of its own (above the bar on a terminal)."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+            return
         self.stream.write(text + "\n")
         self.stream.flush()
 
@@ -63,24 +76,25 @@ class Progress:
         tag = event.get("tag")
         if tag == commons.TEST_RESULT:
             self.accuracy = event["accuracy"]
+            if self._last_end is not None:
+                self._draw(self._last_end)
             if not self.tty:
                 self.note(f"test  round {event['round']}/{self.total}  accuracy {_number(event['accuracy'])}  "
-                           f"loss {_number(event['loss'])}")
+                          f"loss {_number(event['loss'])}")
         elif tag == commons.ROUND_END:
-            line = self.status_line(event)
             if self.tty:
-                self.stream.write("\r" + self._bar(event["round"]) + " " + line + self._eta(event) + "\x1b[K")
-                self.stream.flush()
-                self._drawn = True
+                self._last_end = event
+                self._draw(event)
             else:
-                self.note(line)
+                self.note(self.status_line(event))
         elif tag == commons.EXECUTOR_LOST:
             self.note(f"warning: executor {event['executor']} lost: {event['reason']}")
         elif tag == commons.JOB_END:
             self.finish()
 
     def finish(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        """Leave the bar drawn where it is, the cursor on the next line."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._last_end = None
