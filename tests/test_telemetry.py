@@ -4,15 +4,17 @@ event log's; off, nothing is set up; without the SDK, a note."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import defaultdict
 
 import pytest
 
 from fedscale.cloud import commons
 from fedscale.cloud.telemetry import NO_SPAN, Telemetry, exporter_names, extract, inject
-from tests.jobs import DRIVER, ROOT, driver_env, events, run_dirs, write_job
+from tests.jobs import DRIVER, ROOT, driver_env, events, run_dirs, wait_for_event, write_job
 
 sdk = pytest.importorskip("opentelemetry.sdk.trace")
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
@@ -128,3 +130,21 @@ def test_without_the_sdk_the_job_runs_with_a_note(tmp_path):
     assert done.returncode == 0, done.stderr
     run_dir = run_dirs(tmp_path)[-1]
     assert "its SDK is not installed" in (run_dir / "aggregator.out").read_text()
+
+
+def test_a_stopped_job_still_exports_what_its_processes_did(tmp_path, collector):
+    job = write_job(tmp_path, executors=2, rounds=100000, eval_interval=100000)
+    env = dict(driver_env(tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint)
+    driver = subprocess.Popen([sys.executable, str(DRIVER), "submit", "--no-plots", str(job)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = None
+    while run_dir is None:
+        run_dir = next(iter(run_dirs(tmp_path)), None)
+        time.sleep(0.05)
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_END, round=3)
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=30) == 130
+    spans = collector.collected.spans
+    services = {s.service for s in spans if s.name == "fl.client.train"}
+    assert services == {"fedscale-executor-1", "fedscale-executor-2"}
+    assert {1, 2, 3} <= {s.attributes["fl.round"] for s in spans if s.name == "fl.round"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -257,6 +258,10 @@ class Executor:
         os._exit(EXIT_AGGREGATOR_LOST)
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _fail(log: EventLog, executor_id: str, reason: str, code: int) -> int:
     """Log the failed end with ``reason``, say it on stderr in one line, return ``code``."""
     log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=reason)
@@ -278,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     clock = VirtualClock()
     log = EventLog(run_dir / commons.executor_log_name(args.executor_id), job.conf.identity.job_name, clock)
     telemetry = Telemetry.start(args.executor_id, job.conf.identity.job_name)
+    if telemetry.enabled:  # a stopped job's spans are flushed too (below), not cut off by the signal
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _exit_on_signal)
     try:
         started = time.time()
         try:
