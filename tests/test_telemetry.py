@@ -148,3 +148,12 @@ def test_a_stopped_job_still_exports_what_its_processes_did(tmp_path, collector)
     services = {s.service for s in spans if s.name == "fl.client.train"}
     assert services == {"fedscale-executor-1", "fedscale-executor-2"}
     assert {1, 2, 3} <= {s.attributes["fl.round"] for s in spans if s.name == "fl.round"}
+
+
+def test_an_unreachable_collector_holds_up_the_end_by_seconds_at_most(tmp_path):
+    env = dict(driver_env(tmp_path), OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")  # nothing listens there
+    done = subprocess.run([sys.executable, str(DRIVER), "submit", "--no-plots",
+                           str(write_job(tmp_path, executors=1, rounds=2))], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "telemetry not flushed within" in (run_dirs(tmp_path)[-1] / "aggregator.out").read_text()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ PROPAGATOR = TraceContextTextMapPropagator()
 NO_SPAN = contextlib.nullcontext(trace.INVALID_SPAN)
 EXPORTERS = ("console", "otlp")
 METRIC_INTERVAL_MS = 5000
+FLUSH_SECONDS = 3.0  # with W&B's 6 s, within the 10 s the driver waits for a job's processes after its end
 MISSING = ("note: OpenTelemetry was asked for (OTEL_*) but its SDK is not installed (pip install "
            "'fedscale[otel]'); the job runs without it")
 
@@ -115,10 +117,11 @@ class Telemetry:
             return cls.off()
         resource = Resource.create({"service.name": f"fedscale-{service}", "fedscale.job": job})
         tracer_provider = TracerProvider(resource=resource)
-        for exporter in ([span_exporter] if span_exporter is not None else [_span_exporter(n) for n in span_names]):
+        for exporter in ([span_exporter] if span_exporter is not None
+                         else [_span_exporter(n, environ) for n in span_names]):
             tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
         readers = [metric_reader] if metric_reader is not None else [
-            PeriodicExportingMetricReader(_metric_exporter(n), export_interval_millis=METRIC_INTERVAL_MS)
+            PeriodicExportingMetricReader(_metric_exporter(n, environ), export_interval_millis=METRIC_INTERVAL_MS)
             for n in metric_names]
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         return cls(tracer_provider.get_tracer("fedscale"), meter_provider.get_meter("fedscale"), True,
@@ -132,28 +135,48 @@ class Telemetry:
         return self.tracer.start_as_current_span(name, context=context, attributes=attributes)
 
     def shutdown(self) -> None:
-        """Export what is pending and stop; once is enough."""
-        while self._shutdown:
-            try:
-                self._shutdown.pop(0)()
-            except Exception as err:  # an unreachable collector must not change how the job ends
-                print(f"note: telemetry not flushed: {type(err).__name__}: {err}", file=sys.stderr)
+        """Export what is pending and stop, giving up after ``FLUSH_SECONDS`` (an unreachable
+        collector must not hold up the job's end); once is enough."""
+        steps, self._shutdown = self._shutdown, []
+        if not steps:
+            return
+        worker = threading.Thread(target=_run_all, args=(steps,), name="telemetry-flush", daemon=True)
+        worker.start()
+        worker.join(FLUSH_SECONDS)
+        if worker.is_alive():
+            print(f"note: telemetry not flushed within {FLUSH_SECONDS:g} s (is the collector reachable?)",
+                  file=sys.stderr)
 
 
-def _span_exporter(name: str) -> Any:
+def _run_all(steps: list[Callable[[], Any]]) -> None:
+    for step in steps:
+        try:
+            step()
+        except Exception as err:
+            print(f"note: telemetry not flushed: {type(err).__name__}: {err}", file=sys.stderr)
+
+
+def _endpoint(environ: Mapping[str, str], path: str) -> str | None:
+    """The OTLP/HTTP URL of ``path`` under ``environ``'s OTEL_EXPORTER_OTLP_ENDPOINT (None: the
+    exporter's own default and per-signal variables)."""
+    base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"{base.rstrip('/')}/{path}" if base else None
+
+
+def _span_exporter(name: str, environ: Mapping[str, str]) -> Any:
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
         return ConsoleSpanExporter(out=sys.stdout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(endpoint=_endpoint(environ, "v1/traces"))
 
 
-def _metric_exporter(name: str) -> Any:
+def _metric_exporter(name: str, environ: Mapping[str, str]) -> Any:
     if name == "console":
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
         return ConsoleMetricExporter(out=sys.stdout)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    return OTLPMetricExporter()
+    return OTLPMetricExporter(endpoint=_endpoint(environ, "v1/metrics"))
 
 
 def inject(span: trace.Span) -> dict[str, str]:
