@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -74,24 +74,24 @@ def _service(resource: Any) -> str:
     return str(_attributes(resource.attributes).get("service.name", ""))
 
 
+def _walk(request: Any, resources: str, scopes: str, items: str) -> Iterator[tuple[str, Any]]:
+    """(service name, item) for each span or metric of an export request."""
+    for resource in getattr(request, resources):
+        service = _service(resource.resource)
+        for scope in getattr(resource, scopes):
+            for item in getattr(scope, items):
+                yield service, item
+
+
 def _spans(body: bytes, collected: Collected) -> None:
-    request = trace_service_pb2.ExportTraceServiceRequest()
-    request.ParseFromString(body)
-    for resource_spans in request.resource_spans:
-        service = _service(resource_spans.resource)
-        for scope in resource_spans.scope_spans:
-            for span in scope.spans:
-                collected.spans.append(Span(span.name, service, span.trace_id.hex(), span.span_id.hex(),
-                                            span.parent_span_id.hex(), _attributes(span.attributes)))
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    for service, span in _walk(request, "resource_spans", "scope_spans", "spans"):
+        collected.spans.append(Span(span.name, service, span.trace_id.hex(), span.span_id.hex(),
+                                    span.parent_span_id.hex(), _attributes(span.attributes)))
 
 
 def _points(body: bytes, collected: Collected) -> None:
-    request = metrics_service_pb2.ExportMetricsServiceRequest()
-    request.ParseFromString(body)
-    for resource_metrics in request.resource_metrics:
-        service = _service(resource_metrics.resource)
-        for scope in resource_metrics.scope_metrics:
-            for metric in scope.metrics:
-                data = getattr(metric, metric.WhichOneof("data"))
-                for point in data.data_points:
-                    collected.points.append((service, metric.name, _attributes(point.attributes), point))
+    request = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+    for service, metric in _walk(request, "resource_metrics", "scope_metrics", "metrics"):
+        for point in getattr(metric, metric.WhichOneof("data")).data_points:
+            collected.points.append((service, metric.name, _attributes(point.attributes), point))
