@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fedscale.cloud.config_parser import DEFAULT_JOB, ConfigError, describe_keys, load_job
 from fedscale.deploy import registry
+from fedscale.deploy.local import TemplateError
 from fedscale.deploy.submit import JobResult, resume, stop, submit
 
 EXIT_USAGE = 2
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except TemplateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

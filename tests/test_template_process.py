@@ -2,6 +2,7 @@
 in ps, and takes them with it when it ends."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,9 +10,9 @@ import pytest
 
 from fedscale.cloud import commons
 from fedscale.cloud.config_parser import load_job
-from fedscale.deploy.local import LocalLauncher, Template, process_env
+from fedscale.deploy.local import LocalLauncher, Template, TemplateError, process_env
 from fedscale.deploy.submit import make_run_dir
-from tests.jobs import ROOT, events, job_pids, run_driver, run_dirs, wait_for_event, write_job
+from tests.jobs import DRIVER, ROOT, driver_env, events, job_pids, run_driver, run_dirs, wait_for_event, write_job
 
 
 def test_a_forked_program_reports_its_exit_code_and_output(tmp_path):
@@ -52,7 +53,7 @@ def test_ps_names_each_process_and_ending_the_template_ends_them(tmp_path):
 def test_a_template_that_cannot_fork_is_one_line(tmp_path):
     template = Template(tmp_path, process_env("secret"))
     try:
-        with pytest.raises(OSError, match=r"template process ended .* before starting the shell: .*unknown program"):
+        with pytest.raises(TemplateError, match=r"template process ended .* before starting the shell: .*unknown program"):
             template.spawn("shell", [], tmp_path / "out", "x")
     finally:
         template.close(grace=1)
@@ -71,3 +72,16 @@ def test_a_title_longer_than_the_command_line_is_cut():
             "print(open('/proc/self/cmdline', 'rb').read().rstrip(b'\\0').decode())")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert shown.startswith("fedscale xxx") and len(shown.strip()) < 500
+
+
+def test_a_template_that_cannot_start_is_a_one_line_error(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import sys\nif 'fedscale.deploy.zygote' in sys.orig_argv:\n    raise SystemExit('torch is broken here')\n")
+    env = dict(driver_env(tmp_path), PYTHONPATH=os.pathsep.join([str(shim), driver_env(tmp_path)["PYTHONPATH"]]))
+    done = subprocess.run([sys.executable, str(DRIVER), "submit", str(write_job(tmp_path, executors=1, rounds=2))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "template process ended" in lines[0] and "torch is broken here" in lines[0], lines

@@ -42,6 +42,10 @@ def child_setup(cores: tuple[int, ...] = ()) -> Callable[[], None]:
     return setup
 
 
+class TemplateError(OSError):
+    """The job's template process ended before it could start a program (a broken install); one line."""
+
+
 def process_env(secret: str, wandb_token: str = "") -> dict[str, str]:
     """The environment of a job's processes: this one's, with the job secret and the job's W&B
     key if it has one (credentials travel in the environment, never on a command line)."""
@@ -80,8 +84,8 @@ class Template:
         if not self._started:
             self.errors.seek(0)
             lines = self.errors.read().decode(errors="replace").strip().splitlines()
-            raise OSError(f"the job's template process ended (exit code {self.proc.wait()}) before starting "
-                          f"the {program}" + (f": {lines[-1]}" if lines else ""))
+            raise TemplateError(f"the job's template process ended (exit code {self.proc.wait()}) before "
+                                f"starting the {program}" + (f": {lines[-1]}" if lines else ""))
         return ForkedProcess(self, self._started.popleft())
 
     def pump(self, timeout: float | None) -> None:
