@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from fedscale.cloud import commons
-from tests.jobs import DRIVER, driver_env, events, run_dirs, wait_for_event, write_job
+from tests.jobs import DRIVER, driver_env, events, job_pids, run_dirs, wait_for_event, write_job
 
 pb = pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
@@ -74,6 +74,9 @@ def test_a_job_logs_every_round_to_one_offline_run_and_the_key_stays_secret(tmp_
         time.sleep(0.05)
     wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
     command_lines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
+    environments = {" ".join(command.split()[:2]): Path(f"/proc/{pid}/environ").read_bytes()
+                    for pid, command in job_pids(run_dir).items()}
+    assert len(environments) == 4 and not any(TOKEN.encode() in block for block in environments.values())
     stdout, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 0, stderr
     assert not any(TOKEN.encode() in line for line in command_lines)

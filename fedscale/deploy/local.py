@@ -46,13 +46,10 @@ class TemplateError(OSError):
     """The job's template process ended before it could start a program (a broken install); one line."""
 
 
-def process_env(secret: str, wandb_token: str = "") -> dict[str, str]:
-    """The environment of a job's processes: this one's, with the job secret and the job's W&B
-    key if it has one (credentials travel in the environment, never on a command line)."""
-    env = dict(os.environ, **{commons.SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"})
-    if wandb_token:
-        env["WANDB_API_KEY"] = wandb_token
-    return env
+def process_env(secret: str) -> dict[str, str]:
+    """The environment of a job's processes: this one's, with the job secret (credentials travel
+    in the environment, never on a command line)."""
+    return dict(os.environ, **{commons.SECRET_ENV: secret, "PYTHONUNBUFFERED": "1"})
 
 
 class Template:
@@ -69,10 +66,11 @@ class Template:
         self._pending = b""
         self.ended = False
 
-    def spawn(self, program: str, args: list[str], out: Path, title: str) -> ForkedProcess:
-        """Fork ``program`` (aggregator, executor or preflight) with ``args``, its output appended to ``out``
-        and ``title`` as its command line in ``ps``."""
-        request = {"program": program, "args": args, "out": str(out), "title": title}
+    def spawn(self, program: str, args: list[str], out: Path, title: str,
+              env: dict[str, str] | None = None) -> ForkedProcess:
+        """Fork ``program`` (aggregator, executor or preflight) with ``args``, its output appended to
+        ``out``, ``title`` as its command line in ``ps`` and ``env`` added to its environment."""
+        request = {"program": program, "args": args, "out": str(out), "title": title, "env": env or {}}
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
@@ -178,12 +176,15 @@ class LocalLauncher:
     """Starts and stops one job's processes; their output goes to ``<run_dir>/<name>.out`` (appended
     to, so a restarted process's output follows its earlier one)."""
 
-    def __init__(self, run_dir: Path, secret: str, template: Template | None = None) -> None:
+    def __init__(self, run_dir: Path, secret: str, template: Template | None = None,
+                 aggregator_env: dict[str, str] | None = None) -> None:
         """``template``: the job's template if it was started already (with ``process_env(secret)``);
-        otherwise one starts with ``env`` when the first process does."""
+        otherwise one starts with ``env`` when the first process does. ``aggregator_env``: what the
+        aggregator alone gets (the job's W&B key)."""
         self.run_dir = run_dir
         self.env = process_env(secret)
         self.template = template
+        self.aggregator_env = aggregator_env or {}
         self.aggregator: ForkedProcess | None = None
         self.executors: dict[str, ForkedProcess] = {}
 
@@ -195,7 +196,8 @@ class LocalLauncher:
         if self.template is None:
             self.template = Template(self.run_dir.parent, self.env)
         return self.template.spawn(program, ["--run-dir", str(self.run_dir), *args],
-                                   self.run_dir / commons.console_output_name(name), f"fedscale {name} {self.run_dir}")
+                                   self.run_dir / commons.console_output_name(name), f"fedscale {name} {self.run_dir}",
+                                   self.aggregator_env if program == "aggregator" else None)
 
     def start_aggregator(self, *args: str) -> ForkedProcess:
         self.aggregator = self._spawn("aggregator", "aggregator", *args)

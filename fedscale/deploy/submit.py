@@ -97,7 +97,8 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
     ended on its own leaves its plots (``write_run_plots``) in its run folder."""
     check_deployable(job)
     secret = secrets.token_hex(32)
-    env = process_env(secret, job.conf.identity.wandb_token)
+    env = process_env(secret)
+    wandb_env = {"WANDB_API_KEY": job.conf.identity.wandb_token} if job.conf.identity.wandb_token else {}
     with _template(Path(job.log_root) / "logs" / job.conf.identity.job_name, env) as template:
         _preflight(job, template)
         for key in inactive_keys(job.conf):
@@ -109,10 +110,10 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
         if job.setup_commands:
             print("note: setup_commands are not run for local executors; they use this Python environment",
                   file=err)
-        if wandb_run.requested(env) and not wandb_run.installed():
+        if wandb_run.requested({**env, **wandb_env}) and not wandb_run.installed():
             print(wandb_run.MISSING, file=err)
         job, run_dir = make_run_dir(job)
-    return _run(job, run_dir, LocalLauncher(run_dir, secret, template), out, plots=plots)
+    return _run(job, run_dir, LocalLauncher(run_dir, secret, template, wandb_env), out, plots=plots)
 
 
 def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobResult:

@@ -11,7 +11,9 @@ itself (``ps`` shows ``fedscale <name> <run folder>``), and the template ``fedsc
 folder>`` once it knows the folder.
 
 Protocol, on the template's stdin and stdout, one JSON object per line. The launcher asks
-``{"program": "aggregator" | "executor" | "preflight", "args": [...], "out": path, "title": text}``; the template answers
+``{"program": "aggregator" | "executor" | "preflight", "args": [...], "out": path, "title": text,
+"env": {...}}`` (``env``: variables for that child alone, such as the aggregator's W&B key, which
+so never sits in the environment block of any process); the template answers
 ``{"started": pid}`` in the order asked, and ``{"exited": pid, "code": c}`` when a child ends (c
 as ``Popen.returncode``: the exit status, or minus the signal that ended it). The template ends
 when its stdin closes; every child dies with it (Linux parent-death signal). It leads the job's
@@ -59,7 +61,8 @@ def set_title(title: str) -> None:
     ctypes.memmove(start, title.encode()[:room - 1].ljust(room, b"\0"), room)
 
 
-def _run_child(program: str, args: list[str], out: str, title: str, parent: int, inherited: list[int]) -> None:
+def _run_child(program: str, args: list[str], out: str, title: str, env: dict[str, str], parent: int,
+               inherited: list[int]) -> None:
     """In a forked child: become the program, its output appended to ``out``; never returns.
     ``inherited`` are the template's own descriptors, closed here."""
     code = 1
@@ -71,6 +74,7 @@ def _run_child(program: str, args: list[str], out: str, title: str, parent: int,
         set_title(title)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.environ.update(env)
         null = os.open(os.devnull, os.O_RDONLY)
         output = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(null, 0)
@@ -125,8 +129,8 @@ def serve() -> None:
                 parent = os.getpid()
                 pid = os.fork()
                 if pid == 0:
-                    _run_child(request["program"], list(request["args"]), request["out"], request["title"], parent,
-                               [replies, *children])
+                    _run_child(request["program"], list(request["args"]), request["out"], request["title"],
+                               dict(request.get("env", {})), parent, [replies, *children])
                 children[os.pidfd_open(pid)] = pid
                 reply({"started": pid})
 
