@@ -54,10 +54,6 @@ def exporter_names(environ: Mapping[str, str], kind: str) -> tuple[str, ...]:
     return tuple(name for name in (n.strip().lower() for n in chosen.split(",")) if name in EXPORTERS)
 
 
-def requested(environ: Mapping[str, str] = os.environ) -> bool:
-    return bool(exporter_names(environ, "traces") or exporter_names(environ, "metrics"))
-
-
 @dataclass
 class Instruments:
     """The job's metric instruments (no-ops when telemetry is off)."""

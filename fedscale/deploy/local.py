@@ -80,10 +80,9 @@ class Template:
         while not self._started and not self.ended:
             self.pump(None)
         if not self._started:
-            self.errors.seek(0)
-            lines = self.errors.read().decode(errors="replace").strip().splitlines()
+            reason = last_line(self.errors)
             raise TemplateError(f"the job's template process ended (exit code {self.proc.wait()}) before "
-                                f"starting the {program}" + (f": {lines[-1]}" if lines else ""))
+                                f"starting the {program}" + (f": {reason}" if reason else ""))
         return ForkedProcess(self, self._started.popleft())
 
     def pump(self, timeout: float | None) -> None:
@@ -245,10 +244,16 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def last_line(path: Path) -> str:
-    """The last non-empty line of a process's output file, for one-line error reports."""
+def last_line(output: Path | IO[bytes]) -> str:
+    """The last non-empty line of a process's output (its file, or an open binary file read from
+    the start), for one-line error reports."""
     try:
-        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+        if isinstance(output, Path):
+            text = output.read_text(errors="replace")
+        else:
+            output.seek(0)
+            text = output.read().decode(errors="replace")
     except FileNotFoundError:
         return ""
+    lines = [l for l in text.splitlines() if l.strip()]
     return lines[-1].strip() if lines else ""

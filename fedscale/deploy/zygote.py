@@ -35,14 +35,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from fedscale.deploy.local import child_setup
+
 PROGRAMS = {"aggregator": "fedscale.cloud.aggregation.aggregator",
             "executor": "fedscale.cloud.execution.executor",
             "preflight": "fedscale.cloud.preflight"}
-PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+PR_SET_NAME = 15
 
 
 def exit_code(status: int) -> int:
@@ -67,10 +65,10 @@ def _run_child(program: str, args: list[str], out: str, title: str, env: dict[st
     ``inherited`` are the template's own descriptors, closed here."""
     code = 1
     try:
-        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        child_setup()()  # die with the template
         if os.getppid() != parent:
             os._exit(1)
-        _libc().prctl(PR_SET_NAME, f"fedscale-{program}".encode()[:15])
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, f"fedscale-{program}".encode()[:15])
         set_title(title)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -218,11 +218,11 @@ class Executor:
 
     def _record_client(self, span: Any, task: pb.Task, index: int, result: pb.ClientResult) -> None:
         """A trained client in its span and the metrics: samples, loss, simulated seconds (sent with
-        the task, or the adaptive training's own)."""
-        self.instruments.client_examples.add(result.num_samples)
-        self.instruments.client_loss.record(result.train_loss)
+        the task, or the adaptive training's own); nothing when telemetry is off."""
         if not self.telemetry.enabled:
             return
+        self.instruments.client_examples.add(result.num_samples)
+        self.instruments.client_loss.record(result.train_loss)
         seconds = (task.client_seconds[3 * index:3 * index + 3] if task.client_seconds
                    else (result.t_download, result.t_compute, result.t_upload))
         span.set_attributes({"fl.samples": result.num_samples, "fl.loss": result.train_loss,
