@@ -34,7 +34,7 @@ from fedscale.cloud.config_parser import load_job  # noqa: E402
 from fedscale.cloud.logger.events import read_events  # noqa: E402
 from fedscale.dataloaders.federated import load_federated_data  # noqa: E402
 from fedscale.dataloaders.partition import contiguous_bounds  # noqa: E402
-from fedscale.deploy.local import LocalLauncher  # noqa: E402
+from fedscale.deploy.local import LocalLauncher, process_env  # noqa: E402
 from fedscale.deploy.submit import make_run_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,7 +212,7 @@ def run_with_rogues(folder: Path, attacks: dict[str, Attack], **conf: Any) -> Ou
     """Run a job with the honest executor and one rogue per attack (named ``rogue-<attack>``)."""
     job, run_dir = make_run_dir(load_job(str(write_job(folder, 1 + len(attacks), **conf))))
     log = run_dir / commons.AGGREGATOR_LOG
-    launcher = LocalLauncher(run_dir, SECRET)
+    launcher = LocalLauncher(job, run_dir, process_env(SECRET))
     launcher.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     rogues: list[Rogue] = []
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fedscale.cloud.config_parser import DEFAULT_JOB, ConfigError, describe_keys, load_job
 from fedscale.deploy import registry
-from fedscale.deploy.local import TemplateError
+from fedscale.deploy.launcher import IMPLEMENTATIONS, LaunchError, describe_recorded
 from fedscale.deploy.submit import JobResult, resume, stop, submit
 
 EXIT_USAGE = 2
@@ -26,11 +26,11 @@ def _submit(args: argparse.Namespace) -> int:
             raise ConfigError(f"submit: give a job file or --resume {args.resume}, not both")
         return _resume(args)
     job = load_job(args.job or str(DEFAULT_JOB))
-    return _report(job.conf.identity.job_name, submit(job, plots=not args.no_plots))
+    return _report(job.conf.identity.job_name, submit(job, plots=not args.no_plots, launcher=args.launcher or ""))
 
 
 def _resume(args: argparse.Namespace) -> int:
-    result = resume(Path(args.resume), plots=not args.no_plots)
+    result = resume(Path(args.resume), plots=not args.no_plots, launcher=args.launcher or "")
     return _report(result.run_dir.parent.name, result)
 
 
@@ -53,7 +53,8 @@ def _stop(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     jobs = registry.running()
     for record in jobs:
-        print(f"{record['job_name']}\tdriver pid {record['driver_pid']}\t{record['run_dir']}")
+        print(f"{record['job_name']}\tdriver pid {record['driver_pid']}\t{describe_recorded(record)}\t"
+              f"{record['run_dir']}")
     if not jobs:
         print("no running jobs")
     return 0
@@ -71,7 +72,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from fedscale.sweep.runner import SweepRunner, default_out
+    from fedscale.sweep.clusters import sweep_runner
+    from fedscale.sweep.runner import default_out
     from fedscale.sweep.spec import from_flags, load_sweep
     if args.spec and args.strategies:
         raise ConfigError(f"sweep: give a sweep file ({args.spec}) or --strategies, not both")
@@ -88,8 +90,10 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.parallel is not None and args.parallel < 1:
         raise ConfigError(f"sweep: --parallel: expected a whole number >= 1, got {args.parallel}")
     out = Path(args.out) if args.out else default_out()
-    runner = SweepRunner(sweep, out, args.parallel, args.resume)
-    print(f"sweep: {len(sweep.runs)} runs, {runner.parallel} at a time, into {out}", flush=True)
+    runner = sweep_runner(args.cluster, sweep, out, args.parallel, args.resume, args.slurm_partition,
+                          args.slurm_time)
+    where = " as a Slurm job array" if args.cluster == "slurm" else ""
+    print(f"sweep: {len(sweep.runs)} runs{where}, {runner.parallel} at a time, into {out}", flush=True)
     from fedscale.sweep.compare import console_summary
     print("\n".join(console_summary(runner.run())))
     print(f"comparison: {out / 'comparison.md'}")
@@ -128,10 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", nargs="?", help="YAML job file")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the job of this run folder from its checkpoint")
     p.add_argument("--no-plots", action="store_true", help="do not draw the run's plots when it ends")
+    p.add_argument("--launcher", choices=tuple(IMPLEMENTATIONS),
+                   help="how the job's processes start (default: the job file's launcher / use_container, else ssh "
+                        "when a host is remote, else local)")
     p.set_defaults(func=_submit)
     p = sub.add_parser("resume", help="continue a job from its run folder's checkpoint, at the round after it")
     p.add_argument("resume", metavar="run_dir")
     p.add_argument("--no-plots", action="store_true", help="do not draw the run's plots when it ends")
+    p.add_argument("--launcher", choices=tuple(IMPLEMENTATIONS), help="as for submit")
     p.set_defaults(func=_resume)
     p = sub.add_parser("stop", help="stop a running job and all its processes")
     p.add_argument("job_name")
@@ -161,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="first seed (default: the base job's); run i gets seed + i")
     p.add_argument("--seeds", type=int, help="repeat every run over this many seeds (paired), for intervals")
     p.add_argument("--resume", action="store_true", help="keep runs completed in --out with the same config")
+    p.add_argument("--cluster", choices=("local", "slurm", "kubernetes"), default="local",
+                   help="where the runs run: local processes (default), or a Slurm job array of sweep cells "
+                        "(through submitit; --out on a file system the nodes share)")
+    p.add_argument("--slurm-partition", help="the Slurm partition (default: the cluster's)")
+    p.add_argument("--slurm-time", type=int, metavar="MIN", help="each array task's time limit in minutes (default 60)")
     p.set_defaults(func=_sweep)
     p = sub.add_parser("report", help="rebuild a sweep's comparison from its runs' event logs")
     p.add_argument("sweep_dir")
@@ -180,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except TemplateError as err:
+    except LaunchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -323,7 +323,7 @@ def test_bad_values_name_the_key(tmp_path: Path, key: str, raw: object, expected
         ("worker_ips: ['h:[0,0]']\n", "worker_ips[0]: expected at least one process on h"),
         ("worker_ips: ['h:[1]', 'h:[2]']\n", "worker_ips[1]: host 'h' is listed twice"),
         ("executor_entry: my_executor.py\n",
-         "executor_entry: expected a path ending in 'executor.py', meaning the built-in one "
+         "executor_entry: expected a path ending in 'executor.py' or 'executor_ctnr.py', meaning the built-in one "
          "(custom entry scripts are not run), got 'my_executor.py'"),
         ("aggregator_entry: aggregation/async_aggregator.py\n", "custom entry scripts are not run"),
         ("auth:\n  ssh_usr: me\n", "auth: unknown key 'ssh_usr' (did you mean 'ssh_user'?)"),

@@ -13,7 +13,7 @@ import pytest
 from fedscale.cloud import commons
 from fedscale.cloud.aggregation.checkpoint import checkpoint_path, read_checkpoint
 from fedscale.cloud.config_parser import load_job
-from fedscale.deploy.local import LocalLauncher
+from fedscale.deploy.local import LocalLauncher, process_env
 from fedscale.deploy.submit import run_to_end
 from fedscale.dataloaders.femnist import write_femnist_fixture
 from tests.jobs import (ROOT, check_documented, documented_events, driver_env, events, job_pids, pid_of, run_dirs,
@@ -382,7 +382,7 @@ def test_executors_exit_when_the_aggregator_dies(tmp_path):
     from fedscale.cloud.config_parser import load_job
     from fedscale.deploy.submit import make_run_dir
     job, run_dir = make_run_dir(load_job(str(write_job(tmp_path, **SLOW))))
-    launcher = LocalLauncher(run_dir, "secret")
+    launcher = LocalLauncher(job, run_dir, process_env("secret"))
     aggregator = launcher.start_aggregator()
     begin = wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.JOB_BEGIN)
     for i in (1, 2):
@@ -435,8 +435,12 @@ def test_missing_job_file_and_remote_host_are_one_line_errors(tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "nope.yml" in done.stderr
     job = write_job(tmp_path)
     job.write_text(job.read_text().replace("127.0.0.1:[2]", "10.0.0.9:[2]"))
-    done = run_driver(tmp_path, "submit", str(job))
-    assert done.returncode == 2 and "worker_ips" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    done = run_driver(tmp_path, "submit", str(job))  # an ssh job, refused before any host is contacted
+    assert done.returncode == 2 and "ps_ip: 127.0.0.1 cannot be reached from 10.0.0.9" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    done = run_driver(tmp_path, "submit", "--launcher", "local", str(job))
+    assert done.returncode == 2 and "worker_ips: host '10.0.0.9' is remote" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "logs").exists()
     (tmp_path / "file").write_text("")
     done = run_driver(tmp_path, "submit", str(write_job(tmp_path, log_path=str(tmp_path / "file" / "x"))))

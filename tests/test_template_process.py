@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from fedscale.cloud import commons
-from fedscale.cloud.config_parser import load_job
+from fedscale.cloud.config_parser import load_job, parse_job
 from fedscale.deploy.local import LocalLauncher, Template, TemplateError, process_env
 from fedscale.deploy.submit import make_run_dir
 from tests.jobs import DRIVER, ROOT, driver_env, events, job_pids, run_driver, run_dirs, wait_for_event, write_job
@@ -18,7 +18,7 @@ from tests.jobs import DRIVER, ROOT, driver_env, events, job_pids, run_driver, r
 def test_a_forked_program_reports_its_exit_code_and_output(tmp_path):
     run_dir = tmp_path / "not-a-run-folder"
     run_dir.mkdir()
-    launcher = LocalLauncher(run_dir, "secret")
+    launcher = LocalLauncher(parse_job({}, "<default>"), run_dir, process_env("secret"))
     try:
         executor = launcher.start_executor("executor-1", "127.0.0.1:1")
         assert executor.wait(timeout=30) != 0
@@ -30,7 +30,7 @@ def test_a_forked_program_reports_its_exit_code_and_output(tmp_path):
 
 def test_ps_names_each_process_and_ending_the_template_ends_them(tmp_path):
     job, run_dir = make_run_dir(load_job(str(write_job(tmp_path, executors=2, rounds=1000))))
-    launcher = LocalLauncher(run_dir, "secret")
+    launcher = LocalLauncher(job, run_dir, process_env("secret"))
     try:
         launcher.start_aggregator()
         address = wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.JOB_BEGIN)["address"]

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from fedscale.cloud.commons import JOB_FILE
+from fedscale.cloud.config.deployment import KEYS as DEPLOYMENT_KEYS
+from fedscale.cloud.config.deployment import Deployment, parse_deployment
 from fedscale.cloud.config.job_conf import ALL_NAMES, KEYS, JobConf, canonical_pairs, inactive_keys
 from fedscale.cloud.config.keys import TYPE_NAMES, Check, ConfigError, KeySpec, reported_from, show, suggest
 
@@ -57,9 +59,10 @@ class JobSpec:
     ps_port: int
     workers: tuple[WorkerHost, ...]
     exp_path: str
-    auth: dict[str, str]
+    auth: dict[str, Any]
     setup_commands: tuple[str, ...]
     conf: JobConf
+    deployment: Deployment = Deployment()
 
     @property
     def num_executors(self) -> int:
@@ -82,6 +85,7 @@ class JobSpec:
             "exp_path": self.exp_path,
             "auth": dict(self.auth),
             "setup_commands": list(self.setup_commands),
+            "deployment": self.deployment.to_dict(),
             "conf": self.conf.public_dict(),
             "explicit": sorted(self.conf.explicit),
         }
@@ -108,6 +112,7 @@ class JobSpec:
                     "exp_path": d["exp_path"],
                     "auth": d["auth"],
                     "setup_commands": d["setup_commands"],
+                    **d.get("deployment", {}),
                 }
                 settings, explicit = d["conf"], list(d["explicit"])
             except (KeyError, TypeError) as err:
@@ -121,26 +126,33 @@ class JobSpec:
 
 # the job ``submit`` runs without a job file, and a sweep's runs start from without a base
 DEFAULT_JOB = Path(__file__).resolve().parents[1] / "jobs" / "quickstart.yml"
-_TOP_LEVEL_KEYS = ("ps_ip", "ps_port", "worker_ips", "exp_path", "executor_entry", "aggregator_entry",
-                   "auth", "setup_commands", "job_conf")
+_TOP_LEVEL_KEYS = ("ps_ip", "ps_port", "worker_ips", "num_executors", "exp_path", "executor_entry",
+                   "aggregator_entry", "auth", "setup_commands", *DEPLOYMENT_KEYS, "job_conf")
 _TOP_LEVEL_SHAPE = "a mapping of job keys (ps_ip, worker_ips, job_conf, ...)"
-_DEFAULT_WORKERS = ["127.0.0.1:[1]"]
+_DEFAULT_HOST = "127.0.0.1"
+_DEFAULT_WORKERS = [f"{_DEFAULT_HOST}:[1]"]
 _EXP_PATH = KeySpec("exp_path", str, "", "Experiment folder; empty means the working directory.", path=True)
 _AUTH_KEYS = {
     "ssh_user": KeySpec("ssh_user", str, "", "User for SSH to the worker hosts."),
     "ssh_private_key": KeySpec("ssh_private_key", str, "", "Private key for SSH to the worker hosts.", path=True),
+    "ssh_port": KeySpec("ssh_port", int, 0, "SSH port of the worker hosts; 0: ~/.ssh/config's, else 22.", ge=0,
+                        le=65535),
+    "ssh_known_hosts": KeySpec("ssh_known_hosts", str, "", "known_hosts file holding the worker hosts' keys "
+                               "(hosts not in it are refused); empty: ~/.ssh/known_hosts.", path=True),
 }
 
 
 def _entry_spec(key: str, script: str) -> KeySpec:
-    """FedScale's entry-script keys: only a path to the built-in script (same basename) is accepted."""
-    return KeySpec(key, str, script, f"FedScale's {key.replace('_', ' ')} script.",
-                   check=Check(lambda path: os.path.basename(path) == script,
-                               f"a path ending in {script!r}, meaning the built-in one "
+    """FedScale's entry-script keys: only a path to a built-in script (same basename, or FedScale's
+    container variant ``<name>_ctnr.py``) is accepted."""
+    names = (f"{script}.py", f"{script}_ctnr.py")
+    return KeySpec(key, str, names[0], f"FedScale's {key.replace('_', ' ')} script.",
+                   check=Check(lambda path: os.path.basename(path) in names,
+                               f"a path ending in {names[0]!r} or {names[1]!r}, meaning the built-in one "
                                "(custom entry scripts are not run)"))
 
 
-_ENTRY_KEYS = (_entry_spec("executor_entry", "executor.py"), _entry_spec("aggregator_entry", "aggregator.py"))
+_ENTRY_KEYS = (_entry_spec("executor_entry", "executor"), _entry_spec("aggregator_entry", "aggregator"))
 MAX_PROCS_PER_HOST = 64
 MAX_EXECUTORS = 1024
 _WORKER_ENTRY = re.compile(r"(?P<host>[^\s\[\]]+):\[\s*(?P<counts>\d+(?:\s*,\s*\d+)*)\s*\]", re.ASCII)
@@ -173,13 +185,13 @@ def _parse_workers(section: Any) -> tuple[WorkerHost, ...]:
     return tuple(workers)
 
 
-def _parse_auth(section: Any) -> dict[str, str]:
-    """``auth``: optional ssh_user and ssh_private_key (the key's path is expanded)."""
+def _parse_auth(section: Any) -> dict[str, Any]:
+    """``auth``: optional ssh_user, ssh_private_key, ssh_port, ssh_known_hosts (paths expanded)."""
     if section is None:
         return {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"expected a mapping with ssh_user and/or ssh_private_key, got {show(section)}", "auth")
-    auth: dict[str, str] = {}
+    auth: dict[str, Any] = {}
     for key, value in section.items():
         spec = _AUTH_KEYS.get(key) if isinstance(key, str) else None
         if spec is None:
@@ -229,16 +241,28 @@ def _top_level_choice(key: str, top: Mapping[str, Any], raw: Mapping[str, Any]) 
     return chosen
 
 
+def _executor_hosts(top: Mapping[str, Any]) -> tuple[WorkerHost, ...]:
+    """``worker_ips``, or for a job that gives only a top-level ``num_executors`` (FedScale's
+    Kubernetes jobs, whose executors go where the cluster puts them) that many on this host."""
+    if "worker_ips" in top or top.get("num_executors") is None:
+        return _parse_workers(top.get("worker_ips", _DEFAULT_WORKERS))
+    count = KEYS["num_executors"].parse(top["num_executors"], "num_executors")
+    if count > MAX_EXECUTORS:
+        raise ConfigError(f"expected at most {MAX_EXECUTORS} executor processes, got {count}", "num_executors")
+    return (WorkerHost(_DEFAULT_HOST, count),)
+
+
 def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable[str], source: str) -> JobSpec:
     """Build the JobSpec from top-level values and canonical raw job_conf values."""
-    workers = _parse_workers(top.get("worker_ips", _DEFAULT_WORKERS))
+    workers = _executor_hosts(top)
     total = sum(worker.procs for worker in workers)
-    settings = dict(raw)
-    if "num_executors" in raw:
-        given = KEYS["num_executors"].parse(raw["num_executors"], "job_conf.num_executors")
-        if given != total:
+    deployment = parse_deployment(top, total)
+    settings = {key: deployment.host_path(value) if key in KEYS and KEYS[key].path else value
+                for key, value in raw.items()}
+    for where, given in (("num_executors", top.get("num_executors")), ("job_conf.num_executors", raw.get("num_executors"))):
+        if given is not None and KEYS["num_executors"].parse(given, where) != total:
             raise ConfigError(f"expected {total}, the process total of worker_ips it is derived from, "
-                              f"got {show(raw['num_executors'])}", "job_conf.num_executors")
+                              f"got {show(given)}", where)
     settings["num_executors"] = total
     for key in ("ps_ip", "ps_port"):
         settings[key] = _top_level_choice(key, top, raw)
@@ -252,6 +276,7 @@ def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable
         auth=_parse_auth(top.get("auth")),
         setup_commands=_parse_setup_commands(top.get("setup_commands")),
         conf=conf,
+        deployment=deployment,
     )
 
 
@@ -266,7 +291,7 @@ def parse_job(data: Any, source: str) -> JobSpec:
             raise ConfigError(f"expected {_TOP_LEVEL_SHAPE} at the top level, got {show(data)}")
         for key in data:
             if key not in _TOP_LEVEL_KEYS:
-                if key in ALL_NAMES:
+                if key in ALL_NAMES and isinstance(key, str):
                     hint = " (it is a job_conf key: put it under job_conf)"
                 else:
                     hint = suggest(key, _TOP_LEVEL_KEYS)

@@ -19,9 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, ClassVar
 
 from fedscale.cloud import commons
+from fedscale.cloud.config_parser import ConfigError, JobSpec
+from fedscale.deploy.launcher import LaunchError
+from fedscale.deploy.registry import process_start
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 PR_SET_PDEATHSIG = 1
@@ -42,7 +45,7 @@ def child_setup(cores: tuple[int, ...] = ()) -> Callable[[], None]:
     return setup
 
 
-class TemplateError(OSError):
+class TemplateError(LaunchError):
     """The job's template process ended before it could start a program (a broken install); one line."""
 
 
@@ -172,20 +175,37 @@ class ForkedProcess:
 
 
 class LocalLauncher:
-    """Starts and stops one job's processes; their output goes to ``<run_dir>/<name>.out`` (appended
-    to, so a restarted process's output follows its earlier one)."""
+    """The ``local`` Launcher: one job's processes on this machine; their output goes to
+    ``<run_dir>/<name>.out`` (appended to, so a restarted process's output follows its earlier one)."""
 
-    def __init__(self, run_dir: Path, secret: str, template: Template | None = None,
+    kind: ClassVar[str] = "local"
+    forks_here: ClassVar[bool] = True
+
+    def __init__(self, job: JobSpec, run_dir: Path, env: dict[str, str], template: Template | None = None,
                  aggregator_env: dict[str, str] | None = None) -> None:
-        """``template``: the job's template if it was started already (with ``process_env(secret)``);
-        otherwise one starts with ``env`` when the first process does. ``aggregator_env``: what the
-        aggregator alone gets (the job's W&B key)."""
+        """``template``: the job's template if it was started already (with ``env``); otherwise one
+        starts with ``env`` when the first process does. ``aggregator_env``: what the aggregator
+        alone gets (the job's W&B key)."""
         self.run_dir = run_dir
-        self.env = process_env(secret)
+        self.env = env
         self.template = template
         self.aggregator_env = aggregator_env or {}
         self.aggregator: ForkedProcess | None = None
         self.executors: dict[str, ForkedProcess] = {}
+
+    @classmethod
+    def prepare(cls, job: JobSpec, note: Callable[[str], None]) -> JobSpec:
+        """Refuse a job with a host other than this machine (it needs the ssh launcher)."""
+        remote = [w.host for w in job.workers if not is_local_host(w.host)]
+        if remote:
+            raise ConfigError(f"{job.source}: worker_ips: host {remote[0]!r} is remote; the local launcher runs "
+                              f"executors on this machine only (set launcher: ssh, or use 127.0.0.1)")
+        if not is_local_host(job.ps_ip):
+            raise ConfigError(f"{job.source}: ps_ip: {job.ps_ip!r} is not this machine; the local launcher runs "
+                              f"the aggregator here (set launcher: ssh, or use 127.0.0.1)")
+        if job.setup_commands:
+            note("setup_commands are not run for local executors; they use this Python environment")
+        return job
 
     @property
     def pgid(self) -> int | None:
@@ -213,6 +233,27 @@ class LocalLauncher:
 
     def processes(self) -> list[ForkedProcess]:
         return ([self.aggregator] if self.aggregator else []) + list(self.executors.values())
+
+    def sync(self) -> None:
+        """Nothing to bring: the processes write into the run folder."""
+
+    def record(self) -> dict[str, Any]:
+        pgid = self.pgid
+        return {"kind": self.kind, "where": self.describe(), "pgid": pgid,
+                "pgid_start": process_start(pgid) if pgid else None}
+
+    def describe(self) -> str:
+        return f"local, process group {self.pgid}"
+
+    @staticmethod
+    def stop_recorded(record: dict[str, Any]) -> None:
+        """Kill the recorded process group, unless its leader is now another process (a group id is
+        not reused while any member of the group lives, so a gone leader is safe too)."""
+        pgid = record.get("pgid")
+        if pgid:
+            start = process_start(pgid)
+            if start is None or start == record.get("pgid_start"):
+                signal_group(pgid, signal.SIGKILL)
 
     def wait_all(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for every process to exit; True if they all did."""

@@ -1,10 +1,11 @@
 """Where running jobs are recorded, so ``stop <job_name>`` can find them from another shell.
 
 One JSON file per running job under ``$FEDSCALE_STATE_DIR`` (default
-``~/.local/state/fedscale/jobs``): the driver's pid, the job's process group and run folder,
-and the start times of the driver and of the group's leader. A record outlives its job when the
-driver is killed outright (SIGKILL, the OOM killer); its pids may then belong to other
-processes, so a record counts only while its processes' start times still match.
+``~/.local/state/fedscale/jobs``): the driver's pid and start time, the run folder, and what the
+job's launcher needs to find its processes again (``Launcher.record``). A record outlives its job
+when the driver is killed outright (SIGKILL, the OOM killer); its pids may then belong to other
+processes, so a record counts only while its driver's start time still matches, and launchers
+keep their own processes' start times.
 """
 from __future__ import annotations
 
@@ -48,19 +49,13 @@ def lookup(job_name: str) -> dict[str, Any] | None:
     return record if same_process(record["driver_pid"], record.get("driver_start")) else None
 
 
-def group_is_the_jobs(record: dict[str, Any]) -> bool:
-    """Whether the record's process group may be signalled: its leader is the job's process, or
-    is gone (a group id is not reused while any member of the group lives)."""
-    start = process_start(record["pgid"])
-    return start is None or start == record.get("pgid_start")
-
-
-def register(job_name: str, driver_pid: int, pgid: int, **record: Any) -> None:
+def register(job_name: str, driver_pid: int, run_dir: str, launcher: dict[str, Any]) -> None:
+    """Record a running job (``launcher``: its launcher's ``record()``)."""
     path = _path(job_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(record, job_name=job_name, driver_pid=driver_pid,
-                                    driver_start=process_start(driver_pid), pgid=pgid,
-                                    pgid_start=process_start(pgid))))
+    path.write_text(json.dumps({"job_name": job_name, "driver_pid": driver_pid,
+                                "driver_start": process_start(driver_pid), "run_dir": run_dir,
+                                "launcher": launcher}))
 
 
 def unregister(job_name: str, driver_pid: int) -> None:

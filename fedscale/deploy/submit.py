@@ -31,7 +31,8 @@ from fedscale.cloud.preflight import needs_torch, preflight
 from fedscale.cloud.logger import wandb_run
 from fedscale.cloud.logger.events import EventTail, read_events
 from fedscale.deploy import registry
-from fedscale.deploy.local import LocalLauncher, Template, is_local_host, last_line, process_env, signal_group
+from fedscale.deploy.launcher import Launcher, job_mode, launcher_class, leaves_machine, stop_recorded
+from fedscale.deploy.local import Template, last_line, process_env
 from fedscale.deploy.progress import Progress
 
 POLL_SECONDS = 0.1
@@ -56,15 +57,8 @@ class _Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM reached the driver."""
 
 
-def check_deployable(job: JobSpec) -> None:
-    """Refuse what this launcher cannot run, before anything starts."""
-    remote = [w.host for w in job.workers if not is_local_host(w.host)]
-    if remote:
-        raise ConfigError(f"{job.source}: worker_ips: host {remote[0]!r} is remote; only local hosts "
-                          f"(localhost, 127.0.0.1) can be launched in this version")
-    if not is_local_host(job.ps_ip):
-        raise ConfigError(f"{job.source}: ps_ip: {job.ps_ip!r} is not this machine; the local launcher "
-                          f"runs the aggregator here (use 127.0.0.1)")
+def check_not_running(job: JobSpec) -> None:
+    """Refuse a job whose name a running job has (``stop`` finds jobs by name)."""
     record = registry.lookup(job.conf.identity.job_name)
     if record is not None:
         raise ConfigError(f"{job.source}: job_conf.job_name: a job named {job.conf.identity.job_name!r} is already "
@@ -92,31 +86,35 @@ def make_run_dir(job: JobSpec) -> tuple[JobSpec, Path]:
     return job, run_dir
 
 
-def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plots: bool = True) -> JobResult:
-    """Run ``job`` to its end on this machine; return how it ended. With ``plots`` a job that
-    ended on its own leaves its plots (``write_run_plots``) in its run folder."""
-    check_deployable(job)
+def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plots: bool = True,
+           launcher: str = "") -> JobResult:
+    """Run ``job`` to its end with its launcher (``launcher`` overrides the job's own choice);
+    return how it ended. With ``plots`` a job that ended on its own leaves its plots
+    (``write_run_plots``) in its run folder."""
+    kind = job_mode(job, launcher)
+    launcher_type = launcher_class(kind)
+    check_not_running(job)
+    job = launcher_type.prepare(job, lambda note: print(f"note: {note}", file=err))
     secret = secrets.token_hex(32)
-    env = process_env(secret)
+    env = job_env(job, kind, secret)
     wandb_env = {"WANDB_API_KEY": job.conf.identity.wandb_token} if job.conf.identity.wandb_token else {}
-    with _template(Path(job.log_root) / "logs" / job.conf.identity.job_name, env) as template:
-        _preflight(job, template)
+    with _template(job, launcher_type, env) as template:
+        if template is not None:
+            _preflight(job, template)
         for key in inactive_keys(job.conf):
             print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
                   file=err)
-        if job.ps_ip == "0.0.0.0":
+        if job.ps_ip == "0.0.0.0" and not leaves_machine(job, kind):
             print("note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
-                  "still need the job secret); TLS arrives with the multi-host launchers", file=err)
-        if job.setup_commands:
-            print("note: setup_commands are not run for local executors; they use this Python environment",
-                  file=err)
+                  "still need the job secret); a job with a remote host uses TLS", file=err)
         if wandb_run.requested({**env, **wandb_env}) and not wandb_run.installed():
             print(wandb_run.MISSING, file=err)
         job, run_dir = make_run_dir(job)
-    return _run(job, run_dir, LocalLauncher(run_dir, secret, template, wandb_env), out, plots=plots)
+        launcher = launcher_type(job, run_dir, env, template, wandb_env)
+    return _run(job, run_dir, launcher, out, plots=plots)
 
 
-def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobResult:
+def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True, launcher: str = "") -> JobResult:
     """Continue the job of ``run_dir`` from its checkpoint, at the round after it, to its end."""
     run_dir = Path(run_dir)
     try:
@@ -130,23 +128,41 @@ def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True) -> JobRe
     training, done = job.conf.training, int(state["round"])
     if done >= training.rounds or 0 < training.max_virtual_time <= state["virtual_time"]:
         raise ConfigError(f"{run_dir}: the job ended at round {done} as planned; there is nothing to resume")
-    check_deployable(job)
-    secret = secrets.token_hex(32)
-    with _template(run_dir.parent, process_env(secret)) as template:
-        _preflight(job, template)
+    kind = job_mode(job, launcher)
+    launcher_type = launcher_class(kind)
+    check_not_running(job)
+    job = launcher_type.prepare(job, lambda note: print(f"note: {note}", file=sys.stderr))
+    env = job_env(job, kind, secrets.token_hex(32))
+    with _template(job, launcher_type, env, run_dir.parent) as template:
+        if template is not None:
+            _preflight(job, template)
         discarded = rewind_event_log(run_dir / commons.AGGREGATOR_LOG, state["event_log_size"],
                                      checkpoint_path(run_dir).parent / DISCARDED_EVENTS)
+        launcher = launcher_type(job, run_dir, env, template, {})
     print(f"job {job.conf.identity.job_name}: resuming after round {done} ({discarded} event lines written after "
           f"the checkpoint moved to {DISCARDED_EVENTS})", file=out, flush=True)
-    return _run(job, run_dir, LocalLauncher(run_dir, secret, template), out,
-                resume_offset=state["event_log_size"], plots=plots)
+    return _run(job, run_dir, launcher, out, resume_offset=state["event_log_size"], plots=plots)
+
+
+def job_env(job: JobSpec, kind: str, secret: str) -> dict[str, str]:
+    """The environment of the job's processes: the secret, and for a job whose traffic leaves this
+    machine the per-job TLS certificates (``leaves_machine``)."""
+    env = process_env(secret)
+    if leaves_machine(job, kind):
+        from fedscale.cloud.channels.tls import JobCertificates
+        env.update(JobCertificates.create([job.ps_ip, *(w.host for w in job.workers)]).to_env())
+    return env
 
 
 @contextlib.contextmanager
-def _template(job_folder: Path, env: dict[str, str]) -> Iterator[Template]:
-    """The job's template process, started now (with ``env``) so that its imports overlap the
-    job's checks; it is ended at once if they fail."""
-    template = Template(job_folder, env)
+def _template(job: JobSpec, launcher_type: type[Launcher], env: dict[str, str],
+              job_folder: Path | None = None) -> Iterator[Template | None]:
+    """The job's template process for a launcher that forks processes here, started now (with
+    ``env``) so that its imports overlap the job's checks; it is ended at once if they fail."""
+    if not launcher_type.forks_here:
+        yield None
+        return
+    template = Template(job_folder or Path(job.log_root) / "logs" / job.conf.identity.job_name, env)
     try:
         yield template
     except BaseException:
@@ -168,7 +184,7 @@ def _preflight(job: JobSpec, template: Template) -> None:
             raise ConfigError(last_line(out) or f"the job's checks ended with exit code {code}")
 
 
-def _run(job: JobSpec, run_dir: Path, launcher: LocalLauncher, out: TextIO, resume_offset: int | None = None,
+def _run(job: JobSpec, run_dir: Path, launcher: Launcher, out: TextIO, resume_offset: int | None = None,
          plots: bool = True) -> JobResult:
     """Launch the job laid out in ``run_dir`` and follow it to its end; with ``resume_offset``
     (where its event log was cut back to) the aggregator resumes from the checkpoint. A job that
@@ -187,7 +203,9 @@ def _run(job: JobSpec, run_dir: Path, launcher: LocalLauncher, out: TextIO, resu
     interrupted = False
     try:
         launcher.start_aggregator(*(() if resume_offset is None else ("--resume",)))
-        registry.register(name, driver_pid=os.getpid(), pgid=launcher.pgid, run_dir=str(run_dir))
+        for index in range(job.num_executors):  # they load their data while the aggregator starts
+            launcher.start_executor(f"executor-{index + 1}", log_offset=resume_offset or 0)
+        _register(name, run_dir, launcher)
         result = _follow(job, run_dir, launcher, progress, resume_offset or 0)
     except _Interrupted as signame:
         interrupted, result = True, JobResult(commons.STATUS_STOPPED, run_dir, f"stopped by {signame}")
@@ -233,20 +251,23 @@ def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
     return list(read_events(result.run_dir / commons.AGGREGATOR_LOG))
 
 
-def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Progress,
+def _register(name: str, run_dir: Path, launcher: Launcher) -> None:
+    registry.register(name, driver_pid=os.getpid(), run_dir=str(run_dir), launcher=launcher.record())
+
+
+def _follow(job: JobSpec, run_dir: Path, launcher: Launcher, progress: Progress,
             log_offset: int) -> JobResult:
-    """Start the executors together with the aggregator (they load their data while it starts),
-    show progress, and end with the job. An executor that exits before the first round fails the
+    """Show progress and end with the job. An executor that exits before the first round fails the
     job (it could not start); one that exits later with an error is restarted, up to
     ``executor_restarts`` times each, and rejoins."""
     tail = EventTail(run_dir / commons.AGGREGATOR_LOG, log_offset)
     aggregator = launcher.aggregator
+    assert aggregator is not None
     started, under_way, end, address = time.monotonic(), False, None, ""
-    restarts = dict.fromkeys((f"executor-{i + 1}" for i in range(job.num_executors)), 0)
+    restarts = dict.fromkeys(launcher.executors, 0)
     given_up: set[str] = set()
-    for executor_id in restarts:
-        launcher.start_executor(executor_id, log_offset=log_offset)
     while end is None:
+        launcher.sync()
         exited = aggregator.poll() is not None
         for event in tail.poll():
             progress.on_event(event)
@@ -277,12 +298,14 @@ def _follow(job: JobSpec, run_dir: Path, launcher: LocalLauncher, progress: Prog
                 progress.note(f"{executor_id} exited ({reason}); restarting it "
                               f"({restarts[executor_id]} of {job.conf.cluster.executor_restarts})")
                 launcher.start_executor(executor_id, address)
+                _register(job.conf.identity.job_name, run_dir, launcher)
             else:
                 given_up.add(executor_id)
                 progress.note(f"{executor_id} exited ({reason}); not restarted: it was restarted "
                               f"{restarts[executor_id]} times (executor_restarts)")
         time.sleep(POLL_SECONDS)
     launcher.wait_all(timeout=10.0)
+    launcher.sync()
     if end is None:
         reason = (last_line(run_dir / commons.console_output_name("aggregator"))
                   or f"exit code {aggregator.returncode}{_low_space_note(run_dir)}")
@@ -302,7 +325,8 @@ def _low_space_note(run_dir: Path) -> str:
 
 
 def stop(job_name: str, timeout: float = 5.0) -> bool:
-    """Stop a running job: ask its driver, then make sure its process group is gone."""
+    """Stop a running job: ask its driver (which ends every process of the job through its
+    launcher), then make sure, through the launcher's record, that nothing of it is left."""
     record = registry.lookup(job_name)
     if record is None:
         return False
@@ -310,6 +334,5 @@ def stop(job_name: str, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while registry.same_process(record["driver_pid"], record["driver_start"]) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-    if registry.group_is_the_jobs(record):
-        signal_group(record["pgid"], signal.SIGKILL)
+    stop_recorded(record)
     return True

@@ -1,12 +1,15 @@
-"""Runs a sweep: each run a real job started by ``fedscale submit`` in a process of its own, up
-to ``parallel`` at once, then the run folders, the comparison and the manifest.
+"""Runs a sweep on this machine: each run a real job started by ``fedscale submit`` in a process
+of its own (``fedscale.sweep.run``), up to ``parallel`` at once, then the run folders, the
+comparison and the manifest.
 
 Each run gets its own folder ``<out>/<run_id>/`` (job.yml, config.json, driver.out, the job's
-log folder, and at its end rounds.csv and summary.json), a free port (ps_port 0) and, when the
-machine has the cores, cores of its own: a run's processes are pinned to as many cores as it
-has executor threads (executors x torch_threads, one thread each by default), so parallel runs
-never share a core. An aggregator and its executors mostly take turns (it waits while they
-train), so a run needs about one core per executor thread; ``default_parallel`` counts them.
+log folder, and at its end outcome.json, rounds.csv and summary.json), a free port (ps_port 0)
+and, when the machine has the cores, cores of its own: a run's processes are pinned to as many
+cores as it has executor threads (executors x torch_threads, one thread each by default), so
+parallel runs never share a core. An aggregator and its executors mostly take turns (it waits
+while they train), so a run needs about one core per executor thread; ``default_parallel``
+counts them. The sweep folder also holds plan.json (``fedscale.sweep.plan``), so any of its runs
+can be run again, or elsewhere, by index (``fedscale.sweep.cell``).
 
 A failed run is recorded as ``error`` with its reason and the others carry on; Ctrl-C or
 SIGTERM stops every running job (each driver ends its job's process group) within seconds,
@@ -15,31 +18,22 @@ records the runs not started as ``not_run``, and still writes everything.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from fedscale.cloud import commons
-from fedscale.cloud.aggregation.server_algorithms import DEFAULT_ALGORITHM, SERVER_ALGORITHMS
 from fedscale.cloud.logger.events import EventTail
-from fedscale.cloud.logger.rounds import aggregator_events, aggregator_log, round_rows
-from fedscale.deploy.local import child_setup, last_line
+from fedscale.cloud.logger.rounds import aggregator_log
 from fedscale.sweep import compare
 from fedscale.sweep.manifest import manifest
-from fedscale.sweep.results import (COMPLETED, ERROR, NOT_RUN, STOPPED, WALL_BUDGET, read_json, summarize, write_json,
-                                    write_rounds)
+from fedscale.sweep.plan import write_plan
+from fedscale.sweep.results import COMPLETED, ERROR, NOT_RUN, STOPPED, read_json, write_json
+from fedscale.sweep.run import POLL_SECONDS, RunProcess, prepare_run, write_outcome, write_run_files
 from fedscale.sweep.spec import RunSpec, Sweep
-
-POLL_SECONDS = 0.2
-STOP_GRACE = 20.0
-EXIT_STOPPED = 130
 
 
 def cores_needed(run: RunSpec) -> int:
@@ -66,7 +60,7 @@ class RunState:
     cores_needed: int
     status: str = "pending"
     reason: str = ""
-    proc: subprocess.Popen | None = None
+    process: RunProcess | None = None
     started: float = 0.0
     elapsed: float = 0.0
     cores: tuple[int, ...] = ()
@@ -74,52 +68,16 @@ class RunState:
     round: int = 0
     virtual_time: float = 0.0
     accuracy: float | None = None
-    stopped_for: str = ""
     record: dict[str, Any] = field(default_factory=dict)
-
-
-def strategy_label(spec: RunSpec, conf: Any) -> str:
-    """The strategy as written, or what the run's keys make it: the server algorithm by its
-    Flower name (FedAvg, FedYogi...), with a robust aggregation spec other than the mean."""
-    if spec.strategy:
-        return spec.strategy
-    algorithm = SERVER_ALGORITHMS[conf.server.gradient_policy or DEFAULT_ALGORITHM]
-    aggregator = conf.robustness.aggregator
-    if aggregator == "mean":
-        return algorithm.__name__
-    return aggregator if algorithm.name == DEFAULT_ALGORITHM else f"{algorithm.__name__}+{aggregator}"
-
-
-def run_record(spec: RunSpec, folder: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the comparison needs of one run: labels, status and summary (from the job's
-    ``events``; the folder's outcome.json says why a run has no end of its own)."""
-    job = spec.job(folder)
-    summary = summarize(events, spec.target_metric, spec.target_value)
-    outcome = read_json(folder / "outcome.json") or {}
-    summary["elapsed_seconds"] = outcome.get("elapsed_seconds")
-    if outcome.get("status") in (WALL_BUDGET, NOT_RUN) or (outcome and summary["status"] == ERROR
-                                                          and not summary["reason"]):
-        summary["status"], summary["reason"] = outcome["status"], outcome.get("reason", "")
-    return {"run_id": spec.run_id, "group": spec.group, "strategy": strategy_label(spec, job.conf),
-            "selector": job.conf.selection.sample_mode, "attack": spec.attack or "none", "seed": spec.seed,
-            "status": summary["status"], "reason": summary["reason"], "config_hash": spec.config_hash(),
-            "summary": summary}
-
-
-def write_run_files(spec: RunSpec, folder: Path) -> dict[str, Any]:
-    """A run folder's rounds.csv and summary.json, from its event log (read once); returns the
-    run's record (``run_record``)."""
-    events = aggregator_events(folder)
-    record = run_record(spec, folder, events)
-    if folder.exists():
-        write_rounds(folder / "rounds.csv", round_rows(events))
-        write_json(folder / "summary.json", {**record["summary"], "run_id": spec.run_id})
-    return record
 
 
 class SweepRunner:
     """Runs ``sweep`` into ``out`` with up to ``parallel`` runs at once; ``resume`` skips runs
-    already completed there with the same config hash."""
+    already completed there with the same config hash.
+
+    ``run`` writes the plan and manifest, keeps resumed runs, hands the others to
+    ``_run_pending`` (here: local processes; ``fedscale.sweep.slurm`` overrides it) and writes
+    the comparison, so every backend shares the sweep's bookkeeping and its files."""
 
     def __init__(self, sweep: Sweep, out: Path, parallel: int | None = None, resume: bool = False,
                  stream: TextIO = sys.stdout) -> None:
@@ -133,7 +91,7 @@ class SweepRunner:
         self._interrupted = ""
         self.wall_seconds = 0.0
 
-    # -- launching -------------------------------------------------------------------------------
+    # -- one run ---------------------------------------------------------------------------------
     def _already_done(self, state: RunState) -> bool:
         config = read_json(state.folder / "config.json") or {}
         summary = read_json(state.folder / "summary.json") or {}
@@ -141,32 +99,12 @@ class SweepRunner:
                 and summary.get("status") == COMPLETED)
 
     def _start(self, state: RunState) -> None:
-        if state.folder.exists():
-            shutil.rmtree(state.folder)
-        state.folder.mkdir(parents=True)
-        data = state.spec.job_data(state.folder)
-        (state.folder / "job.yml").write_text(yaml.safe_dump(data, sort_keys=False))
-        write_json(state.folder / "config.json", {"spec": state.spec.model_dump(), "job": data,
-                                                   "config_hash": state.spec.config_hash()})
+        prepare_run(state.spec, state.folder)
         if self.free_cores and len(self.free_cores) >= state.cores_needed:
             state.cores = tuple(self.free_cores[:state.cores_needed])
             del self.free_cores[:state.cores_needed]
-        out = open(state.folder / "driver.out", "wb")
-        try:
-            state.proc = subprocess.Popen(
-                [sys.executable, "-m", "fedscale.cli", "submit", "--no-plots", str(state.folder / "job.yml")],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                env=self._run_env(state), preexec_fn=child_setup(state.cores))
-        finally:
-            out.close()
-        state.status, state.started = "running", time.monotonic()
-
-    def _run_env(self, state: RunState) -> dict[str, str]:
-        """A run's environment: for W&B (when the jobs log to it), the sweep is the group, the
-        strategy the job type and the run its name."""
-        strategy = strategy_label(state.spec, state.spec.job(state.folder).conf)
-        return dict(os.environ, PYTHONUNBUFFERED="1", WANDB_RUN_GROUP=self.out.name, WANDB_JOB_TYPE=strategy,
-                    WANDB_NAME=state.spec.run_id)
+        state.process = RunProcess(state.spec, state.folder, state.cores)
+        state.status, state.started = "running", state.process.started
 
     def _follow(self, state: RunState) -> None:
         if state.tail is None:
@@ -182,24 +120,22 @@ class SweepRunner:
 
     def _finish(self, state: RunState) -> None:
         """Record a run whose driver exited: outcome.json, rounds.csv, summary.json."""
-        code = state.proc.returncode
-        state.elapsed = time.monotonic() - state.started
         self.free_cores.extend(state.cores)
         self.free_cores.sort()
-        if state.stopped_for:
-            status, reason = state.stopped_for, f"stopped by the sweep ({state.stopped_for})"
-        elif code == 0:
-            status, reason = COMPLETED, ""
-        else:
-            status = STOPPED if code == EXIT_STOPPED else ERROR
-            reason = last_line(state.folder / "driver.out") or f"the driver exited with code {code}"
-        write_json(state.folder / "outcome.json", {"status": status, "reason": reason, "exit_code": code,
-                                                    "elapsed_seconds": state.elapsed})
-        self._write_run(state)
+        self._record(state, state.process.finish())
 
     def _write_run(self, state: RunState) -> None:
-        state.record = write_run_files(state.spec, state.folder)
-        state.status, state.reason = state.record["status"], state.record["reason"]
+        """Record a run from its folder as it stands (rounds.csv and summary.json rewritten)."""
+        self._record(state, write_run_files(state.spec, state.folder))
+
+    def _record(self, state: RunState, record: dict[str, Any]) -> None:
+        state.record, state.status, state.reason = record, record["status"], record["reason"]
+        state.elapsed = record["summary"]["elapsed_seconds"] or 0.0
+
+    def _not_run(self, state: RunState) -> None:
+        """Record a run the interrupted sweep never started."""
+        write_outcome(state.folder, NOT_RUN, f"the sweep was stopped by {self._interrupted}")
+        self._write_run(state)
 
     # -- the loop --------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -207,11 +143,11 @@ class SweepRunner:
 
     def run(self) -> dict[str, Any]:
         """Run every run, write the sweep's files, and return the comparison."""
-        self.out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         display = make_display(self.stream, len(self.states))
         try:
+            write_plan(self.sweep, self.out)
             write_json(self.out / "manifest.json", manifest(self.sweep, self.parallel, self.states))
             pending = []
             for state in self.states:
@@ -221,33 +157,7 @@ class SweepRunner:
                     display.changed(state)
                 else:
                     pending.append(state)
-            running: list[RunState] = []
-            while (pending or running) and not self._interrupted:
-                while pending and len(running) < self.parallel:
-                    state = pending.pop(0)
-                    self._start(state)
-                    running.append(state)
-                    display.changed(state)
-                for state in list(running):
-                    self._follow(state)
-                    if state.proc.poll() is not None:
-                        self._follow(state)
-                        self._finish(state)
-                        running.remove(state)
-                        display.changed(state)
-                    elif state.spec.wall_budget and time.monotonic() - state.started > state.spec.wall_budget:
-                        if not state.stopped_for:
-                            state.stopped_for = WALL_BUDGET
-                            state.proc.send_signal(signal.SIGTERM)
-                display.refresh(self.states)
-                time.sleep(POLL_SECONDS)
-            if self._interrupted:
-                self._stop(running, display)
-                for state in pending:
-                    state.folder.mkdir(parents=True, exist_ok=True)
-                    write_json(state.folder / "outcome.json",
-                                {"status": NOT_RUN, "reason": f"the sweep was stopped by {self._interrupted}"})
-                    self._write_run(state)
+            self._run_pending(pending, display)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -256,21 +166,42 @@ class SweepRunner:
         self.wall_seconds = time.monotonic() - started
         return self.write_outputs()
 
+    def _run_pending(self, pending: list[RunState], display: Any) -> None:
+        """Run ``pending`` here, ``parallel`` at a time, until they end or the sweep is interrupted."""
+        pending = list(pending)
+        running: list[RunState] = []
+        while (pending or running) and not self._interrupted:
+            while pending and len(running) < self.parallel:
+                state = pending.pop(0)
+                self._start(state)
+                running.append(state)
+                display.changed(state)
+            for state in list(running):
+                self._follow(state)
+                if state.process.ended():
+                    self._follow(state)
+                    self._finish(state)
+                    running.remove(state)
+                    display.changed(state)
+            display.refresh(self.states)
+            time.sleep(POLL_SECONDS)
+        if self._interrupted:
+            self._stop(running, display)
+            for state in pending:
+                self._not_run(state)
+
     def _stop(self, running: list[RunState], display: Any) -> None:
         """End every running job: SIGTERM to each driver (it stops its job's processes), SIGKILL
         to a driver still there after ``STOP_GRACE`` (its processes die with it)."""
         for state in running:
-            state.stopped_for = state.stopped_for or STOPPED
-            state.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for state in running:
-            try:
-                state.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                state.proc.kill()
-                state.proc.wait()
-            self._finish(state)
-            display.changed(state)
+            state.process.stop()
+        while running:
+            for state in list(running):
+                if state.process.ended():
+                    self._finish(state)
+                    running.remove(state)
+                    display.changed(state)
+            time.sleep(POLL_SECONDS)
 
     def write_outputs(self) -> dict[str, Any]:
         """manifest.json, comparison.json, comparison.md and the plots, from the run records."""

@@ -40,6 +40,7 @@ from fedscale.cloud.aggregation.threat_model import ThreatModel
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.server import (ERROR, JOINED, LOST, RESULTS, TEST, AggregatorServer,
                                             ExecutorSession, ServerEvent)
+from fedscale.cloud.channels.tls import JobCertificates
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.config_parser import JobSpec
@@ -567,12 +568,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--resume", action="store_true",
                         help="continue from the run folder's checkpoint (its event log already cut back to it)")
+    parser.add_argument("--events-stdout", action="store_true",
+                        help="also print each event line on stdout (a Kubernetes pod's log is its output)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir)
     job = JobSpec.read(run_dir)
     conf = job.conf
     clock = VirtualClock()
-    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.identity.job_name, clock)
+    log = EventLog(run_dir / commons.AGGREGATOR_LOG, conf.identity.job_name, clock,
+                   echo=sys.stdout.buffer if args.events_stdout else None)
     wandb_run = WandbRun.open(conf.public_dict(), run_dir)
     telemetry = Telemetry.start("aggregator", conf.identity.job_name)
     if wandb_run is not None:
@@ -589,17 +593,18 @@ def main(argv: list[str] | None = None) -> int:
         if resumed is not None:
             clock.round, clock.time = int(resumed["round"]), float(resumed["virtual_time"])
         try:
+            credentials = JobCertificates.from_env(os.environ)
             server = AggregatorServer(job.ps_ip, job.ps_port, os.environ.get(commons.SECRET_ENV, ""),
                                       max_executors=job.num_executors,
                                       heartbeat_interval=conf.cluster.heartbeat_interval,
-                                      timeout=conf.cluster.executor_timeout)
+                                      timeout=conf.cluster.executor_timeout, credentials=credentials)
         except OSError as err:
             raise JobFailed(f"ps_port: {err}") from None
         except ValueError as err:
             raise JobFailed(str(err)) from None
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.public_dict(),
-                 **({"resumed_from": clock.round} if resumed is not None else {}))
+                 tls=credentials is not None, **({"resumed_from": clock.round} if resumed is not None else {}))
         aggregator = Aggregator(job, run_dir, server, log, clock, resumed, telemetry)
         aggregator.run()
     except JobStopped as err:

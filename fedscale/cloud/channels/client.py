@@ -20,6 +20,7 @@ from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.server import GRPC_OPTIONS
 from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, framed
+from fedscale.cloud.channels.tls import TARGET_NAME_OPTION, JobCertificates
 from fedscale.cloud.commons import SECRET_METADATA_KEY
 
 class AggregatorLost(RuntimeError):
@@ -35,23 +36,31 @@ class AggregatorConnection:
 
     ``connect_timeout`` bounds the wait for the aggregator to accept the session. ``on_lost`` is
     called from the heartbeat thread when the aggregator falls silent, for a caller that may be
-    too busy to notice through ``next_task`` (an executor exits there).
+    too busy to notice through ``next_task`` (an executor exits there). With ``credentials`` the
+    channel is mutual TLS (see ``tls``); a failed handshake is an aggregator that never answered.
     """
 
     def __init__(self, address: str, secret: str, hello: pb.Hello, connect_timeout: float = 30.0,
-                 on_lost: Callable[[str], None] | None = None) -> None:
+                 on_lost: Callable[[str], None] | None = None, credentials: JobCertificates | None = None) -> None:
         self._on_lost = on_lost
         self._outbox: queue.Queue = queue.Queue()
         self._tasks: queue.Queue = queue.Queue()
         self._closed = threading.Event()
         self.last_seen = time.monotonic()
-        self._channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        if credentials is None:
+            self._channel = grpc.insecure_channel(address, options=GRPC_OPTIONS)
+        else:
+            self._channel = grpc.secure_channel(address, credentials.channel_credentials(),
+                                                options=GRPC_OPTIONS + [TARGET_NAME_OPTION])
+        stub = pb_grpc.JobServiceStub(self._channel)
         try:
             grpc.channel_ready_future(self._channel).result(timeout=connect_timeout)
         except grpc.FutureTimeoutError:
+            error = _connect_error(stub)
             self._channel.close()
-            raise AggregatorLost(f"no aggregator answered at {address} within {connect_timeout:g} s") from None
-        stub = pb_grpc.JobServiceStub(self._channel)
+            where = f"{address} over TLS" if credentials is not None else address
+            detail = f" (last error: {error})" if error else ""
+            raise AggregatorLost(f"no aggregator answered at {where} within {connect_timeout:g} s{detail}") from None
         self._outbox.put(iter((pb.ExecutorMessage(hello=hello),)))
         self._call = stub.Session(self._requests(), metadata=((SECRET_METADATA_KEY, secret),))
         try:
@@ -130,3 +139,12 @@ class AggregatorConnection:
         self._reader.join(timeout=2.0)
         self._call.cancel()
         self._channel.close()
+
+
+def _connect_error(stub: pb_grpc.JobServiceStub) -> str:
+    """gRPC's last reason for not reaching the aggregator (a refused TLS handshake names its cause),
+    learnt from a session request that fails at once on a channel that cannot connect."""
+    call = stub.Session(iter(()), timeout=0.5)
+    if call.code() != grpc.StatusCode.UNAVAILABLE:
+        return ""
+    return " ".join((call.details() or "").rsplit("last error: ", 1)[-1].split())

@@ -25,6 +25,7 @@ from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.assigned_tasks import AssignedTasks
 from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, framed, headers
+from fedscale.cloud.channels.tls import JobCertificates
 from fedscale.cloud.commons import SECRET_ENV, SECRET_METADATA_KEY
 
 GRPC_OPTIONS = [
@@ -111,10 +112,12 @@ class _Servicer(pb_grpc.JobServiceServicer):
 
 class AggregatorServer:
     """Accepts up to ``max_executors`` live, authenticated executor sessions on ``host:port``; an
-    executor that left may be replaced by a new one at any time."""
+    executor that left may be replaced by a new one at any time. With ``credentials`` the port
+    speaks mutual TLS only (see ``tls``), else plaintext."""
 
     def __init__(self, host: str, port: int, secret: str, max_executors: int,
-                 heartbeat_interval: float = 1.0, timeout: float = 5.0) -> None:
+                 heartbeat_interval: float = 1.0, timeout: float = 5.0,
+                 credentials: JobCertificates | None = None) -> None:
         if not secret:
             raise ValueError(f"refusing to serve without a job secret: set {SECRET_ENV} (the driver does)")
         self.secret = secret
@@ -129,7 +132,10 @@ class AggregatorServer:
                                  options=SERVER_OPTIONS)
         pb_grpc.add_JobServiceServicer_to_server(_Servicer(self), self._grpc)
         try:
-            self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+            if credentials is None:
+                self.port = self._grpc.add_insecure_port(f"{host}:{port}")
+            else:
+                self.port = self._grpc.add_secure_port(f"{host}:{port}", credentials.server_credentials())
         except RuntimeError:
             self.port = 0
         if self.port == 0:

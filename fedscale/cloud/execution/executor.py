@@ -5,7 +5,9 @@ Started by a launcher as ``python -m fedscale.cloud.execution.executor --run-dir
 resolved job (``DIR/job.json``) and the federated data set, opens one session to the
 aggregator, then serves tasks until told to shut down or until the aggregator is gone. Without
 ``--address`` it is started together with the aggregator: it loads its data while the
-aggregator starts, then takes the address the aggregator announces in its event log.
+aggregator starts, then takes the address the aggregator announces in its event log. An
+executor of a Kubernetes Indexed Job, whose pods differ only in ``JOB_COMPLETION_INDEX``, is
+started with ``--executor-id auto``: it is ``executor-<index + 1>``.
 
 A client that fails (``ClientFailure``) is reported as a failure of that client and the task
 goes on. Any other exception while serving is a bug: its traceback goes to this process's
@@ -32,6 +34,7 @@ from fedscale.cloud import commons
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
 from fedscale.cloud.channels.tensor_codec import headers
+from fedscale.cloud.channels.tls import JobCertificates
 from fedscale.cloud.config_parser import JobConf, JobSpec
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
@@ -52,6 +55,7 @@ EXIT_REFUSED = 4
 EXIT_BAD_DATA = 2
 EXIT_INTERNAL_ERROR = 1
 RESULT_BUFFER_BYTES = 64 << 20
+AUTO_ID, INDEX_ENV = "auto", "JOB_COMPLETION_INDEX"
 
 
 def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
@@ -96,15 +100,17 @@ def describe(err: BaseException) -> str:
 
 class Executor:
     """Serves one aggregator session with a trainer over this job's data; ``clock``, which ``log``
-    stamps its events with, follows the round of the task at hand."""
+    stamps its events with, follows the round of the task at hand. With ``credentials`` the session
+    is mutual TLS."""
 
     def __init__(self, job: JobSpec, executor_id: str, secret: str, log: EventLog, clock: VirtualClock,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, credentials: JobCertificates | None = None) -> None:
         self.conf = job.conf
         self.telemetry = telemetry or Telemetry.off()
         self.instruments = self.telemetry.instruments
         self.executor_id = executor_id
         self.secret = secret
+        self.credentials = credentials
         self.log = log
         self.clock = clock
         torch.set_num_threads(self.conf.cluster.torch_threads)
@@ -124,7 +130,7 @@ class Executor:
         A bug prints its traceback, reports it to the aggregator and raises InternalError."""
         conn = AggregatorConnection(address, self.secret, self._hello(),
                                     connect_timeout=float(self.conf.cluster.connection_timeout),
-                                    on_lost=self._abandon)
+                                    on_lost=self._abandon, credentials=self.credentials)
         self.log.emit(commons.EXECUTOR_JOINED, executor=self.executor_id, index=conn.welcome.executor_index)
         try:
             self._run_tasks(conn)
@@ -269,10 +275,22 @@ def _fail(log: EventLog, executor_id: str, reason: str, code: int) -> int:
     return code
 
 
+def executor_name(given: str) -> str:
+    """``--executor-id``: as given, or for ``auto`` ``executor-<JOB_COMPLETION_INDEX + 1>``; a
+    missing or malformed index exits with one line."""
+    if given != AUTO_ID:
+        return given
+    index = os.environ.get(INDEX_ENV, "")
+    if not index.isdigit():
+        raise SystemExit(f"--executor-id {AUTO_ID}: expected {INDEX_ENV} to hold a whole number, got {index!r}")
+    return f"executor-{int(index) + 1}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="A fedscale executor process.")
     parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--executor-id", required=True)
+    parser.add_argument("--executor-id", required=True, type=executor_name,
+                        help=f"the executor's name; {AUTO_ID}: executor-<${INDEX_ENV} + 1>")
     parser.add_argument("--address", help="the aggregator's host:port (default: the one it announces in its "
                                           "event log, after byte --log-offset)")
     parser.add_argument("--log-offset", type=int, default=0,
@@ -289,8 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.time()
         try:
+            credentials = JobCertificates.from_env(os.environ)
+        except ValueError as err:
+            return _fail(log, args.executor_id, str(err), EXIT_REFUSED)
+        try:
             executor = Executor(job, args.executor_id, os.environ.get(commons.SECRET_ENV, ""), log, clock,
-                                telemetry)
+                                telemetry, credentials)
         except ValueError as err:
             return _fail(log, args.executor_id, str(err), EXIT_BAD_DATA)
         try:

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from fedscale.cloud.virtual_clock import VirtualClock
 
@@ -46,15 +46,17 @@ class EventLog:
 
     A line is written whole or not at all: when the write fails (disk full, file too large) the
     part written is cut off again, so the file keeps ending with a complete line and a later,
-    shorter line (the job's end) may still fit.
+    shorter line (the job's end) may still fit. With ``echo`` (a binary stream) each line written
+    is also written there as is: a cluster keeps a pod's output, not its files.
     """
 
-    def __init__(self, path: str | Path, job: str, clock: VirtualClock) -> None:
+    def __init__(self, path: str | Path, job: str, clock: VirtualClock, echo: BinaryIO | None = None) -> None:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called with each event once written
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.job = job
         self.clock = clock
+        self.echo = echo
         self._lock = threading.Lock()
         self._file = open(self.path, "ab", buffering=0)
         self._size = os.fstat(self._file.fileno()).st_size
@@ -83,6 +85,9 @@ class EventLog:
                 self._cut_back()
                 raise EventLogError(f"cannot write the event log {self.path}: {err.strerror}") from None
             self._size += len(line)
+            if self.echo is not None:
+                self.echo.write(line)
+                self.echo.flush()
         for listener in self.listeners:
             listener(event)
         return event
