@@ -179,3 +179,18 @@ def test_a_second_host_in_a_network_namespace_reaches_the_aggregator_over_tls(tm
         assert log[-1]["tag"] == commons.JOB_END and log[-1]["status"] == commons.STATUS_COMPLETED
     finally:
         _remove_namespace()
+
+
+def test_a_killed_driver_leaves_no_executor_behind_on_the_host(tmp_path):
+    with sshd.sshd(tmp_path / "sshd") as server:
+        driver = start_driver(tmp_path, "submit", str(ssh_job(tmp_path, server, rounds=1000)))
+        try:
+            run_dir = wait_for_run_dir(tmp_path)
+            wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
+            assert len([c for c in job_pids(run_dir).values() if "execution.executor" in c]) == 2
+            driver.kill()  # no chance to stop anything: the SSH connection drops, the aggregator dies with it
+            wait_until_gone(run_dir, timeout=20)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+            driver.communicate()

@@ -46,7 +46,10 @@ class Launcher(Protocol):
     """Starts, watches and ends one job's processes; their output lands in ``run_dir``.
 
     ``forks_here``: whether the job's processes (or some) are forked on this machine from the
-    job's template process, which the driver then starts before the job's checks. A launcher is
+    job's template process, which the driver then starts before the job's checks.
+    ``restarts_itself``: whether the platform restarts a failed executor itself (a cluster's
+    retries, up to ``executor_restarts``), so that the driver does not. ``start_timeout``: the
+    seconds the aggregator may take to start (a cluster may first pull an image). A launcher is
     built as ``Launcher(job, run_dir, env, template, aggregator_env)``: ``env`` is the
     environment of every process of the job (its secret, TLS certificates), ``aggregator_env``
     what the aggregator alone gets (a W&B key); neither may reach a command line or a file.
@@ -54,6 +57,8 @@ class Launcher(Protocol):
 
     kind: ClassVar[str]
     forks_here: ClassVar[bool]
+    restarts_itself: ClassVar[bool]
+    start_timeout: ClassVar[float]
     run_dir: Path
     aggregator: JobProcess | None
     executors: dict[str, JobProcess]

@@ -180,6 +180,8 @@ class LocalLauncher:
 
     kind: ClassVar[str] = "local"
     forks_here: ClassVar[bool] = True
+    restarts_itself: ClassVar[bool] = False
+    start_timeout: ClassVar[float] = 60.0
 
     def __init__(self, job: JobSpec, run_dir: Path, env: dict[str, str], template: Template | None = None,
                  aggregator_env: dict[str, str] | None = None) -> None:

@@ -346,6 +346,8 @@ class SshLauncher:
 
     kind: ClassVar[str] = "ssh"
     forks_here: ClassVar[bool] = True
+    restarts_itself: ClassVar[bool] = False
+    start_timeout: ClassVar[float] = 60.0
 
     def __init__(self, job: JobSpec, run_dir: Path, env: dict[str, str], template: Template | None,
                  aggregator_env: dict[str, str]) -> None:

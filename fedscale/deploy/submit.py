@@ -36,7 +36,6 @@ from fedscale.deploy.local import Template, last_line, process_env
 from fedscale.deploy.progress import Progress
 
 POLL_SECONDS = 0.1
-START_TIMEOUT = 60.0
 AGGREGATOR_GRACE = 1.0
 LOW_SPACE_BYTES = 1 << 20
 DISCARDED_EVENTS = "discarded_events.jsonl"
@@ -280,9 +279,10 @@ def _follow(job: JobSpec, run_dir: Path, launcher: Launcher, progress: Progress,
                 end = event
         if exited or end is not None:
             break
-        if not address and time.monotonic() - started > START_TIMEOUT:
+        if not address and time.monotonic() - started > launcher.start_timeout:
             return JobResult(commons.STATUS_FAILED, run_dir, "the aggregator did not start within "
-                             f"{START_TIMEOUT:g} s: {last_line(run_dir / commons.console_output_name('aggregator'))}")
+                             f"{launcher.start_timeout:g} s: "
+                             f"{last_line(run_dir / commons.console_output_name('aggregator'))}")
         for executor_id, proc in list(launcher.executors.items()):
             if proc.poll() is None or executor_id in given_up or (under_way and proc.returncode == 0):
                 continue
@@ -293,7 +293,11 @@ def _follow(job: JobSpec, run_dir: Path, launcher: Launcher, progress: Progress,
                 except subprocess.TimeoutExpired:
                     return JobResult(commons.STATUS_FAILED, run_dir, f"{executor_id} exited: {reason}")
                 continue  # the aggregator ended first, and its own end says why
-            if restarts[executor_id] < job.conf.cluster.executor_restarts:
+            if launcher.restarts_itself:
+                given_up.add(executor_id)
+                progress.note(f"{executor_id} exited ({reason}); the {launcher.kind} launcher already restarted it "
+                              f"as often as executor_restarts ({job.conf.cluster.executor_restarts}) allows")
+            elif restarts[executor_id] < job.conf.cluster.executor_restarts:
                 restarts[executor_id] += 1
                 progress.note(f"{executor_id} exited ({reason}); restarting it "
                               f"({restarts[executor_id]} of {job.conf.cluster.executor_restarts})")
