@@ -93,6 +93,7 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
     kind = job_mode(job, launcher)
     launcher_type = launcher_class(kind)
     check_not_running(job)
+    serves_everywhere = job.ps_ip == "0.0.0.0"  # as written: a launcher may choose it for its own network
     job = launcher_type.prepare(job, lambda note: print(f"note: {note}", file=err))
     secret = secrets.token_hex(32)
     env = job_env(job, kind, secret)
@@ -103,7 +104,7 @@ def submit(job: JobSpec, out: TextIO = sys.stdout, err: TextIO = sys.stderr, plo
         for key in inactive_keys(job.conf):
             print(f"note: job_conf key {key!r} is accepted for FedScale compatibility but has no effect yet",
                   file=err)
-        if job.ps_ip == "0.0.0.0" and not leaves_machine(job, kind):
+        if serves_everywhere and not leaves_machine(job, kind):
             print("note: ps_ip 0.0.0.0 serves the job on every network interface in plaintext gRPC (executors "
                   "still need the job secret); a job with a remote host uses TLS", file=err)
         if wandb_run.requested({**env, **wandb_env}) and not wandb_run.installed():
