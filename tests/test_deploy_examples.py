@@ -11,6 +11,7 @@ import yaml
 from fedscale.cloud.config.deployment import KEYS as DEPLOYMENT_KEYS
 from fedscale.cloud.config_parser import ConfigError, load_job, parse_job
 from fedscale.deploy.launcher import job_mode
+from tests.fedscale_jobs import FEDSCALE_DOCKER, FEDSCALE_K8S, on_loopback
 from tests.jobs import ROOT
 
 EXAMPLES = ROOT / "benchmark" / "configs" / "deploy"
@@ -36,77 +37,10 @@ def test_the_examples_differ_only_in_their_host_section():
     assert len({yaml.safe_dump({k: v for k, v in conf.items() if k not in ignored}) for conf in resolved.values()}) == 1
 
 
-# FedScale's container job files, as their keys are (benchmark/configs/docker_deploy and
-# k8s_deploy in FedScale), with their 10.0.0.x hosts written as 127.0.0.1.
-FEDSCALE_DOCKER = """
-use_container: docker
-ports: [20010, 20011, 20011]
-container_network: fedscale-net
-data_path: $FEDSCALE_HOME/benchmark
-ps_ip: 127.0.0.1
-worker_ips:
-    - 127.0.0.1:[1]
-    - 127.0.0.2:[1]
-exp_path: $FEDSCALE_HOME/examples/containerization
-executor_entry: executor_ctnr.py
-aggregator_entry: aggregator_ctnr.py
-auth:
-    ssh_user: ""
-    ssh_private_key: ~/.ssh/id_rsa
-setup_commands:
-job_conf:
-    - job_name: dryrun_docker
-    - log_path: /FedScale/benchmark
-    - num_participants: 4
-    - data_set: cifar10
-    - data_dir: /FedScale/benchmark/dataset/data/
-    - model: resnet18
-    - eval_interval: 10
-    - rounds: 20
-    - filter_less: 0
-    - num_loaders: 2
-    - local_steps: 20
-    - learning_rate: 0.001
-    - batch_size: 32
-    - test_bsz: 32
-    - use_cuda: False
-"""
-
-FEDSCALE_K8S = """
-use_container: k8s
-data_path: $FEDSCALE_HOME/benchmark
-num_aggregators: 1
-num_executors: 2
-auth:
-    ssh_user: ""
-    ssh_private_key: ~/.ssh/id_rsa
-setup_commands:
-job_conf:
-    - job_name: femnist_k8s
-    - log_path: /FedScale/benchmark
-    - num_participants: 5
-    - data_set: femnist
-    - data_dir: /FedScale/benchmark/dataset/data/femnist
-    - data_map_file: /FedScale/benchmark/dataset/data/femnist/client_data_mapping/train.csv
-    - device_conf_file: /FedScale/benchmark/dataset/data/device_info/client_device_capacity
-    - device_avail_file: /FedScale/benchmark/dataset/data/device_info/client_behave_trace
-    - model: resnet18
-    - eval_interval: 10
-    - rounds: 21
-    - filter_less: 21
-    - num_loaders: 2
-    - local_steps: 5
-    - learning_rate: 0.05
-    - batch_size: 20
-    - test_bsz: 20
-    - use_cuda: False
-"""
-
-
 @pytest.mark.parametrize("text, mode, executors", [(FEDSCALE_DOCKER, "docker", 2), (FEDSCALE_K8S, "kubernetes", 2)])
 def test_fedscales_container_job_files_parse(tmp_path, monkeypatch, text, mode, executors):
     monkeypatch.setenv("FEDSCALE_HOME", str(tmp_path))
-    data = yaml.safe_load(text)
+    data = yaml.safe_load(on_loopback(text))
     for item in data["job_conf"]:  # FedScale's container paths are read under data_path, where they must exist
         for key, value in item.items():
             if key.endswith("_file"):

@@ -26,6 +26,7 @@ from fedscale.cloud.config.deployment import CONTAINER_ROOT
 from fedscale.cloud.config_parser import ConfigError, JobSpec, load_job
 from fedscale.deploy import kubernetes as k8s
 from fedscale.deploy.launcher import launcher_class
+from tests.fedscale_jobs import FEDSCALE_K8S, on_loopback
 from tests.jobs import ROOT, events, write_job
 
 SCHEMA = kubernetes_validate.latest_version()
@@ -33,35 +34,6 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 SECRET = "job-secret-5f1e"
 WANDB_KEY = "wandb-key-7c2a"
 RUN = "small-20250101-120000"
-FEDSCALE_K8S_EXAMPLE = """\
-use_container: k8s
-data_path: $FEDSCALE_HOME/benchmark
-num_aggregators: 1
-num_executors: 2
-auth:
-    ssh_user: ""
-    ssh_private_key: ~/.ssh/id_rsa
-setup_commands:
-job_conf:
-    - job_name: femnist_k8s
-    - log_path: /FedScale/benchmark
-    - num_participants: 5
-    - data_set: femnist
-    - data_dir: /FedScale/benchmark/dataset/data/femnist
-    - data_map_file: /FedScale/benchmark/dataset/data/femnist/client_data_mapping/train.csv
-    - device_conf_file: /FedScale/benchmark/dataset/data/device_info/client_device_capacity
-    - device_avail_file: /FedScale/benchmark/dataset/data/device_info/client_behave_trace
-    - model: resnet18
-    - eval_interval: 10
-    - rounds: 21
-    - filter_less: 21
-    - num_loaders: 2
-    - local_steps: 5
-    - learning_rate: 0.05
-    - batch_size: 20
-    - test_bsz: 20
-    - use_cuda: False
-"""
 
 
 def process_env() -> dict[str, str]:
@@ -286,8 +258,7 @@ def test_fedscale_k8s_example_renders(tmp_path, monkeypatch):
     """FedScale's own example, with a data set and model this tool has (digits, mlp): its files under
     /FedScale/benchmark are read as under data_path, where the driver checks they exist."""
     monkeypatch.setenv("FEDSCALE_HOME", str(tmp_path))
-    text = FEDSCALE_K8S_EXAMPLE.replace("data_set: femnist", "data_set: digits")
-    text = text.replace("model: resnet18", "model: mlp")
+    text = on_loopback(FEDSCALE_K8S, data_set="digits", model="mlp")
     for file in re.findall(rf"(?:data_map_file|device_conf_file|device_avail_file): {CONTAINER_ROOT}/(\S+)", text):
         (tmp_path / "benchmark" / file).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "benchmark" / file).touch()

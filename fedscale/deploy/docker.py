@@ -24,7 +24,6 @@ import dataclasses
 import os
 import posixpath
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any, ClassVar
 from fedscale.cloud import commons
 from fedscale.cloud.config.deployment import CONTAINER_ROOT, HOST_NETWORK
 from fedscale.cloud.config_parser import KEYS, ConfigError, JobSpec
+from fedscale.deploy.launcher import wait_all
 from fedscale.deploy.local import Template, child_setup, is_local_host
 from fedscale.deploy.zygote import PROGRAMS
 
@@ -185,14 +185,7 @@ class DockerLauncher:
         """Nothing to bring: the containers write into the mounted run folder."""
 
     def wait_all(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for every container's client to exit; True if they all did."""
-        deadline = time.monotonic() + timeout
-        for proc in self.processes():
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
-        return True
+        return wait_all(self.processes(), timeout)
 
     def terminate(self, grace: float = 3.0) -> None:
         """``docker stop`` the running containers (SIGTERM, SIGKILL after ``grace`` s), then end

@@ -24,7 +24,8 @@ its exit code 0 means a job that completed; ``python -m fedscale.deploy.kubernet
 writes the job's manifests into a run folder instead, the Secret in a file of its own that only
 its owner can read, and prints the ``kubectl`` commands that run and follow it.
 
-A sweep runs on a cluster as one Indexed Job of sweep cells (``render_sweep``).
+A sweep runs on a cluster as one Indexed Job of sweep cells (``render_sweep``), which
+``fedscale.sweep.kubernetes_sweep`` creates and follows.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ import yaml
 from fedscale.cloud import commons
 from fedscale.cloud.config.deployment import CONTAINER_ROOT
 from fedscale.cloud.config_parser import KEYS, ConfigError, JobSpec, load_job
+from fedscale.deploy.launcher import wait_all
 from fedscale.deploy.local import is_local_host
 from fedscale.deploy.zygote import PROGRAMS
 
@@ -423,8 +425,8 @@ def _indexes(text: str | None) -> frozenset[int]:
 
 
 def job_indexes(job: Any | None) -> tuple[frozenset[int], frozenset[int]]:
-    """An Indexed Job's (the client's V1Job, or None) completed and failed indexes, each index's
-    final word: the cluster runs neither again."""
+    """An Indexed Job's (the client's V1Job, or None) completed and failed indexes: those the
+    cluster will not run again."""
     status = job.status if job is not None else None
     return _indexes(status.completed_indexes if status else ""), _indexes(status.failed_indexes if status else "")
 
@@ -741,13 +743,7 @@ class KubernetesLauncher:
         return ([self.aggregator] if self.aggregator else []) + list(self.executors.values())
 
     def wait_all(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        for proc in self.processes():
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
-        return True
+        return wait_all(self.processes(), timeout)
 
     def terminate(self, grace: float = 3.0) -> None:
         """Delete the job's objects (a Job after its pods), and give the aggregator up to ``grace``

@@ -14,7 +14,9 @@ process start times so a reused pid is never signalled.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import subprocess
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -102,6 +104,19 @@ class Launcher(Protocol):
 
 class LaunchError(OSError):
     """The job's processes could not be started (a host, a daemon, a broken install); one line."""
+
+
+def wait_all(processes: Iterable[JobProcess | None], timeout: float) -> bool:
+    """Wait up to ``timeout`` s in all for each of ``processes`` to exit; True if they all did."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        if process is None:
+            continue
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
 
 
 def launcher_class(kind: str) -> type[Launcher]:

@@ -23,7 +23,7 @@ from typing import IO, Any, ClassVar
 
 from fedscale.cloud import commons
 from fedscale.cloud.config_parser import ConfigError, JobSpec
-from fedscale.deploy.launcher import LaunchError
+from fedscale.deploy.launcher import LaunchError, wait_all
 from fedscale.deploy.registry import process_start
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
@@ -258,14 +258,7 @@ class LocalLauncher:
                 signal_group(pgid, signal.SIGKILL)
 
     def wait_all(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for every process to exit; True if they all did."""
-        deadline = time.monotonic() + timeout
-        for proc in self.processes():
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
-        return True
+        return wait_all(self.processes(), timeout)
 
     def terminate(self, grace: float = 3.0) -> None:
         """SIGTERM the whole group, SIGKILL whatever is left after ``grace`` seconds, and end the

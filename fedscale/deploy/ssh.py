@@ -41,8 +41,8 @@ from fedscale.cloud import commons
 from fedscale.cloud.channels.tls import SERVER_ONLY
 from fedscale.cloud.config_parser import ConfigError, JobSpec
 from fedscale.cloud.logger.events import EventTail
-from fedscale.deploy.launcher import LaunchError
-from fedscale.deploy.local import LocalLauncher, Template, is_local_host, last_line
+from fedscale.deploy.launcher import LaunchError, wait_all
+from fedscale.deploy.local import LocalLauncher, Template, is_local_host
 from fedscale.deploy.remote import python_version
 
 CONNECT_TIMEOUT = 10.0
@@ -436,15 +436,7 @@ class SshLauncher:
         """Nothing to bring while the job runs: output streams in as it comes."""
 
     def wait_all(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        for process in [self.aggregator, *self.executors.values()]:
-            if process is None:
-                continue
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                return False
-        return True
+        return wait_all([self.aggregator, *self.executors.values()], timeout)
 
     def terminate(self, grace: float = 3.0) -> None:
         for host in self.hosts:
