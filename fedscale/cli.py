@@ -72,7 +72,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from fedscale.sweep.clusters import sweep_runner
+    from fedscale.sweep.clusters import OPTIONS, check_options, sweep_runner
     from fedscale.sweep.runner import default_out
     from fedscale.sweep.spec import from_flags, load_sweep
     if args.spec and args.strategies:
@@ -90,9 +90,17 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.parallel is not None and args.parallel < 1:
         raise ConfigError(f"sweep: --parallel: expected a whole number >= 1, got {args.parallel}")
     out = Path(args.out) if args.out else default_out()
+    check_options(args.cluster, {flag: _given(getattr(args, flag[2:].replace("-", "_")))
+                                 for flags in OPTIONS.values() for flag in flags})
+    if args.render_only:
+        if args.resume:
+            raise ConfigError("sweep: --render-only writes every run's cell; --resume needs the sweep to follow them")
+        from fedscale.sweep.kubernetes_sweep import render_folder
+        print(render_folder(sweep, out, args.claim or "", args.parallel, args.namespace or "", args.image or ""))
+        return 0
     runner = sweep_runner(args.cluster, sweep, out, args.parallel, args.resume, args.slurm_partition,
-                          args.slurm_time)
-    where = " as a Slurm job array" if args.cluster == "slurm" else ""
+                          args.slurm_time, args.claim or "", args.namespace or "", args.image or "")
+    where = {"slurm": " as a Slurm job array", "kubernetes": " as a Kubernetes Indexed Job"}.get(args.cluster, "")
     print(f"sweep: {len(sweep.runs)} runs{where}, {runner.parallel} at a time, into {out}", flush=True)
     from fedscale.sweep.compare import console_summary
     print("\n".join(console_summary(runner.run())))
@@ -100,6 +108,11 @@ def _sweep(args: argparse.Namespace) -> int:
     if runner.interrupted:
         return EXIT_INTERRUPTED
     return 1 if runner.failed else 0
+
+
+def _given(value: object) -> bool:
+    """Whether an option that defaults to None (or a flag, to False) was given."""
+    return value is not None and value is not False
 
 
 def _names(text: str | None) -> list[str]:
@@ -170,10 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="repeat every run over this many seeds (paired), for intervals")
     p.add_argument("--resume", action="store_true", help="keep runs completed in --out with the same config")
     p.add_argument("--cluster", choices=("local", "slurm", "kubernetes"), default="local",
-                   help="where the runs run: local processes (default), or a Slurm job array of sweep cells "
-                        "(through submitit; --out on a file system the nodes share)")
+                   help="where the runs run: local processes (default), a Slurm job array of sweep cells "
+                        "(through submitit; --out on a file system the nodes share), or a Kubernetes Indexed Job "
+                        "of them (--out on the volume of --claim)")
     p.add_argument("--slurm-partition", help="the Slurm partition (default: the cluster's)")
     p.add_argument("--slurm-time", type=int, metavar="MIN", help="each array task's time limit in minutes (default 60)")
+    p.add_argument("--claim", metavar="NAME",
+                   help="kubernetes: the PersistentVolumeClaim holding the sweep folder; --out must be where it is "
+                        "mounted here, and the cells mount it at that same path")
+    p.add_argument("--namespace", help="kubernetes: the cells' namespace (default: the kubeconfig context's; with "
+                                       "--render-only, default)")
+    p.add_argument("--image", help="kubernetes: the cells' image (default: $FEDSCALE_IMAGE, else fedscale:latest)")
+    p.add_argument("--render-only", action="store_true",
+                   help="kubernetes: only write plan.json and the cells' Job (kubernetes.yaml) into --out and print "
+                        "the kubectl command, for a cluster this machine does not reach")
     p.set_defaults(func=_sweep)
     p = sub.add_parser("report", help="rebuild a sweep's comparison from its runs' event logs")
     p.add_argument("sweep_dir")

@@ -1,15 +1,16 @@
 """A sweep cell: one run of a prepared sweep folder, picked by its index, run exactly as the local
 runner runs it, so a cluster's array of cells fills the same folder a local sweep does.
 
-    python -m fedscale.sweep.cell --sweep-dir DIR [--index N]
+    python -m fedscale.sweep.cell --sweep-dir DIR [--index N] [--runs I,J,...]
 
 ``DIR`` holds the sweep's plan.json (``fedscale.sweep.plan``; run N is ``runs[N]``, from 0). The
 index defaults to ``JOB_COMPLETION_INDEX`` (a Kubernetes Indexed Job's pod), else
-``SLURM_ARRAY_TASK_ID`` (a Slurm array task). The cell empties ``DIR/<run_id>/``, writes job.yml and
-config.json, runs ``fedscale submit --no-plots job.yml`` (driver.out) and writes outcome.json,
-rounds.csv and summary.json. SIGTERM or Ctrl-C (a cancelled task, a deleted pod), or SIGUSR2
-(Slurm's warning before a task's time limit) stops the job, and the run is recorded as
-``stopped`` with the rounds it finished.
+``SLURM_ARRAY_TASK_ID`` (a Slurm array task). With ``--runs`` the index picks one of those runs
+instead (cell N runs the Nth), so an array of fewer cells can run a resumed sweep's remaining
+runs. The cell empties ``DIR/<run_id>/``, writes job.yml and config.json, runs ``fedscale submit
+--no-plots job.yml`` (driver.out) and writes outcome.json, rounds.csv and summary.json. SIGTERM or
+Ctrl-C (a cancelled task, a deleted pod), or SIGUSR2 (Slurm's warning before a task's time limit)
+stops the job, and the run is recorded as ``stopped`` with the rounds it finished.
 
 Exit code: 0 when the run ended with a result (completed, diverged, stopped at its wall budget),
 1 when it failed, 130 when it was stopped, 2 for a bad folder or index (one line on stderr).
@@ -61,6 +62,17 @@ def run_cell(sweep_dir: str, index: int) -> dict[str, Any]:
     return process.finish()
 
 
+def listed_run(runs: str, index: int) -> int:
+    """The run the cell of ``index`` runs when the array's cells run ``runs`` ('1,3,4')."""
+    try:
+        listed = [int(run) for run in runs.split(",")]
+    except ValueError:
+        raise ConfigError(f"--runs {runs!r}: expected run indexes separated by commas") from None
+    if not 0 <= index < len(listed):
+        raise ConfigError(f"--runs {runs}: no cell {index}; the cells are 0 to {len(listed) - 1}")
+    return listed[index]
+
+
 def index_from_env() -> int:
     """The cell's index from ``INDEX_VARIABLES``, the first one set."""
     for name in INDEX_VARIABLES:
@@ -77,10 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fedscale.sweep.cell",
                                      description="Run one run of a prepared sweep folder, by index.")
     parser.add_argument("--sweep-dir", required=True, help="the sweep folder (holding plan.json)")
-    parser.add_argument("--index", type=int, help=f"the run's index from 0 (default: ${' or $'.join(INDEX_VARIABLES)})")
+    parser.add_argument("--index", type=int, help=f"the cell's index from 0, its run's unless --runs (default: "
+                                                f"${' or $'.join(INDEX_VARIABLES)})")
+    parser.add_argument("--runs", help="the runs of the array's cells, by index ('1,3,4'): the cell's index picks one")
     args = parser.parse_args(argv)
     try:
-        record = run_cell(args.sweep_dir, index_from_env() if args.index is None else args.index)
+        index = index_from_env() if args.index is None else args.index
+        record = run_cell(args.sweep_dir, listed_run(args.runs, index) if args.runs else index)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
