@@ -154,19 +154,14 @@ def run_command(client: Any, command: str, stdin: bytes = b"", timeout: float = 
     return out.decode(errors="replace")
 
 
-@dataclass(frozen=True)
-class HostCheck:
-    target: SshTarget
-    error: str = ""
-
-
 def data_paths(job: JobSpec) -> list[str]:
     """The files and folders the job's executors read, which every worker host must have."""
     return [path for path in (job.conf.data.data_dir, job.conf.data.data_map_file) if path]
 
 
-def check_host(job: JobSpec, target: SshTarget) -> HostCheck:
-    """``target`` checked as the module docstring says; an error in one line, or none."""
+def check_host(job: JobSpec, target: SshTarget) -> str:
+    """What is wrong with ``target`` (the module docstring's checks), in one line naming it; empty
+    if nothing."""
     try:
         client = target.connect()
         try:
@@ -175,18 +170,18 @@ def check_host(job: JobSpec, target: SshTarget) -> HostCheck:
         finally:
             client.close()
         found = json.loads(output.strip().splitlines()[-1])
+        versions = (str(found["python"]), str(found["fedscale"]))
+        missing = [path for path, present in dict(found["paths"]).items() if not present]
     except SshError as err:
-        return HostCheck(target, str(err) if str(err).startswith(str(target)) else f"{target}: {err}")
-    except (ValueError, IndexError):
-        return HostCheck(target, f"{target}: the host's check printed no answer")
-    if found["python"] != python_version() or found["fedscale"] != __version__:
-        return HostCheck(target, f"{target}: it has Python {found['python']} with fedscale {found['fedscale']}, "
-                                 f"this machine Python {python_version()} with fedscale {__version__}")
-    missing = [path for path, present in found["paths"].items() if not present]
+        return str(err) if str(err).startswith(str(target)) else f"{target}: {err}"
+    except (ValueError, IndexError, KeyError, TypeError):
+        return f"{target}: its check gave no answer (is fedscale installed there?)"
+    if versions != (python_version(), __version__):
+        return (f"{target}: it has Python {versions[0]} with fedscale {versions[1]}, this machine Python "
+                f"{python_version()} with fedscale {__version__}")
     if missing:
-        return HostCheck(target, f"{target}: {missing[0]} does not exist there (the job's data must be on every "
-                                 f"worker host at the same path)")
-    return HostCheck(target)
+        return f"{target}: {missing[0]} does not exist there (the job's data must be on every worker host at the same path)"
+    return ""
 
 
 def _is_this_machine(address: str) -> bool:
@@ -383,17 +378,17 @@ class SshLauncher:
                                   f"machine's address on the network the worker hosts share")
         targets = [SshTarget.of(worker.host, job.auth) for worker in job.workers]
         with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
-            checks = list(pool.map(lambda target: check_host(job, target), targets))
-        failed = [check for check in checks if check.error]
+            errors = list(pool.map(lambda target: check_host(job, target), targets))
+        failed = [error for error in errors if error]
         if not failed:
             return job
         required = job.deployment.min_workers or len(job.workers)
-        kept = [worker for worker, check in zip(job.workers, checks) if not check.error]
+        kept = [worker for worker, error in zip(job.workers, errors) if not error]
         if len(kept) < required:
-            raise ConfigError(f"{job.source}: worker_ips: host {failed[0].error}"
+            raise ConfigError(f"{job.source}: worker_ips: host {failed[0]}"
                               + (f" ({len(failed) - 1} more failed)" if len(failed) > 1 else ""))
-        for check in failed:
-            note(f"going on without {check.error} ({len(kept)} of {len(job.workers)} hosts, min_workers "
+        for error in failed:
+            note(f"going on without {error} ({len(kept)} of {len(job.workers)} hosts, min_workers "
                  f"{job.deployment.min_workers})")
         return dataclasses.replace(job, workers=tuple(kept),
                                    conf=job.conf.replace(num_executors=sum(w.procs for w in kept)))
