@@ -20,6 +20,7 @@ from fedscale.cloud.config_parser import (
     load_job,
     parse_job,
 )
+from fedscale.dataloaders.catalog import MODEL_NAMES
 
 # Every job_conf key of FedScale 1.0's config_parser.py (GitHub HEAD 7ec441c2).
 FEDSCALE_KEYS = """
@@ -264,7 +265,7 @@ def test_values_are_converted(key: str, raw: object, typed: object) -> None:
         ("job_name", "..", "expected a name made of letters, digits, '_', '.' and '-', got '..'"),
         ("time_stamp", "a/b", "expected empty, or a name made of letters, digits, '_', '.' and '-', got 'a/b'"),
         ("ps_port", 70000, "expected an integer >= 0 and <= 65535, got 70000"),
-        ("model", "resnet18", "expected one of 'logistic', 'mlp', 'cnn', got 'resnet18'"),
+        ("model", "resnet101", f"expected one of {', '.join(map(repr, MODEL_NAMES))}, got 'resnet101'"),
         ("partition", "noniid", "expected one of 'iid', 'dirichlet', got 'noniid'"),
         ("input_shape", [1, "x"], "expected a list of integers, got [1, 'x']"),
         ("window", {"a": 1}, "expected a string, got {'a': 1}"),

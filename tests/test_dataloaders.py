@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from fedscale.dataloaders.catalog import CLASSIFIERS
 from fedscale.dataloaders.dataset import ArrayDataset, DataError
 from fedscale.dataloaders.digits import load_digits
 from fedscale.dataloaders.federated import load_federated_data
@@ -240,7 +241,7 @@ def test_load_federated_rejects_impossible_requests(overrides: dict[str, object]
         load_federated_data(conf(**overrides), 0)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", CLASSIFIERS)
 @pytest.mark.parametrize("input_shape", [(1, 8, 8), (1, 28, 28)])
 def test_model_forward_shapes(name: str, input_shape: tuple[int, ...]) -> None:
     model = build_model(name, input_shape, num_classes=7)

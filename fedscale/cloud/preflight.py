@@ -1,7 +1,7 @@
 """Everything a job builds, built once before any process starts, so a bad value is refused
 with one line naming its key instead of failing inside the aggregator after the executors
 joined: the device fleet (read with the safe loaders), the aggregator's port, the clients'
-sample counts (where a data map file, femnist's mapping or the filter_less..filter_more bounds
+sample counts (where a data map file, a data set's files or the filter_less..filter_more bounds
 can decide whether num_participants clients are eligible), the selector, the server algorithm, and (for a job with Byzantine clients or a robust rule) the threat model
 with its robust pipeline, which is run once on a synthetic round of ``num_participants`` rows
 (its expected share of them Byzantine) so that an attack or a defence that cannot work at that
@@ -30,7 +30,7 @@ from fedscale.cloud.config.keys import ConfigError
 from fedscale.cloud.config_parser import JobSpec
 from fedscale.cloud.internal.client_metadata import Fleet
 from fedscale.cloud.internal.trace_formats import TraceError, job_fleet
-from fedscale.dataloaders.catalog import TRAINING_SET_SIZES
+from fedscale.dataloaders.catalog import DATA_DIR_CONTENTS, TRAINING_SET_SIZES
 from fedscale.selection.base import Selector
 
 if TYPE_CHECKING:
@@ -94,10 +94,12 @@ def _check_clients(job: JobSpec) -> None:
 
 def _reads_data(job: JobSpec) -> bool:
     """Whether checking the clients needs the data read: not for digits split over num_clients
-    with filters no narrower than 1 to the training set's size."""
+    with filters no narrower than 1 to the training set's size. A data set in data_dir is always
+    read, if only to find its files missing or bad before any process starts."""
     data, fleet = job.conf.data, job.conf.fleet
     size = TRAINING_SET_SIZES.get(data.data_set)
-    return bool(data.data_map_file) or size is None or fleet.filter_less > 1 or fleet.filter_more < size
+    return (bool(data.data_map_file) or data.data_set in DATA_DIR_CONTENTS or size is None
+            or fleet.filter_less > 1 or fleet.filter_more < size)
 
 
 def needs_torch(job: JobSpec) -> bool:
@@ -107,14 +109,16 @@ def needs_torch(job: JobSpec) -> bool:
 
 def _sample_counts(job: JobSpec) -> np.ndarray:
     """Each client's training samples, as the executors will split the data; a problem is named by
-    the key that chose the data (the loaders import torch, hence only here)."""
+    the key whose value it is, else by the key that chose the data (the loaders import torch, hence
+    only here)."""
     from fedscale.dataloaders.dataset import DataError
     from fedscale.dataloaders.federated import client_sample_counts
     data = job.conf.data
     try:
         return client_sample_counts(data, job.conf.training.seed)
     except DataError as err:
-        key = "data_map_file" if data.data_map_file else "data_dir" if data.data_set == "femnist" else "num_clients"
+        key = err.key or ("data_map_file" if data.data_map_file
+                          else "data_dir" if data.data_set in DATA_DIR_CONTENTS else "data_set")
         raise ConfigError(str(err), f"job_conf.{key}") from None
 
 

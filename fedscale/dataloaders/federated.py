@@ -7,13 +7,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedscale.dataloaders.catalog import DATA_SETS, PARTITIONS
+from fedscale.dataloaders.cifar10 import load_cifar10
+from fedscale.dataloaders.client_mapping import MappedLayout, load_mapped, mapped_client_sizes
 from fedscale.dataloaders.dataset import ArrayDataset, DataError
 from fedscale.dataloaders.digits import load_digits
-from fedscale.dataloaders.femnist import femnist_client_sizes, load_femnist
+from fedscale.dataloaders.femnist import FEMNIST
+from fedscale.dataloaders.google_speech import GOOGLE_SPEECH
+from fedscale.dataloaders.open_images import OPEN_IMAGES
 from fedscale.dataloaders.partition import dirichlet_partition, iid_partition, map_file_partition
 
 if TYPE_CHECKING:
     from fedscale.cloud.config.components import DataConfig
+
+CLIENT_MAPPED: dict[str, MappedLayout] = {"femnist": FEMNIST, "openImg": OPEN_IMAGES, "google_speech": GOOGLE_SPEECH}
 
 
 @dataclass
@@ -37,27 +43,26 @@ class FederatedData:
 def load_federated_data(conf: DataConfig, seed: int) -> FederatedData:
     """Load ``conf.data_set`` and split its training set over clients, seeded by ``seed``.
 
-    digits: by ``conf.data_map_file`` if set (sample_path = training-sample index), else by
-    ``conf.partition`` into ``conf.num_clients`` clients. femnist: the natural per-writer
-    partition from ``conf.data_map_file`` or ``client_data_mapping/train.csv``. Where a map
-    file decides the partition, ``conf.num_clients`` is not used. Impossible requests raise
-    DataError.
+    digits and cifar10: by ``conf.data_map_file`` if set (sample_path = training-sample index),
+    else by ``conf.partition`` into ``conf.num_clients`` clients. femnist, openImg and
+    google_speech: the natural partition of FedScale's client mapping, from
+    ``conf.data_map_file`` or ``client_data_mapping/train.csv``. Where a map file decides the
+    partition, ``conf.num_clients`` is not used. Impossible requests raise DataError.
     """
-    if conf.data_set == "femnist":
-        train, test, client_indices = load_femnist(conf.data_dir, conf.data_map_file)
-        return FederatedData(train, test, client_indices)
-    if conf.data_set == "digits":
-        train, test = load_digits(seed)
+    if conf.data_set in CLIENT_MAPPED:
+        return FederatedData(*load_mapped(conf.data_dir, conf.data_map_file, CLIENT_MAPPED[conf.data_set]))
+    if conf.data_set in ("digits", "cifar10"):
+        train, test = load_digits(seed) if conf.data_set == "digits" else load_cifar10(conf.data_dir)
         return FederatedData(train, test, _partition_in_memory(conf, seed, train))
-    raise DataError.at("data_set", f"one of {', '.join(DATA_SETS)}, got {conf.data_set!r}")
+    raise DataError.for_key("data_set", f"one of {', '.join(DATA_SETS)}, got {conf.data_set!r}")
 
 
 def client_sample_counts(conf: DataConfig, seed: int) -> np.ndarray:
     """Each client's number of training samples as ``load_federated_data`` splits the data, for
-    checking a job before launch: femnist's from its mapping files alone (images unread), digits'
-    from the split itself. Impossible requests raise DataError."""
-    if conf.data_set == "femnist":
-        return femnist_client_sizes(conf.data_dir, conf.data_map_file)
+    checking a job before launch: a client-mapped set's from its mapping files alone (samples
+    unread), digits' and cifar10's from the split itself. Impossible requests raise DataError."""
+    if conf.data_set in CLIENT_MAPPED:
+        return mapped_client_sizes(conf.data_dir, conf.data_map_file, CLIENT_MAPPED[conf.data_set])
     return load_federated_data(conf, seed).client_sample_counts
 
 
@@ -66,11 +71,11 @@ def _partition_in_memory(conf: DataConfig, seed: int, train: ArrayDataset) -> li
         return map_file_partition(conf.data_map_file, len(train))
     if not 1 <= conf.num_clients <= len(train):
         expected = f"between 1 and the {len(train)} training samples, got {conf.num_clients}"
-        raise DataError.at("num_clients", expected)
+        raise DataError.for_key("num_clients", expected)
     if conf.partition == "iid":
         return iid_partition(len(train), conf.num_clients, seed)
     if conf.partition == "dirichlet":
         if not conf.dirichlet_alpha > 0:
-            raise DataError.at("dirichlet_alpha", f"a value > 0, got {conf.dirichlet_alpha}")
+            raise DataError.for_key("dirichlet_alpha", f"a value > 0, got {conf.dirichlet_alpha}")
         return dirichlet_partition(train.y.numpy(), conf.num_clients, conf.dirichlet_alpha, seed)
-    raise DataError.at("partition", f"one of {', '.join(PARTITIONS)}, got {conf.partition!r}")
+    raise DataError.for_key("partition", f"one of {', '.join(PARTITIONS)}, got {conf.partition!r}")

@@ -19,7 +19,7 @@ from pydantic import Field, create_model, model_validator
 
 from fedscale.cloud.aggregation.server_algorithms import SERVER_ALGORITHMS
 from fedscale.cloud.config.keys import INACTIVE, PATH, Aliases, Check, Component, ConfigError
-from fedscale.dataloaders.catalog import DATA_SETS, MODEL_NAMES, PARTITIONS, TRAINING_SET_SIZES
+from fedscale.dataloaders.catalog import DATA_DIR_CONTENTS, DATA_SETS, MODEL_NAMES, PARTITIONS, TRAINING_SET_SIZES
 from fedscale.selection.registry import SAMPLE_MODES
 
 GRADIENT_POLICIES = tuple(SERVER_ALGORITHMS)
@@ -115,10 +115,10 @@ class DataConfig(Component):
 
     data_set: Literal[DATA_SETS] = Field(
         "digits",
-        description="Data set: digits (scikit-learn's bundled 8x8 digits) or femnist (FedScale's files under "
-                    "data_dir).")
+        description="Data set: digits (scikit-learn's bundled 8x8 digits), or femnist, cifar10, openImg or "
+                    "google_speech (FedScale's files under data_dir).")
     data_dir: Annotated[str, PATH] = Field(
-        "", description="Folder holding the data set's files; required for femnist.")
+        "", description="Folder holding the data set's files in FedScale's layout; required for all but digits.")
     data_map_file: Annotated[str, PATH] = Field(
         "",
         description="CSV assigning training samples to clients (FedScale's client_data_mapping format); empty: use "
@@ -136,10 +136,10 @@ class DataConfig(Component):
 
     @model_validator(mode="after")
     def _files_exist(self) -> DataConfig:
-        if self.data_set == "femnist":
+        if self.data_set in DATA_DIR_CONTENTS:
             if not self.data_dir:
-                raise ConfigError("required when data_set is 'femnist': the folder of FedScale's FEMNIST files",
-                                  "job_conf.data_dir")
+                raise ConfigError(f"required when data_set is {self.data_set!r}: the folder holding "
+                                  f"{DATA_DIR_CONTENTS[self.data_set]}", "job_conf.data_dir")
             require_existing("data_dir", self.data_dir, directory=True)
         if self.data_map_file:
             require_existing("data_map_file", self.data_map_file, directory=False)
@@ -158,7 +158,9 @@ class TrainingConfig(Component):
     """The model and the clients' local training; the rounds, their size and when to test."""
 
     model: Literal[MODEL_NAMES] = Field(
-        "mlp", description="Model: logistic regression, a small multi-layer perceptron, or a small CNN.")
+        "mlp", description="Model: logistic, mlp or cnn (small), resnet18/34/50, mobilenet_v2, shufflenet_v2_x0_5 to "
+                           "x2_0 (sized by the data set's images), or the language models lstm, albert-base-v2, "
+                           "transformer-small (for text data sets).")
     learning_rate: float = Field(0.05, gt=0, le=1e30, description="Client learning rate (at most 1e30, which a float32 model still holds).")
     local_steps: int = Field(20, ge=1, le=1_000_000, description="Local training steps per client per round.")
     batch_size: int = Field(30, ge=1, le=1_000_000, description="Training batch size.")

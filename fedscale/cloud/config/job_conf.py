@@ -20,6 +20,7 @@ from fedscale.cloud.config.components import (AdaptiveConfig, Cluster, DataConfi
                                                JobIdentity, RobustnessConfig, SelectionConfig, ServerConfig,
                                                TrainingConfig)
 from fedscale.cloud.config.keys import ConfigError, KeySpec, from_values, key_specs, show, suggest
+from fedscale.dataloaders.catalog import LANGUAGE_MODELS, TEXT_DATA_SETS
 from fedscale.selection.registry import SELECTORS, selector_class
 
 COMPONENTS: tuple[tuple[str, type[BaseModel]], ...] = (
@@ -218,3 +219,8 @@ def _check_relations(conf: JobConf) -> None:
     if not data.data_map_file and data.data_set == "digits" and training.num_participants > data.num_clients:
         raise ConfigError(f"expected at most num_clients ({data.num_clients}), got {training.num_participants}",
                           "job_conf.num_participants")
+    if (training.model in LANGUAGE_MODELS) != (data.data_set in TEXT_DATA_SETS):
+        kinds = ("a classifier", "the language model") if training.model in LANGUAGE_MODELS else \
+            ("a language model", "the classifier")
+        raise ConfigError(f"expected {kinds[0]} for data_set {data.data_set!r}, got {kinds[1]} {training.model!r}",
+                          "job_conf.model")

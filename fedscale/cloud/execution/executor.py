@@ -43,7 +43,6 @@ from fedscale.cloud.logger.events import EventLog, EventTail
 from fedscale.cloud.telemetry import Telemetry, extract
 from fedscale.cloud.time_model import build_time_model
 from fedscale.cloud.virtual_clock import VirtualClock
-from fedscale.dataloaders.dataset import ArrayDataset
 from fedscale.dataloaders.federated import FederatedData, load_federated_data
 from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
@@ -248,8 +247,7 @@ class Executor:
         test = self.data.test
         with self.telemetry.span("fl.client.evaluate", parent, {"fl.round": task.round, "fl.shard": task.shard_index,
                                                                 "fl.shards": task.shard_count}) as span:
-            out = self.trainer.test(vector, ArrayDataset(test.x[shard], test.y[shard], test.num_classes),
-                                    self.conf.training.test_bsz)
+            out = self.trainer.test(vector, test.rows(shard), self.conf.training.test_bsz)
             if self.telemetry.enabled and out.num_samples:
                 span.set_attributes({"fl.samples": out.num_samples, "fl.loss": out.loss_sum / out.num_samples,
                                      "fl.accuracy": out.correct / out.num_samples})

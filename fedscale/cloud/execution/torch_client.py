@@ -14,7 +14,8 @@ A Byzantine client under a data attack (``fedscale.robust.attacks.DATA_ATTACKS``
 flipping) trains the same way on its altered labels, computed once when its run starts.
 
 A client that cannot train or whose training goes wrong for reasons of its own (no samples, a
-Byzantine mark without a data attack, a diverged run, a device that goes offline) raises
+batch smaller than the model's BatchNorm layers take, a Byzantine mark without a data attack, a
+diverged run, a device that goes offline) raises
 ``ClientFailure``: the round goes on without it. Any other exception is a bug.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ from fedscale.cloud.aggregation.server_algorithms.fedprox import ProximalTerm, p
 from fedscale.cloud.execution.compression import layer_dropout, topk_sparsify
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.dataloaders.dataset import ArrayDataset
+from fedscale.dataloaders.models.batch_norm import smallest_training_batch
 
 
 class ClientFailure(Exception):
@@ -136,6 +138,7 @@ class TorchClient:
         self.seed = seed
         self.data_attack = data_attack
         self.loss_fn = nn.CrossEntropyLoss(reduction="none")
+        self.smallest_batch = smallest_training_batch(model, train.input_shape)
 
     def start(self, global_vector: torch.Tensor, client_id: int, round_index: int, batch_size: int,
               learning_rate: float, *, proximal_mu: float = 0.0, byzantine: bool = False) -> LocalRun:
@@ -147,6 +150,9 @@ class TorchClient:
         indices = self.client_indices[client_id]
         if not len(indices):
             raise ClientFailure(f"client {client_id} holds no training samples")
+        if min(batch_size, len(indices)) < self.smallest_batch:
+            raise ClientFailure(f"client {client_id} trains on batches of {min(batch_size, len(indices))} sample; "
+                                f"the model's BatchNorm needs {self.smallest_batch} at this input size")
         labels = self.train_data.y[indices]
         if byzantine:
             if self.data_attack is None:
