@@ -132,6 +132,24 @@ class ClientManager:
     def select_participants(self, num: int, cur_time: float) -> list[int]:
         return self.selector.select_participants(num, cur_time, self.online(cur_time))
 
+    def available(self, cur_time: float, busy: np.ndarray) -> np.ndarray:
+        """Eligible clients online at ``cur_time`` and not in ``busy`` (an asynchronous job's
+        clients that are training or took part in the current step)."""
+        return np.setdiff1d(self.online(cur_time), busy, assume_unique=True)
+
+    def select_available(self, num: int, cur_time: float, available: np.ndarray) -> np.ndarray:
+        """Up to ``num`` of the ``available`` clients (see ``available``), chosen by the selector."""
+        return np.asarray(self.selector.select_participants(num, cur_time, available), dtype=np.int64)
+
+    def next_available_time(self, cur_time: float, busy: np.ndarray) -> float:
+        """Earliest time ``>= cur_time`` at which an eligible client not in ``busy`` is online."""
+        return self._cursor.next_online_time(cur_time, np.isin(self.eligible, busy, invert=True))
+
+    def completes(self, client_ids: np.ndarray, start: float, finish: np.ndarray) -> np.ndarray:
+        """Whether each client, starting at ``start`` and finishing at ``finish``, delivers its
+        update under the job's time model."""
+        return self.times.completes(self.device[client_ids], start, finish)
+
     def get_completion_time(self, client_ids: np.ndarray, cur_time: float, local_steps: np.ndarray,
                          keep_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(download, compute, upload) seconds of each client's round starting at ``cur_time``."""

@@ -20,6 +20,11 @@ STATUS_FAILED = "failed"
 STATUS_STOPPED = "stopped"
 STATUS_DIVERGED = "diverged"
 
+# how the aggregator aggregates: in synchronous rounds, or in buffered asynchronous steps
+# (FedBuff; a job whose aggregator_entry is async_aggregator.py), the ``mode`` of its events
+MODE_SYNC = "sync"
+MODE_ASYNC = "async"
+
 GRADIENT_POLICIES = tuple(SERVER_ALGORITHMS)
 
 SECRET_METADATA_KEY = "x-fedscale-secret"

@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from fedscale.cloud.commons import JOB_FILE
+from fedscale.cloud.commons import JOB_FILE, MODE_ASYNC, MODE_SYNC
 from fedscale.cloud.config.deployment import KEYS as DEPLOYMENT_KEYS
 from fedscale.cloud.config.deployment import Deployment, parse_deployment
-from fedscale.cloud.config.job_conf import ALL_NAMES, KEYS, JobConf, canonical_pairs, inactive_keys
+from fedscale.cloud.config.job_conf import ALL_NAMES, KEYS, JobConf, canonical_pairs, check_mode, inactive_keys
 from fedscale.cloud.config.keys import TYPE_NAMES, Check, ConfigError, KeySpec, reported_from, show, suggest
 
 __all__ = [
@@ -52,7 +52,9 @@ class WorkerHost:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A whole job file, checked and resolved: cluster layout, paths and the job_conf."""
+    """A whole job file, checked and resolved: cluster layout, paths, the job_conf, and how the
+    aggregator aggregates (``mode``: ``MODE_SYNC`` rounds, or ``MODE_ASYNC`` FedBuff steps for an
+    aggregator_entry of async_aggregator.py)."""
 
     source: str
     ps_ip: str
@@ -63,6 +65,7 @@ class JobSpec:
     setup_commands: tuple[str, ...]
     conf: JobConf
     deployment: Deployment = Deployment()
+    mode: str = MODE_SYNC
 
     @property
     def num_executors(self) -> int:
@@ -88,6 +91,7 @@ class JobSpec:
             "deployment": self.deployment.to_dict(),
             "conf": self.conf.public_dict(),
             "explicit": sorted(self.conf.explicit),
+            "mode": self.mode,
         }
 
     def save(self, run_dir: Path) -> None:
@@ -118,8 +122,11 @@ class JobSpec:
             except (KeyError, TypeError) as err:
                 problem = f"not a resolved job as written by JobSpec.to_dict ({type(err).__name__}: {err})"
                 raise ConfigError(problem) from None
+            mode = d.get("mode", MODE_SYNC)
+            if mode not in (MODE_SYNC, MODE_ASYNC):
+                raise ConfigError(f"expected {MODE_SYNC!r} or {MODE_ASYNC!r}, got {show(mode)}", "mode")
             raw, _ = _collect_job_conf(settings)
-            return _assemble(top, raw, explicit, source)
+            return _assemble(top, raw, explicit, source, mode)
 
 
 # Top-level keys. ps_ip and ps_port share their job_conf declarations.
@@ -142,17 +149,28 @@ _AUTH_KEYS = {
 }
 
 
-def _entry_spec(key: str, script: str) -> KeySpec:
-    """FedScale's entry-script keys: only a path to a built-in script (same basename, or FedScale's
-    container variant ``<name>_ctnr.py``) is accepted."""
-    names = (f"{script}.py", f"{script}_ctnr.py")
+def _entry_spec(key: str, script: str, *others: str) -> KeySpec:
+    """FedScale's entry-script keys: only a path to a built-in script (same basename, FedScale's
+    container variant ``<name>_ctnr.py``, or one of ``others``) is accepted."""
+    names = (f"{script}.py", f"{script}_ctnr.py", *others)
+    quoted = [repr(name) for name in names]
     return KeySpec(key, str, names[0], f"FedScale's {key.replace('_', ' ')} script.",
                    check=Check(lambda path: os.path.basename(path) in names,
-                               f"a path ending in {names[0]!r} or {names[1]!r}, meaning the built-in one "
+                               f"a path ending in {', '.join(quoted[:-1])} or {quoted[-1]}, meaning the built-in one "
                                "(custom entry scripts are not run)"))
 
 
-_ENTRY_KEYS = (_entry_spec("executor_entry", "executor"), _entry_spec("aggregator_entry", "aggregator"))
+# FedScale's asynchronous aggregator (FedBuff), chosen by its entry script
+ASYNC_AGGREGATOR_ENTRY = "async_aggregator.py"
+_ENTRY_KEYS = (_entry_spec("executor_entry", "executor"),
+               _entry_spec("aggregator_entry", "aggregator", ASYNC_AGGREGATOR_ENTRY))
+
+
+def _aggregation_mode(aggregator_entry: str | None) -> str:
+    """``MODE_ASYNC`` for FedScale's asynchronous aggregator's entry script (a checked
+    aggregator_entry), else ``MODE_SYNC``."""
+    is_async = aggregator_entry is not None and os.path.basename(aggregator_entry) == ASYNC_AGGREGATOR_ENTRY
+    return MODE_ASYNC if is_async else MODE_SYNC
 MAX_PROCS_PER_HOST = 64
 MAX_EXECUTORS = 1024
 _WORKER_ENTRY = re.compile(r"(?P<host>[^\s\[\]]+):\[\s*(?P<counts>\d+(?:\s*,\s*\d+)*)\s*\]", re.ASCII)
@@ -252,8 +270,9 @@ def _executor_hosts(top: Mapping[str, Any]) -> tuple[WorkerHost, ...]:
     return (WorkerHost(_DEFAULT_HOST, count),)
 
 
-def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable[str], source: str) -> JobSpec:
-    """Build the JobSpec from top-level values and canonical raw job_conf values."""
+def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable[str], source: str,
+              mode: str) -> JobSpec:
+    """Build the JobSpec of aggregation ``mode`` from top-level values and canonical raw job_conf values."""
     workers = _executor_hosts(top)
     total = sum(worker.procs for worker in workers)
     deployment = parse_deployment(top, total)
@@ -267,6 +286,7 @@ def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable
     for key in ("ps_ip", "ps_port"):
         settings[key] = _top_level_choice(key, top, raw)
     conf = JobConf(settings, explicit)
+    check_mode(conf, mode)
     return JobSpec(
         source=source,
         ps_ip=conf.cluster.ps_ip,
@@ -277,6 +297,7 @@ def _assemble(top: Mapping[str, Any], raw: Mapping[str, Any], explicit: Iterable
         setup_commands=_parse_setup_commands(top.get("setup_commands")),
         conf=conf,
         deployment=deployment,
+        mode=mode,
     )
 
 
@@ -300,7 +321,7 @@ def parse_job(data: Any, source: str) -> JobSpec:
             if spec.name in data:
                 spec.parse(data[spec.name], spec.name)
         raw, explicit = _collect_job_conf(data.get("job_conf"))
-        return _assemble(data, raw, explicit, source)
+        return _assemble(data, raw, explicit, source, _aggregation_mode(data.get("aggregator_entry")))
 
 
 # Limits on a job file, far above any real one (a few kilobytes, a few levels, a few hundred

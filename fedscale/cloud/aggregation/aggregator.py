@@ -10,7 +10,9 @@ which ``--resume`` continues the job at the next round. An executor that joins l
 restarted one) is admitted between rounds or takes over a lost one's clients; with none left the
 aggregator waits ``connection_timeout`` for one. What executors report is checked before
 it is used (``peer_reports``); a global model that stops being finite ends the job as diverged.
-This module orchestrates; selection, time and aggregation math live in their own modules.
+An asynchronous job (``JobSpec.mode``) runs ``buffered_async``'s aggregator in this process
+instead: FedBuff's aggregation steps in place of rounds. This module orchestrates; selection,
+time and aggregation math live in their own modules.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -71,10 +73,27 @@ class JobStopped(Exception):
 
 @dataclass
 class RoundOutcome:
-    """What one round produced: per-client results of the clients that reported."""
+    """What one round produced: per-client results of the clients that reported, and the
+    executor and reason of each client that failed."""
 
     results: dict[int, tuple[pb.ClientResult, torch.Tensor]] = field(default_factory=dict)
-    failures: dict[int, str] = field(default_factory=dict)
+    failures: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class TrainingBatch:
+    """Training sent for one plan: the round (or step) whose seed its clients train with, the
+    plan, the settings and model they train with, the executor owning each outstanding client,
+    the steps each was asked for, the tasks' ids and what came back."""
+
+    round_index: int
+    plan: RoundPlan
+    train: pb.TrainConfig
+    model: list[tuple[str, np.ndarray]]
+    owner: dict[int, ExecutorSession] = field(default_factory=dict)
+    asked_steps: dict[int, int] = field(default_factory=dict)
+    task_ids: set[int] = field(default_factory=set)
+    outcome: RoundOutcome = field(default_factory=RoundOutcome)
 
 
 @dataclass
@@ -112,7 +131,10 @@ def split_by_cost(costs: np.ndarray, parts: int) -> list[list[int]]:
 
 class Aggregator:
     """Runs one job's rounds against the executors connected to ``server``, moving ``clock``
-    (which ``log`` stamps its events with); from the checkpointed state ``resumed`` if given."""
+    (which ``log`` stamps its events with); from the checkpointed state ``resumed`` if given.
+    ``checkpointable``: whether the state between rounds can be saved and resumed."""
+
+    checkpointable: ClassVar[bool] = True
 
     def __init__(self, job: JobSpec, run_dir: Path, server: AggregatorServer, log: EventLog,
                  clock: VirtualClock, resumed: dict[str, Any] | None = None,
@@ -268,16 +290,7 @@ class Aggregator:
             outcome.results = {c: outcome.results[c] for c in plan.participants.tolist()}
         aggregated = sorted(outcome.results)
         with self.spans.phase("aggregate"):
-            if aggregated:
-                samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
-                update, defence = self._aggregate(round_index, aggregated, outcome, samples)
-                self.model = self.server_algorithm.step(self.model, update.to(self.model.dtype))
-                if not finite(self.model):
-                    raise JobDiverged(f"round {round_index}: the global model is not finite after aggregation")
-                losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
-                train_loss = float(np.average(losses, weights=samples.numpy()))
-            else:
-                train_loss, defence = float("nan"), {}
+            train_loss, defence = self._apply(round_index, aggregated, outcome)
         self.clients.finish_round(plan, {c: r for c, (r, _) in outcome.results.items()})
         self.clock.advance_by(plan.duration)
         end = self.log.emit(commons.ROUND_END, aggregated=len(aggregated), clients=aggregated,
@@ -289,15 +302,34 @@ class Aggregator:
                             compute_seconds=sum(outcome.results[c][0].compute_seconds for c in aggregated))
         self.spans.round_ended(end, len(plan.participants))
 
+    def _apply(self, round_index: int, aggregated: list[int], outcome: RoundOutcome,
+               row_scale: torch.Tensor | None = None) -> tuple[float, dict]:
+        """Aggregate the results of the ``aggregated`` clients (``_aggregate``) into the global
+        model with the server algorithm's step; the aggregated clients' mean training loss,
+        weighted by samples (NaN when none), and the defence's choice. A model that stops being
+        finite ends the job as diverged."""
+        if not aggregated:
+            return float("nan"), {}
+        samples = torch.tensor([outcome.results[c][0].num_samples for c in aggregated], dtype=torch.float64)
+        update, defence = self._aggregate(round_index, aggregated, outcome, samples, row_scale)
+        self.model = self.server_algorithm.step(self.model, update.to(self.model.dtype))
+        if not finite(self.model):
+            raise JobDiverged(f"round {round_index}: the global model is not finite after aggregation")
+        losses = np.array([outcome.results[c][0].train_loss for c in aggregated])
+        return float(np.average(losses, weights=samples.numpy())), defence
+
     def _aggregate(self, round_index: int, aggregated: list[int], outcome: RoundOutcome,
-                   samples: torch.Tensor) -> tuple[torch.Tensor, dict]:
+                   samples: torch.Tensor, row_scale: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """The round's update and the defence's choice (see ``ThreatModel``): the Byzantine rows
-        forged, the server algorithm's rows taken, then the defence (``mean`` weighted by sample
+        forged, the server algorithm's rows taken, each scaled by ``row_scale`` if given (an
+        asynchronous step's staleness weights), then the defence (``mean`` weighted by sample
         counts is FedAvg)."""
         updates = self.threat.forge(round_index, aggregated,
                                     torch.stack([outcome.results[c][1] for c in aggregated]))
         losses = torch.tensor([outcome.results[c][0].initial_loss for c in aggregated], dtype=torch.float64)
         updates, samples = self.server_algorithm.rows(updates, samples, losses)
+        if row_scale is not None:
+            updates = updates * row_scale.to(updates.dtype)[:, None]
         return self.threat.aggregate(round_index, aggregated, updates, samples)
 
     def _train(self, round_index: int, live: list[ExecutorSession], blocks: list[list[int]],
@@ -308,34 +340,33 @@ class Aggregator:
         collect the results. The outstanding clients of an executor lost meanwhile go to the ones
         left (``_reassign``), whose results are the same since a client's training depends only on
         the job seed, the round, the client and its settings."""
-        outcome = RoundOutcome()
-        owner: dict[int, ExecutorSession] = {}
-        asked_steps: dict[int, int] = {}
-        task_ids = set()
-        train = self._train_config(plan)
-        model_arrays = [("model", self.model.numpy())]
-
-        def dispatch(session: ExecutorSession, block: list[int]) -> None:
-            task = self._training_task(round_index, plan, block, train)
-            asked_steps.update(zip(task.client_ids, task.client_local_steps))
-            task_ids.add(task.task_id)
-            session.send_task(task, model_arrays)
-            self.spans.sent(model_arrays[0][1].nbytes)
-            owner.update({int(c): session for c in task.client_ids})
-
+        batch = self._new_batch(round_index, plan)
         for session, block in zip(live, blocks):
             if block:
-                dispatch(session, block)
+                self._dispatch(batch, session, block)
         early: list[ServerEvent] = []
         announce(early)
-        self._reassign(plan, owner, dispatch)
-        while owner:
+        self._reassign(batch)
+        while batch.owner:
             event = early.pop(0) if early else self._next_event(timeout=self.server.timeout)
-            if event is not None and event.kind == RESULTS and event.message.task_id in task_ids:
-                self._collect(outcome, owner, asked_steps, event)
+            if event is not None and event.kind == RESULTS and event.message.task_id in batch.task_ids:
+                self._collect(batch, event)
             else:
-                self._reassign(plan, owner, dispatch)
-        return outcome
+                self._reassign(batch)
+        return batch.outcome
+
+    def _new_batch(self, round_index: int, plan: RoundPlan) -> TrainingBatch:
+        """Training of ``plan``'s participants, from the global model as it is now, nothing sent yet."""
+        return TrainingBatch(round_index, plan, self._train_config(plan), [("model", self.model.numpy())])
+
+    def _dispatch(self, batch: TrainingBatch, session: ExecutorSession, block: list[int]) -> None:
+        """Send ``session`` the TRAIN task of the batch plan's participants at positions ``block``."""
+        task = self._training_task(batch.round_index, batch.plan, block, batch.train)
+        batch.asked_steps.update(zip(task.client_ids, task.client_local_steps))
+        batch.task_ids.add(task.task_id)
+        session.send_task(task, batch.model)
+        self.spans.sent(batch.model[0][1].nbytes)
+        batch.owner.update({int(c): session for c in task.client_ids})
 
     def _train_config(self, plan: RoundPlan) -> pb.TrainConfig:
         """The settings every client of the round trains with."""
@@ -368,11 +399,11 @@ class Aggregator:
                                                         plan.t_ul[block]]).ravel().tolist())
         return task
 
-    def _reassign(self, plan: RoundPlan, owner: dict[int, ExecutorSession],
-                  dispatch: Callable[[ExecutorSession, list[int]], None]) -> None:
-        """Split the outstanding clients of each lost executor over the live executors by expected
-        compute (``split_by_cost``), in the order of their names (CLIENTS_REASSIGNED names who
-        took which); with none left, over those that rejoin (see ``_live``)."""
+    def _reassign(self, batch: TrainingBatch) -> None:
+        """Split the batch's outstanding clients of each lost executor over the live executors by
+        expected compute (``split_by_cost``), in the order of their names (CLIENTS_REASSIGNED names
+        who took which); with none left, over those that rejoin (see ``_live``)."""
+        plan, owner = batch.plan, batch.owner
         orphans: dict[ExecutorSession, list[int]] = {}
         for position, client in enumerate(plan.participants.tolist()):
             session = owner.get(client)
@@ -385,15 +416,15 @@ class Aggregator:
             for session, part in zip(survivors, split_by_cost(plan.local_steps[positions], len(survivors))):
                 if part:
                     block = [positions[i] for i in part]
-                    dispatch(session, block)
+                    self._dispatch(batch, session, block)
                     moved[session.executor_id] = plan.participants[block].tolist()
             self.log.emit(commons.CLIENTS_REASSIGNED, executor=lost.executor_id, assignment=moved)
 
-    def _collect(self, outcome: RoundOutcome, owner: dict[int, ExecutorSession], asked_steps: dict[int, int],
-                 event: ServerEvent) -> None:
+    def _collect(self, training: TrainingBatch, event: ServerEvent) -> None:
         """Record a batch of results and failures. The wire admitted it only for clients of this
         executor's task, each once, with one update row of the model's size per result; a result
         whose values the aggregator does not confirm (``result_problem``) is that client's failure."""
+        outcome, owner, asked_steps = training.outcome, training.owner, training.asked_steps
         batch: pb.TaskResults = event.message
         updates = event.tensors.get("updates")
         if updates is not None:
@@ -417,7 +448,7 @@ class Aggregator:
             self._fail_client(outcome, failure.client_id, event.session, failure.reason[:MAX_REASON_CHARS])
 
     def _fail_client(self, outcome: RoundOutcome, client_id: int, session: ExecutorSession, reason: str) -> None:
-        outcome.failures[client_id] = reason
+        outcome.failures[client_id] = (session.executor_id, reason)
         self.log.emit(commons.CLIENT_FAILED, client=client_id, executor=session.executor_id, reason=reason)
 
     # -- testing -----------------------------------------------------------------------------
@@ -531,7 +562,8 @@ class Aggregator:
                 self.run_round(round_index)
                 self.rounds_completed = round_index
                 last = round_index == training.rounds or self.clock.time >= budget
-                checkpoint = training.save_checkpoint and (round_index % training.checkpoint_interval == 0 or last)
+                checkpoint = self.checkpointable and training.save_checkpoint and (
+                    round_index % training.checkpoint_interval == 0 or last)
                 if round_index % training.eval_interval == 0 or last:
                     test = self._start_test(round_index)
                     if not last:  # ends once the next round's training is sent, then checkpoints
@@ -557,6 +589,15 @@ class Aggregator:
         for session in self.server.live_sessions():
             session.send_task(pb.Task(task_id=next(self._task_ids), kind=pb.SHUTDOWN, round=self.clock.round))
             session.close()
+
+
+def aggregator_class(job: JobSpec) -> type[Aggregator]:
+    """The aggregator of the job's mode: synchronous rounds, or FedBuff's buffered asynchronous
+    steps (``buffered_async``, imported here since it builds on this module)."""
+    if job.mode == commons.MODE_ASYNC:
+        from fedscale.cloud.aggregation.buffered_async import BufferedAsyncAggregator
+        return BufferedAsyncAggregator
+    return Aggregator
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
@@ -589,6 +630,10 @@ def main(argv: list[str] | None = None) -> int:
     status, reason, code = commons.STATUS_COMPLETED, "", 0
     aggregator = None
     try:
+        kind = aggregator_class(job)
+        if args.resume and not kind.checkpointable:
+            raise JobFailed("--resume: an asynchronous job writes no checkpoint (its clients in flight cannot be "
+                            "saved); submit it again")
         resumed = read_checkpoint(checkpoint_path(run_dir)) if args.resume else None
         if resumed is not None:
             clock.round, clock.time = int(resumed["round"]), float(resumed["virtual_time"])
@@ -605,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.public_dict(),
                  tls=credentials is not None, **({"resumed_from": clock.round} if resumed is not None else {}))
-        aggregator = Aggregator(job, run_dir, server, log, clock, resumed, telemetry)
+        aggregator = kind(job, run_dir, server, log, clock, resumed, telemetry)
         aggregator.run()
     except JobStopped as err:
         status, reason, code = commons.STATUS_STOPPED, str(err), EXIT_STOPPED

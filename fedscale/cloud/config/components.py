@@ -167,7 +167,10 @@ class TrainingConfig(Component):
     seed: Annotated[int, Aliases("sample_seed")] = Field(
         233, ge=0, le=2**32 - 1, description="Seed for data splitting, client selection and model initialisation.")
     rounds: int = Field(50, ge=1, le=1_000_000, description="Training rounds to run.")
-    num_participants: int = Field(4, ge=1, le=1_000_000, description="Clients aggregated per round.")
+    num_participants: Annotated[int, Aliases("async_buffer")] = Field(
+        4, ge=1, le=1_000_000,
+        description="Clients aggregated per round; in an asynchronous job, the updates buffered per aggregation step "
+                    "(FedBuff's K), as FedScale's async aggregator reads num_participants.")
     max_virtual_time: float = Field(
         0.0, ge=0,
         description="Stop after the round that reaches this many virtual seconds (0: no limit), so policies can be "
@@ -176,7 +179,7 @@ class TrainingConfig(Component):
     test_bsz: int = Field(128, ge=1, le=1_000_000, description="Testing batch size.")
     save_checkpoint: bool = Field(True, description=(
         "Save a checkpoint the job can be resumed from (driver.py resume <run folder>) every checkpoint_interval "
-        "rounds and after the last."))
+        "rounds and after the last; asynchronous jobs write none."))
     checkpoint_interval: int = Field(1, ge=1, le=1_000_000,
                                      description="Rounds between checkpoints when save_checkpoint is on.")
 
@@ -269,6 +272,20 @@ class AdaptiveConfig(Component):
         True,
         description="Adaptive training: after the coarse fill, trade further steps against upload size one step at "
                     "a time.")
+
+
+class AsyncConfig(Component):
+    """Buffered asynchronous aggregation (FedBuff), for a job whose aggregator_entry is
+    async_aggregator.py; its buffer is num_participants (``fedscale.cloud.aggregation.fedbuff``)."""
+
+    max_concurrency: int = Field(
+        10, ge=1, le=1_000_000,
+        description="Asynchronous jobs: clients training at the same time (FedBuff's concurrency); each freed slot "
+                    "goes to a newly selected client.")
+    max_staleness: int = Field(
+        5, ge=0, le=1_000_000,
+        description="Asynchronous jobs: largest staleness (aggregation steps taken since the client's model) of an "
+                    "update that is aggregated; staler updates are discarded.")
 
 
 class RobustnessConfig(Component):

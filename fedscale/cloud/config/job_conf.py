@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from fedscale.cloud.aggregation.server_algorithms import DEFAULT_ALGORITHM, SERVER_ALGORITHMS
-from fedscale.cloud.config.components import (AdaptiveConfig, Cluster, DataConfig, FedScaleCompat, FleetConfig,
-                                               JobIdentity, RobustnessConfig, SelectionConfig, ServerConfig,
-                                               TrainingConfig)
+from fedscale.cloud.commons import MODE_ASYNC
+from fedscale.cloud.config.components import (AdaptiveConfig, AsyncConfig, Cluster, DataConfig, FedScaleCompat,
+                                               FleetConfig, JobIdentity, RobustnessConfig, SelectionConfig,
+                                               ServerConfig, TrainingConfig)
 from fedscale.cloud.config.keys import ConfigError, KeySpec, from_values, key_specs, show, suggest
 from fedscale.dataloaders.catalog import LANGUAGE_MODELS, TEXT_DATA_SETS
 from fedscale.selection.registry import SELECTORS, selector_class
@@ -31,6 +32,7 @@ COMPONENTS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("fleet", FleetConfig),
     ("selection", SelectionConfig),
     ("adaptive", AdaptiveConfig),
+    ("asynchronous", AsyncConfig),
     ("robustness", RobustnessConfig),
     ("server", ServerConfig),
     ("compat", FedScaleCompat),
@@ -108,6 +110,7 @@ class JobConf:
     fleet: FleetConfig
     selection: SelectionConfig
     adaptive: AdaptiveConfig
+    asynchronous: AsyncConfig
     robustness: RobustnessConfig
     server: ServerConfig
     compat: FedScaleCompat
@@ -183,6 +186,40 @@ class JobConf:
     def __repr__(self) -> str:
         changed = (f"{name}={value!r}" for name, value in self._values.items() if value != KEYS[name].default)
         return f"JobConf({', '.join(changed)})"
+
+
+def check_mode(conf: JobConf, mode: str) -> None:
+    """Refuse, in one ConfigError line, what the aggregation ``mode`` (``commons.MODE_SYNC`` or
+    ``MODE_ASYNC``) cannot do. A synchronous job takes no asynchronous key. An asynchronous job
+    buffers at most max_concurrency updates per step, trains fixed local_steps (adaptive training
+    fits a round's budget), has no over-commitment (max_concurrency replaces it), takes no
+    selector that shapes each participant's work to a round (PyramidFL) and writes no checkpoint
+    (its clients in flight are not saved). Robust aggregation and attacks apply to each step's buffer."""
+    explicit = conf.explicit
+    if mode != MODE_ASYNC:
+        stray = sorted(explicit & set(AsyncConfig.model_fields))
+        if stray:
+            raise ConfigError("applies to asynchronous jobs only (aggregator_entry: async_aggregator.py)",
+                              f"job_conf.{stray[0]}")
+        return
+    buffer, concurrency = conf.training.num_participants, conf.asynchronous.max_concurrency
+    if buffer > concurrency:
+        raise ConfigError(f"expected an async_buffer (num_participants) of at most max_concurrency ({concurrency}), "
+                          f"got {buffer}", "job_conf.num_participants")
+    refused = (
+        ("adaptive_training", conf.adaptive.adaptive_training,
+         "fits each client's work to a synchronous round's time budget"),
+        ("overcommitment", "overcommitment" in explicit,
+         "over-commits synchronous rounds (max_concurrency sets how many clients train)"),
+        ("save_checkpoint", "save_checkpoint" in explicit and conf.training.save_checkpoint,
+         "cannot save the clients in flight"),
+        ("sample_mode", selector_class(conf.selection.sample_mode).needs.client_overrides,
+         f"{conf.selection.sample_mode} shapes each participant's work to a synchronous round"),
+    )
+    for key, bad, why in refused:
+        if bad:
+            raise ConfigError(f"{why}; not available in an asynchronous job (aggregator_entry: async_aggregator.py)",
+                              f"job_conf.{key}")
 
 
 def inactive_keys(conf: JobConf) -> list[str]:

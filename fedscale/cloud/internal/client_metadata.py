@@ -552,7 +552,10 @@ class OnlineCursor:
         self.time = t
         return np.flatnonzero(self.online)
 
-    def next_online_time(self, t: float) -> float:
-        """Earliest time ``>= t`` at which one of the devices is online (``inf`` if never)."""
+    def next_online_time(self, t: float, among: np.ndarray | None = None) -> float:
+        """Earliest time ``>= t`` at which one of the devices (those at the positions ``among``
+        only, if given) is online (``inf`` if never)."""
         self.advance(t)
-        return t if self.online.any() else float(self.next_change.min(initial=np.inf))
+        online, change = (self.online, self.next_change) if among is None else (self.online[among],
+                                                                                self.next_change[among])
+        return t if online.any() else float(change.min(initial=np.inf))
