@@ -23,8 +23,8 @@ from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.config_parser import JobConf, JobSpec, load_job
 from fedscale.deploy.submit import run_to_end
 from tests.golden import normalise
-from tests.jobs import (ROOT, check_documented, documented_events, events, pid_of, start_driver, wait_for_event,
-                        wait_for_run_dir, write_job)
+from tests.jobs import (ROOT, check_documented, documented_events, events, pid_of, run_driver, start_driver,
+                        wait_for_event, wait_for_run_dir, write_job)
 
 
 def test_staleness_weights_are_fedbuffs_inverse_square_root():
@@ -248,3 +248,14 @@ def test_an_async_job_is_not_resumed(tmp_path):
     end = events(run_dir / commons.AGGREGATOR_LOG)[-1]
     assert end["status"] == commons.STATUS_FAILED
     assert end["reason"].startswith("--resume: an asynchronous job writes no checkpoint")
+
+
+def test_resuming_an_async_run_is_a_one_line_refusal(tmp_path):
+    job = load_job_text(tmp_path, ASYNC, executors=1, rounds=2, async_buffer=2)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    job.save(run_dir)
+    done = run_driver(tmp_path, "resume", str(run_dir))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"error: {run_dir}: an asynchronous job cannot be resumed: it writes no "
+                                   "checkpoint (its clients in flight cannot be saved)")

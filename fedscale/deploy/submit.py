@@ -121,6 +121,9 @@ def resume(run_dir: Path, out: TextIO = sys.stdout, plots: bool = True, launcher
         job = JobSpec.read(run_dir)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{run_dir}: not a run folder with a readable {commons.JOB_FILE} ({error})") from None
+    if job.mode == commons.MODE_ASYNC:
+        raise ConfigError(f"{run_dir}: an asynchronous job cannot be resumed: it writes no checkpoint (its clients "
+                          "in flight cannot be saved)")
     try:
         state = read_checkpoint(checkpoint_path(run_dir))
     except CheckpointError as error:
