@@ -163,6 +163,12 @@ def test_default_job_and_plain_mapping_job_conf() -> None:
                                                                                       {"rounds", "model"})
 
 
+def test_a_host_listed_twice_runs_the_processes_of_all_its_entries() -> None:
+    """FedScale accepts a host repeated in worker_ips (rewriting hosts to one address makes repeats)."""
+    job = parse_job({"worker_ips": ["h:[1]", "g:[2]", "h:[2,1]"]}, "job.yml")
+    assert job.workers == (WorkerHost("h", 4), WorkerHost("g", 2)) and job.num_executors == 6
+
+
 def test_every_fedscale_key_is_declared_and_defaults_validate() -> None:
     assert set(FEDSCALE_KEYS) - set(KEYS) == {"sample_seed"}
     assert "sample_seed" in KEYS["seed"].aliases
@@ -322,7 +328,9 @@ def test_bad_values_name_the_key(tmp_path: Path, key: str, raw: object, expected
          "worker_ips[1]: expected 'host:[n]' or 'host:[n1,n2,...]' (executor processes per GPU), got 'h2:4'"),
         ("worker_ips: ['h:[]']\n", "worker_ips[0]: expected 'host:[n]'"),
         ("worker_ips: ['h:[0,0]']\n", "worker_ips[0]: expected at least one process on h"),
-        ("worker_ips: ['h:[1]', 'h:[2]']\n", "worker_ips[1]: host 'h' is listed twice"),
+        ("worker_ips: ['h:[40]', 'g:[1]', 'h:[30]']\n",
+         "worker_ips[2]: expected at most 64 executor processes on one host, got 'h:[30]' (70 with its earlier "
+         "entries for h)"),
         ("executor_entry: my_executor.py\n",
          "executor_entry: expected a path ending in 'executor.py' or 'executor_ctnr.py', meaning the built-in one "
          "(custom entry scripts are not run), got 'my_executor.py'"),

@@ -28,7 +28,7 @@ from fedscale.cloud.config.deployment import CONTAINER_ROOT, Deployment
 from fedscale.deploy import docker as docker_launcher
 from fedscale.deploy.docker import DockerLauncher
 from fedscale.deploy.launcher import Launcher
-from tests.fedscale_jobs import FEDSCALE_DOCKER, on_loopback
+from tests.fedscale_examples import FEDSCALE_DOCKER, on_loopback
 from tests.jobs import ROOT, events, job_pids, run_driver, run_dirs, start_driver, wait_for_event, \
     wait_for_run_dir, wait_until_gone, write_job
 

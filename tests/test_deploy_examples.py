@@ -11,7 +11,7 @@ import yaml
 from fedscale.cloud.config.deployment import KEYS as DEPLOYMENT_KEYS
 from fedscale.cloud.config_parser import ConfigError, load_job, parse_job
 from fedscale.deploy.launcher import job_mode
-from tests.fedscale_jobs import FEDSCALE_DOCKER, FEDSCALE_K8S, on_loopback
+from tests.fedscale_examples import FEDSCALE_DOCKER, FEDSCALE_K8S, on_loopback
 from tests.jobs import ROOT
 
 EXAMPLES = ROOT / "benchmark" / "configs" / "deploy"

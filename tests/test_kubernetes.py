@@ -26,7 +26,7 @@ from fedscale.cloud.config.deployment import CONTAINER_ROOT
 from fedscale.cloud.config_parser import ConfigError, JobSpec, load_job
 from fedscale.deploy import kubernetes as k8s
 from fedscale.deploy.launcher import launcher_class
-from tests.fedscale_jobs import FEDSCALE_K8S, on_loopback
+from tests.fedscale_examples import FEDSCALE_K8S, on_loopback
 from tests.jobs import ROOT, events, write_job
 
 SCHEMA = kubernetes_validate.latest_version()

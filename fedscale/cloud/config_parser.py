@@ -177,10 +177,12 @@ _WORKER_ENTRY = re.compile(r"(?P<host>[^\s\[\]]+):\[\s*(?P<counts>\d+(?:\s*,\s*\
 
 
 def _parse_workers(section: Any) -> tuple[WorkerHost, ...]:
-    """``worker_ips``: FedScale's 'host:[n1,n2,...]' entries, processes per GPU, summed per host."""
+    """``worker_ips``: FedScale's 'host:[n1,n2,...]' entries, processes per GPU, summed per host;
+    a host listed more than once (as FedScale allows) has the processes of all its entries, in the
+    place of its first."""
     if not isinstance(section, list) or not section:
         raise ConfigError(f"expected a non-empty list of 'host:[n]' entries, got {show(section)}", "worker_ips")
-    workers: list[WorkerHost] = []
+    procs_of: dict[str, int] = {}
     for index, entry in enumerate(section):
         where = f"worker_ips[{index}]"
         match = _WORKER_ENTRY.fullmatch(entry.strip()) if isinstance(entry, str) else None
@@ -189,18 +191,18 @@ def _parse_workers(section: Any) -> tuple[WorkerHost, ...]:
                               f"got {show(entry)}", where)
         host, counts = match["host"], re.findall(r"\d+", match["counts"])
         procs = sum(int(count) if len(count.lstrip("0")) <= 6 else MAX_EXECUTORS for count in counts)
-        if procs > MAX_PROCS_PER_HOST:
-            raise ConfigError(f"expected at most {MAX_PROCS_PER_HOST} executor processes on one host, "
-                              f"got {show(entry)}", where)
         if procs == 0:
             raise ConfigError(f"expected at least one process on {host}, got {show(entry)}", where)
-        if any(worker.host == host for worker in workers):
-            raise ConfigError(f"host {host!r} is listed twice; give all its process counts in one entry", where)
-        workers.append(WorkerHost(host, procs))
-    total = sum(worker.procs for worker in workers)
+        on_host = procs_of.get(host, 0) + procs
+        if on_host > MAX_PROCS_PER_HOST:
+            listed = "" if on_host == procs else f" ({on_host} with its earlier entries for {host})"
+            raise ConfigError(f"expected at most {MAX_PROCS_PER_HOST} executor processes on one host, "
+                              f"got {show(entry)}{listed}", where)
+        procs_of[host] = on_host
+    total = sum(procs_of.values())
     if total > MAX_EXECUTORS:
         raise ConfigError(f"expected at most {MAX_EXECUTORS} executor processes in all, got {total}", "worker_ips")
-    return tuple(workers)
+    return tuple(WorkerHost(host, procs) for host, procs in procs_of.items())
 
 
 def _parse_auth(section: Any) -> dict[str, Any]:

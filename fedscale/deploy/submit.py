@@ -244,11 +244,12 @@ def _ignore(signals: dict[int, Any]) -> None:
         signal.signal(s, signal.SIG_IGN)
 
 
-def run_to_end(job: JobSpec) -> list[dict[str, Any]]:
+def run_to_end(job: JobSpec, launcher: str = "") -> list[dict[str, Any]]:
     """Run ``job`` with no console output and return its aggregator's events, for scripts that
-    compare runs; a job that does not complete raises RuntimeError with its status, reason and
-    run folder."""
-    result = submit(job, out=io.StringIO(), err=io.StringIO(), plots=False)
+    compare runs; ``launcher`` overrides the job's own choice, as ``submit --launcher`` does
+    (``"local"`` runs a container job file's processes on this machine). A job that does not
+    complete raises RuntimeError with its status, reason and run folder."""
+    result = submit(job, out=io.StringIO(), err=io.StringIO(), plots=False, launcher=launcher)
     if result.exit_code != 0:
         raise RuntimeError(f"the job {result.status}: {result.reason} (logs: {result.run_dir})")
     return list(read_events(result.run_dir / commons.AGGREGATOR_LOG))

@@ -321,11 +321,11 @@ class ServerConfig(Component):
 
 def _compat_field(kind: str, default: Any, help_text: str, key: str) -> tuple[Any, Any]:
     """One row of ``fedscale_compat.tsv`` as a pydantic field: ``kind`` is int, float, bool, str,
-    list[int], ``a|b|c`` (a choice), with ``?`` appended when null is allowed."""
+    list[int], or the allowed values ``a|b|c`` (one alone too), with ``?`` appended when null is allowed."""
     nullable = kind.endswith("?")
     kind = kind.removesuffix("?")
-    annotation: Any = (Literal[tuple(kind.split("|"))] if "|" in kind
-                       else {"int": int, "float": float, "bool": bool, "str": str, "list[int]": tuple[int, ...]}[kind])
+    types = {"int": int, "float": float, "bool": bool, "str": str, "list[int]": tuple[int, ...]}
+    annotation: Any = types.get(kind) or Literal[tuple(kind.split("|"))]
     if nullable:
         annotation = annotation | None
     default = tuple(default) if isinstance(default, list) else default
