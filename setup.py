@@ -23,7 +23,7 @@ setup(
         "grpcio==1.85.3",
         "protobuf==7.36.2",
         "pyyaml==6.0.3",
-        "pydantic==2.13.4",
+        "pydantic==2.14.4",
         "scikit-learn==1.9.1",
         "scipy==1.17.1",
         "xgboost-cpu==3.2.0",
