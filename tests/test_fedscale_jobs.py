@@ -26,6 +26,7 @@ from fedscale.dataloaders.cifar10 import write_cifar10_fixture
 from fedscale.dataloaders.femnist import write_femnist_fixture
 from fedscale.dataloaders.google_speech import write_google_speech_fixture
 from fedscale.dataloaders.open_images import write_open_images_fixture
+from fedscale.dataloaders.text import write_text_fixture
 from fedscale.deploy.submit import run_to_end
 from tests.fedscale_examples import EXAMPLES
 from tests.jobs import ROOT
@@ -56,7 +57,7 @@ RUNS, SLOW = "runs", "runs, slow"  # SLOW: runs under -m slow only (the heavier 
 OUTCOMES: dict[str, str | Refused] = {
     "android/mnn.yml": Refused("aggregator_entry", "aggregation/aggregator_mnn.py"),
     "android/tflite.yml": Refused("aggregator_entry", "aggregation/aggregator_tflite.py"),
-    "auxo/auxo.yml": Refused("job_conf.data_map_file", str(DATA / "client_data_mapping" / "test.csv"), at_checks=True),
+    "auxo/auxo.yml": Refused("executor_entry", "examples/auxo/executor.py"),
     "cifar_cpu/cifar_cpu.yml": RUNS,
     "docker_deploy/cifar_cpu_docker.yml": RUNS,
     "docker_deploy/dry_run_docker.yml": RUNS,
@@ -71,7 +72,7 @@ OUTCOMES: dict[str, str | Refused] = {
     "others/heterofl.yml": Refused("executor_entry", "customized_executor.py"),
     "others/local_dp.yml": Refused("executor_entry", "$FEDSCALE_HOME/examples/localDP/customized_executor.py"),
     "others/rl_conf.yml": Refused("job_conf.model", "dqn"),
-    "reddit/reddit.yml": Refused("job_conf.data_set", "blog"),
+    "reddit/reddit.yml": RUNS,
     "speech/google_speech.yml": SLOW,
     "tf_cifar/tf_cifar.yml": Refused("job_conf.engine", "tensorflow"),
     "tf_femnist/tf_femnist.yml": Refused("job_conf.engine", "tensorflow"),
@@ -101,6 +102,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_femnist_fixture(data / "femnist", FIXTURE_CLIENTS, SAMPLES_PER_CLIENT, seed=1)
     write_open_images_fixture(data / "openImg", FIXTURE_CLIENTS, SAMPLES_PER_CLIENT, seed=1)
     write_google_speech_fixture(data / "google_speech", FIXTURE_CLIENTS, SAMPLES_PER_CLIENT, seed=1)
+    write_text_fixture(data / "reddit", FIXTURE_CLIENTS, SAMPLES_PER_CLIENT, seed=1)
     write_cifar10_fixture(data, 10, seed=1)
     write_device_traces(data / "device_info", FIXTURE_CLIENTS)
     return home

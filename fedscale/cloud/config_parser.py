@@ -166,6 +166,20 @@ _ENTRY_KEYS = (_entry_spec("executor_entry", "executor"),
                _entry_spec("aggregator_entry", "aggregator", ASYNC_AGGREGATOR_ENTRY))
 
 
+def _check_entry(key: str, entry: str, exp_path: Any) -> None:
+    """Refuse an entry script of one of FedScale's examples (under its ``examples/`` folder, the
+    built-in container scripts of ``examples/containerization`` aside): each example replaces the
+    executor or aggregator with its own code, which is not run here, and running the built-in one
+    in its place would silently be another experiment."""
+    folder = exp_path if isinstance(exp_path, str) else ""
+    path = os.path.normpath(os.path.join(os.path.expandvars(os.path.expanduser(folder)), entry)).replace(os.sep, "/")
+    parts = path.split("/")
+    if "examples" in parts[:-1] and parts[-2] != "containerization":
+        example = "/".join(parts[parts.index("examples"):])
+        raise ConfigError(f"expected FedScale's own {key.split('_')[0]}, got {example} (the code of one of FedScale's "
+                          "examples, which is not run here)", key)
+
+
 def _aggregation_mode(aggregator_entry: str | None) -> str:
     """``MODE_ASYNC`` for FedScale's asynchronous aggregator's entry script (a checked
     aggregator_entry), else ``MODE_SYNC``."""
@@ -321,7 +335,7 @@ def parse_job(data: Any, source: str) -> JobSpec:
                 raise ConfigError(f"unknown top-level key {show(key)}{hint}")
         for spec in _ENTRY_KEYS:
             if spec.name in data:
-                spec.parse(data[spec.name], spec.name)
+                _check_entry(spec.name, spec.parse(data[spec.name], spec.name), data.get("exp_path"))
         raw, explicit = _collect_job_conf(data.get("job_conf"))
         return _assemble(data, raw, explicit, source, _aggregation_mode(data.get("aggregator_entry")))
 

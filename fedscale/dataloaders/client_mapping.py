@@ -163,11 +163,11 @@ def write_mapped_fixture(root: str | PathLike[str], layout: MappedLayout, client
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_sample(path, int(label))
                 rows[split].append((client_id, relative, label_names[label], int(label)))
-    _write_mappings(base, rows)
+    write_mappings(base, rows)
     return str(base)
 
 
-def _write_mappings(root: Path, rows: Mapping[str, Sequence[tuple[str, str, str, int]]]) -> None:
+def write_mappings(root: Path, rows: Mapping[str, Sequence[tuple[str, str, str, int]]]) -> None:
     """Write each split's rows to ``<root>/client_data_mapping/<split>.csv`` under FedScale's header."""
     (root / MAPPING_DIR).mkdir(parents=True, exist_ok=True)
     for split, split_rows in rows.items():

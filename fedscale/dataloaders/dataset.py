@@ -1,12 +1,20 @@
-"""The data set type shared by every loader, its samples made on access, and the error every
-loader raises."""
+"""The data set types the loaders return (class-labelled samples, or token sequences for
+next-word prediction), samples made on access, and the error every loader raises."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar, TypeAlias
 
 import numpy as np
 import torch
+
+
+# What a data set's samples are for, which decides the training loss and the test accuracy
+# (``fedscale.cloud.execution.torch_client``): a class per sample, or the next token at each position.
+CLASSIFICATION = "classification"
+NEXT_WORD = "next_word"
+PAD_ID = 0   # the token id filling a sequence past its end, in inputs and targets alike
 
 
 class DataError(ValueError):
@@ -77,6 +85,7 @@ class ArrayDataset:
     x: torch.Tensor | LazySamples
     y: torch.Tensor
     num_classes: int
+    task: ClassVar[str] = CLASSIFICATION
 
     def __post_init__(self) -> None:
         if self.x.dtype != torch.float32 or self.y.dtype != torch.int64:
@@ -96,3 +105,40 @@ class ArrayDataset:
         """The samples at ``rows``, sharing this data set's storage."""
         x = self.x.rows(rows) if isinstance(self.x, LazySamples) else self.x[rows]
         return ArrayDataset(x, self.y[rows], self.num_classes)
+
+
+@dataclass
+class TokenDataset:
+    """Token sequences for next-word prediction, indexed like ArrayDataset.
+
+    ``x`` holds N input sequences of T int64 token ids and ``y`` their targets, the same tokens
+    shifted by one (``y[:, t]`` is the token after ``x[:, t]``); both hold PAD_ID past a
+    sequence's end, where a target is not scored. ``num_classes`` is the vocabulary's size.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    task: ClassVar[str] = NEXT_WORD
+
+    def __post_init__(self) -> None:
+        if self.x.dtype != torch.int64 or self.y.dtype != torch.int64 or self.x.dim() != 2:
+            raise ValueError(f"expected int64 x and y of shape (N, T), got {self.x.dtype} {tuple(self.x.shape)} "
+                             f"and {self.y.dtype}")
+        if self.x.shape != self.y.shape:
+            raise ValueError(f"expected y of shape {tuple(self.x.shape)}, got {tuple(self.y.shape)}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sequence, ``(T,)``."""
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def rows(self, rows: slice) -> TokenDataset:
+        """The sequences at ``rows``, sharing this data set's storage."""
+        return TokenDataset(self.x[rows], self.y[rows], self.num_classes)
+
+
+AnyDataset: TypeAlias = ArrayDataset | TokenDataset

@@ -6,15 +6,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedscale.dataloaders.catalog import DATA_SETS, PARTITIONS
+from fedscale.dataloaders.catalog import DATA_SET_ALIASES, DATA_SETS, PARTITIONS, TEXT_DATA_SETS
 from fedscale.dataloaders.cifar10 import load_cifar10
 from fedscale.dataloaders.client_mapping import MappedLayout, load_mapped, mapped_client_sizes
-from fedscale.dataloaders.dataset import ArrayDataset, DataError
+from fedscale.dataloaders.dataset import AnyDataset, ArrayDataset, DataError
 from fedscale.dataloaders.digits import load_digits
 from fedscale.dataloaders.femnist import FEMNIST
 from fedscale.dataloaders.google_speech import GOOGLE_SPEECH
 from fedscale.dataloaders.open_images import OPEN_IMAGES
 from fedscale.dataloaders.partition import dirichlet_partition, iid_partition, map_file_partition
+from fedscale.dataloaders.text import load_text
 
 if TYPE_CHECKING:
     from fedscale.cloud.config.components import DataConfig
@@ -26,8 +27,8 @@ CLIENT_MAPPED: dict[str, MappedLayout] = {"femnist": FEMNIST, "openImg": OPEN_IM
 class FederatedData:
     """A training set, a shared test set, and per client the indices into ``train`` it owns."""
 
-    train: ArrayDataset
-    test: ArrayDataset
+    train: AnyDataset
+    test: AnyDataset
     client_indices: list[np.ndarray]
 
     @property
@@ -45,12 +46,16 @@ def load_federated_data(conf: DataConfig, seed: int) -> FederatedData:
 
     digits and cifar10: by ``conf.data_map_file`` if set (sample_path = training-sample index),
     else by ``conf.partition`` into ``conf.num_clients`` clients. femnist, openImg and
-    google_speech: the natural partition of FedScale's client mapping, from
-    ``conf.data_map_file`` or ``client_data_mapping/train.csv``. Where a map file decides the
+    google_speech, and the text sets reddit (alias blog) and stackoverflow: the natural partition
+    of FedScale's client mapping, from ``conf.data_map_file`` or ``client_data_mapping/train.csv``
+    (``fedscale.dataloaders.text`` for the text sets' layout). Where a map file decides the
     partition, ``conf.num_clients`` is not used. Impossible requests raise DataError.
     """
     if conf.data_set in CLIENT_MAPPED:
         return FederatedData(*load_mapped(conf.data_dir, conf.data_map_file, CLIENT_MAPPED[conf.data_set]))
+    if conf.data_set in TEXT_DATA_SETS:
+        name = DATA_SET_ALIASES.get(conf.data_set, conf.data_set)
+        return FederatedData(*load_text(conf.data_dir, conf.data_map_file, name))
     if conf.data_set in ("digits", "cifar10"):
         train, test = load_digits(seed) if conf.data_set == "digits" else load_cifar10(conf.data_dir)
         return FederatedData(train, test, _partition_in_memory(conf, seed, train))
@@ -60,7 +65,7 @@ def load_federated_data(conf: DataConfig, seed: int) -> FederatedData:
 def client_sample_counts(conf: DataConfig, seed: int) -> np.ndarray:
     """Each client's number of training samples as ``load_federated_data`` splits the data, for
     checking a job before launch: a client-mapped set's from its mapping files alone (samples
-    unread), digits' and cifar10's from the split itself. Impossible requests raise DataError."""
+    unread), the others' (digits, cifar10, the text sets) from the split itself. Impossible requests raise DataError."""
     if conf.data_set in CLIENT_MAPPED:
         return mapped_client_sizes(conf.data_dir, conf.data_map_file, CLIENT_MAPPED[conf.data_set])
     return load_federated_data(conf, seed).client_sample_counts

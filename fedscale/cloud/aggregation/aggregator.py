@@ -51,6 +51,7 @@ from fedscale.cloud.logger.wandb_run import WandbRun
 from fedscale.cloud.model_vector import ModelVector
 from fedscale.cloud.telemetry import Telemetry
 from fedscale.cloud.virtual_clock import VirtualClock
+from fedscale.dataloaders.catalog import TEXT_DATA_SETS
 from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
 
@@ -157,6 +158,8 @@ class Aggregator:
         self.threat: ThreatModel | None = None
         self.resumed = resumed
         self.reference: pb.Hello | None = None
+        # Test predictions one sample scores at most: one, or a language model's one per token.
+        self.predictions_per_sample = 1
         self._admitted: set[ExecutorSession] = set()
         self._testing: TestRun | None = None
         self.checkpoints = CheckpointWriter(checkpoint_path(run_dir), log.sync)
@@ -237,6 +240,8 @@ class Aggregator:
         conf, training = self.conf, self.conf.training
         torch.manual_seed(training.seed)
         net = build_model(training.model, tuple(first.input_shape), first.num_classes)
+        if conf.data.data_set in TEXT_DATA_SETS:
+            self.predictions_per_sample = first.input_shape[-1]
         self.model = ModelVector(net).snapshot()
         self.clients = ClientManager(np.asarray(first.client_sample_counts), self.fleet,
                                      self.model.numel() * self.model.element_size(), make_selector(conf),
@@ -508,7 +513,8 @@ class Aggregator:
         run, result = self._testing, event.message
         session, shard = run.running.get(result.task_id, (None, -1)) if run else (None, -1)
         problem = ("test result for a task it was not given" if session is not event.session
-                   else evaluation_problem(result, int(run.bounds[shard + 1] - run.bounds[shard])))
+                   else evaluation_problem(result, int(run.bounds[shard + 1] - run.bounds[shard]),
+                                           self.predictions_per_sample))
         if problem is not None:
             self.server.drop(event.session, f"refused: {problem}")
         elif evaluation_diverged(result):

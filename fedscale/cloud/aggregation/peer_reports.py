@@ -68,12 +68,15 @@ def finite_rows(updates: np.ndarray) -> np.ndarray:
     return np.isfinite(updates).all(axis=1)
 
 
-def evaluation_problem(result: pb.TestResult, shard_samples: int) -> str | None:
+def evaluation_problem(result: pb.TestResult, shard_samples: int, predictions_per_sample: int = 1) -> str | None:
     """Why a test ``result`` for a shard of ``shard_samples`` samples is refused; None if
-    accepted. A non-finite loss is not refused here: an honest executor reports one for a
-    diverged model (see ``evaluation_diverged``)."""
-    if result.num_samples != shard_samples:
-        return f"test result covers {result.num_samples} samples, the shard holds {shard_samples}"
+    accepted. ``num_samples`` counts the predictions scored: one per sample for a classifier; for
+    a language model one per non-pad next token, so from one to ``predictions_per_sample`` (the
+    sequence length) per sample. A non-finite loss is not refused here: an honest executor
+    reports one for a diverged model (see ``evaluation_diverged``)."""
+    if not shard_samples <= result.num_samples <= shard_samples * predictions_per_sample:
+        return (f"test result scores {result.num_samples} predictions, the shard's {shard_samples} samples make "
+                f"{shard_samples} to {shard_samples * predictions_per_sample}")
     if not 0 <= result.correct <= result.num_samples:
         return f"test result counts {result.correct} correct of {result.num_samples} samples"
     if result.loss_sum < 0:

@@ -116,7 +116,8 @@ class DataConfig(Component):
     data_set: Literal[DATA_SETS] = Field(
         "digits",
         description="Data set: digits (scikit-learn's bundled 8x8 digits), or femnist, cifar10, openImg or "
-                    "google_speech (FedScale's files under data_dir).")
+                    "google_speech (FedScale's files under data_dir), or the text sets for language models, reddit "
+                    "(alias blog) and stackoverflow.")
     data_dir: Annotated[str, PATH] = Field(
         "", description="Folder holding the data set's files in FedScale's layout; required for all but digits.")
     data_map_file: Annotated[str, PATH] = Field(

@@ -22,6 +22,8 @@ from fedscale.cloud.config.components import (AdaptiveConfig, AsyncConfig, Clust
                                                ServerConfig, TrainingConfig)
 from fedscale.cloud.config.keys import ConfigError, KeySpec, from_values, key_specs, show, suggest
 from fedscale.dataloaders.catalog import LANGUAGE_MODELS, TEXT_DATA_SETS
+from fedscale.robust.attacks import DATA_ATTACKS
+from fedscale.robust.registry import parse_attack
 from fedscale.selection.registry import SELECTORS, selector_class
 
 COMPONENTS: tuple[tuple[str, type[BaseModel]], ...] = (
@@ -261,3 +263,7 @@ def _check_relations(conf: JobConf) -> None:
             ("a language model", "the classifier")
         raise ConfigError(f"expected {kinds[0]} for data_set {data.data_set!r}, got {kinds[1]} {training.model!r}",
                           "job_conf.model")
+    attack = conf.robustness.attack
+    if data.data_set in TEXT_DATA_SETS and attack and parse_attack(attack).name in DATA_ATTACKS:
+        raise ConfigError(f"a data attack relabels classes; data_set {data.data_set!r} predicts next words, "
+                          f"got {attack!r}", "job_conf.attack")

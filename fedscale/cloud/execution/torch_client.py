@@ -10,6 +10,10 @@ or in which order.
 With ``proximal_mu`` > 0 the client minimises FedProx's local objective, adding its
 proximal term to each step (``fedscale.cloud.aggregation.server_algorithms.fedprox``).
 
+The loss and the test score follow the data set's task, chosen once per data set
+(``OBJECTIVES``): a classifier's (B, C) logits are scored against (B,) labels, a language model's
+(B, T, V) logits against (B, T) next tokens, pad positions left out.
+
 A Byzantine client under a data attack (``fedscale.robust.attacks.DATA_ATTACKS``, e.g. label
 flipping) trains the same way on its altered labels, computed once when its run starts.
 
@@ -27,12 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from fedscale.cloud.aggregation.server_algorithms.fedprox import ProximalTerm, proximal_term
 from fedscale.cloud.execution.compression import layer_dropout, topk_sparsify
 from fedscale.cloud.model_vector import ModelVector
-from fedscale.dataloaders.dataset import ArrayDataset
+from fedscale.dataloaders.dataset import CLASSIFICATION, NEXT_WORD, PAD_ID, AnyDataset
 from fedscale.dataloaders.models.batch_norm import smallest_training_batch
 
 
@@ -62,6 +66,51 @@ class TestOutcome:
     correct: int
     num_samples: int
 
+
+@dataclass(frozen=True)
+class Objective:
+    """How a task scores a model's outputs. ``losses(logits, targets)`` gives each sample's loss
+    (B,) and the batch's loss to minimise; ``scores(logits, targets)`` gives a test batch's summed
+    loss, its correct predictions and how many predictions were scored."""
+
+    losses: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+    scores: Callable[[Tensor, Tensor], tuple[float, int, int]]
+
+
+def classification_losses(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Each sample's cross-entropy and their mean."""
+    losses = nn.functional.cross_entropy(logits, labels, reduction="none")
+    return losses, losses.mean()
+
+
+def classification_scores(logits: Tensor, labels: Tensor) -> tuple[float, int, int]:
+    """Summed cross-entropy, correctly classified samples, samples."""
+    return (float(nn.functional.cross_entropy(logits, labels, reduction="sum")),
+            int((logits.argmax(1) == labels).sum()), len(labels))
+
+
+def _token_losses(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Each position's cross-entropy (0 at pads) and the mask of the scored (non-pad) positions."""
+    losses = nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD_ID, reduction="none")
+    return losses, targets != PAD_ID
+
+
+def next_word_losses(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Each sequence's mean cross-entropy over its non-pad next tokens, and the mean over all
+    non-pad tokens of the batch (so a long sequence weighs as many tokens as it scores)."""
+    losses, scored = _token_losses(logits, targets)
+    counts = scored.sum(1)
+    return losses.sum(1) / counts.clamp(min=1), losses.sum() / counts.sum()
+
+
+def next_word_scores(logits: Tensor, targets: Tensor) -> tuple[float, int, int]:
+    """Summed cross-entropy of the non-pad next tokens, those predicted right, their number."""
+    losses, scored = _token_losses(logits, targets)
+    return float(losses.sum()), int(((logits.argmax(-1) == targets) & scored).sum()), int(scored.sum())
+
+
+OBJECTIVES: dict[str, Objective] = {CLASSIFICATION: Objective(classification_losses, classification_scores),
+                                    NEXT_WORD: Objective(next_word_losses, next_word_scores)}
 
 DROPOUT_STREAM = 1   # ``client_seed`` stream of the upload dropout's draws, apart from the batches'
 
@@ -128,7 +177,7 @@ class TorchClient:
     """Trains clients of ``train`` (sample indices per client in ``client_indices``); ``data_attack``
     maps (labels, num_classes) to the labels Byzantine clients train on."""
 
-    def __init__(self, model: nn.Module, train: ArrayDataset, client_indices: list[np.ndarray], seed: int,
+    def __init__(self, model: nn.Module, train: AnyDataset, client_indices: list[np.ndarray], seed: int,
                  data_attack: LabelAttack | None = None) -> None:
         self.weights = ModelVector(model)
         self.gradient = self.weights.bind_gradients()
@@ -137,7 +186,7 @@ class TorchClient:
         self.client_indices = [torch.as_tensor(ix, dtype=torch.long) for ix in client_indices]
         self.seed = seed
         self.data_attack = data_attack
-        self.loss_fn = nn.CrossEntropyLoss(reduction="none")
+        self.objective = OBJECTIVES[train.task]
         self.smallest_batch = smallest_training_batch(model, train.input_shape)
 
     def start(self, global_vector: torch.Tensor, client_id: int, round_index: int, batch_size: int,
@@ -170,9 +219,8 @@ class TorchClient:
         parameters = self.weights.parameters
         for step, step_positions in enumerate(run.batches.take(steps)):
             self.gradient.zero_()
-            losses = self.loss_fn(self.model(self.train_data.x[run.indices[step_positions]]),
-                                  run.labels[step_positions])
-            loss = losses.mean()
+            losses, loss = self.objective.losses(self.model(self.train_data.x[run.indices[step_positions]]),
+                                                 run.labels[step_positions])
             if step == 0 and run.steps == 0:
                 run.initial_loss = float(loss.detach())
             loss.backward()
@@ -230,14 +278,17 @@ class TorchClient:
         return self.finish(run, global_vector, keep_fraction, started, dropout_mode)
 
     @torch.no_grad()
-    def test(self, global_vector: torch.Tensor, data: ArrayDataset, batch_size: int) -> TestOutcome:
-        """Summed loss and correct predictions of the global model on ``data``."""
+    def test(self, global_vector: torch.Tensor, data: AnyDataset, batch_size: int) -> TestOutcome:
+        """Summed loss and correct predictions of the global model on ``data``, over its scored
+        predictions: its samples, or for next-word prediction its non-pad target tokens."""
         self.weights.load_(global_vector)
         self.model.eval()
-        loss_sum, correct = 0.0, 0
+        scores = OBJECTIVES[data.task].scores
+        loss_sum, correct, scored = 0.0, 0, 0
         for start in range(0, len(data), batch_size):
-            x, y = data.x[start:start + batch_size], data.y[start:start + batch_size]
-            logits = self.model(x)
-            loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-        return TestOutcome(loss_sum, correct, len(data))
+            batch_loss, batch_correct, batch_scored = scores(self.model(data.x[start:start + batch_size]),
+                                                             data.y[start:start + batch_size])
+            loss_sum += batch_loss
+            correct += batch_correct
+            scored += batch_scored
+        return TestOutcome(loss_sum, correct, scored)

@@ -9,10 +9,8 @@ Ours: the sizes (embedding 128, hidden 256), no dropout (it would draw from the 
 generator and make a client's update depend on its executor's schedule).
 
 Input: int64 token ids of shape (B, T). Output: next-token logits of shape (B, T, V), V the
-vocabulary. The clients' training loop (``fedscale.cloud.execution.torch_client``) computes a
-classification loss on (B, C) logits against (B,) labels; a language model's loss is
-``cross_entropy(logits.transpose(1, 2), next_ids)`` on (B, T) targets, which the loop takes up
-with the text data sets.
+vocabulary, which the clients' training loop (``fedscale.cloud.execution.torch_client``) scores
+against the (B, T) next tokens of the text data sets, pads left out.
 """
 from __future__ import annotations
 

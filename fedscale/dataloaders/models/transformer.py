@@ -1,11 +1,11 @@
-"""An ALBERT-style transformer encoder with a masked-language-model head (Lan et al., "ALBERT: A
-Lite BERT for Self-supervised Learning of Language Representations", ICLR 2020), built from an
-``EncoderConfig``. ALBERT's two parameter reductions are kept: factorised embeddings (tokens are
-embedded in E dimensions, then projected to the hidden size H) and one encoder layer shared by
-all L layers. The layer is BERT's post-norm block (multi-head self-attention, then a GELU
-feed-forward network, each with a residual sum and LayerNorm); the head maps H back to E (dense,
-GELU, LayerNorm) and scores every token of the vocabulary against the word embeddings (tied
-output, plus a bias per token).
+"""An ALBERT-style transformer with its masked-language-model head (Lan et al., "ALBERT: A Lite
+BERT for Self-supervised Learning of Language Representations", ICLR 2020), built from an
+``EncoderConfig`` and run as a causal next-word model. ALBERT's two parameter reductions are
+kept: factorised embeddings (tokens are embedded in E dimensions, then projected to the hidden
+size H) and one encoder layer shared by all L layers. The layer is BERT's post-norm block
+(multi-head self-attention, then a GELU feed-forward network, each with a residual sum and
+LayerNorm); the head maps H back to E (dense, GELU, LayerNorm) and scores every token of the
+vocabulary against the word embeddings (tied output, plus a bias per token).
 
 ``albert-base-v2`` has the base model's sizes (E 128, H 768, 12 layers, 12 heads, feed-forward
 3072, 512 positions; FedScale's NLP example names it) and, with a vocabulary of 30,000, the
@@ -14,11 +14,14 @@ published ``AlbertModel`` (11,683,584, the paper's "12M") without the sentence p
 masked-token training does not use. ``transformer-small`` is ours: the same design at E 64, H 256,
 4 layers, 4 heads, feed-forward 1024, for quick simulations.
 
-Ours besides: no dropout (ALBERT v2 uses none either), the tanh approximation of GELU as in
-ALBERT's ``gelu_new``, and every sequence in segment 0 (the two segment embeddings are kept, so
-the parameter count is ALBERT's). Weights are randomly initialised (normal, std 0.02, as ALBERT),
-never downloaded. Input: int64 token ids (B, T), T at most ``max_positions``, no padding mask yet.
-Output: logits (B, T, V); see ``lstm_lm`` on how the clients' loss will take them.
+Ours besides: causal self-attention (each position attends to itself and those before it), so the
+logits at position t predict token t + 1 from tokens up to t, as the clients' next-word training
+scores them (FedScale trains ALBERT by masking tokens instead; the pads at a sequence's end then
+never reach a scored position, hence no padding mask); no dropout (ALBERT v2 uses none either),
+the tanh approximation of GELU as in ALBERT's ``gelu_new``, and every sequence in segment 0 (the
+two segment embeddings are kept, so the parameter count is ALBERT's). Weights are randomly
+initialised (normal, std 0.02, as ALBERT), never downloaded. Input: int64 token ids (B, T), T at
+most ``max_positions``. Output: logits (B, T, V).
 """
 from __future__ import annotations
 
@@ -57,8 +60,8 @@ CONFIGS: dict[str, EncoderConfig] = {
 }
 
 
-class AlbertMaskedLM(nn.Module):
-    """Factorised embeddings, one encoder layer applied ``num_layers`` times, and the tied
+class AlbertLM(nn.Module):
+    """Factorised embeddings, one causal encoder layer applied ``num_layers`` times, and the tied
     masked-language-model head."""
 
     def __init__(self, vocab_size: int, config: EncoderConfig = EncoderConfig()) -> None:
@@ -85,8 +88,9 @@ class AlbertMaskedLM(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         x = self.word(tokens) + self.position.weight[:tokens.shape[1]] + self.segment.weight[0]
         x = self.embedding_projection(self.embedding_norm(x))
+        causal = nn.Transformer.generate_square_subsequent_mask(tokens.shape[1], device=tokens.device)
         for _ in range(self.num_layers):
-            x = self.layer(x)
+            x = self.layer(x, src_mask=causal, is_causal=True)
         return F.linear(self.head(x), self.word.weight, self.output_bias)
 
 
@@ -97,4 +101,4 @@ def albert(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Modu
     if len(input_shape) != 1 or not 1 <= input_shape[0] <= config.max_positions:
         raise ValueError(f"{name} is a language model over token ids: it needs sequences of shape (T,) with "
                          f"T at most {config.max_positions}, got samples of shape {input_shape}")
-    return AlbertMaskedLM(num_classes, config)
+    return AlbertLM(num_classes, config)
