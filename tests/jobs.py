@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,16 @@ def check_documented(event: dict[str, Any], docs: dict[str, dict[str, tuple[type
         assert key in allowed, f"{event['tag']}: key {key!r} is not in docs/events.md"
         assert isinstance(value, allowed[key]) and not (isinstance(value, bool) and bool not in allowed[key]), \
             f"{event['tag']}: {key}={value!r} is not of the documented type"
+
+
+def interrupt_once_runs_started(sweep_dir: Path, runs: int) -> None:
+    """Ctrl-C this process (from a thread) once ``runs`` runs of the sweep in ``sweep_dir`` have
+    started logging, as a user stopping a sweep would."""
+    def interrupt() -> None:
+        deadline = time.monotonic() + 120
+        while len(list(sweep_dir.glob("*/logs/*/*/aggregator.jsonl"))) < runs and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()

@@ -5,12 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from fedscale.sweep.plan import write_plan
 from fedscale.sweep.runner import SweepRunner
 from fedscale.sweep.slurm import SlurmSweepRunner
 from fedscale.sweep.spec import from_flags, load_sweep
-from tests.jobs import TWO_RUN_SWEEP, driver_env
+from tests.jobs import TWO_RUN_SWEEP, driver_env, interrupt_once_runs_started
 from tests.test_sweep_e2e import processes_mentioning
 
 RUN_FILES = {"config.json", "driver.out", "job.yml", "logs", "outcome.json", "rounds.csv", "summary.json"}
@@ -108,14 +105,7 @@ def test_ctrl_c_cancels_the_array_and_records_the_runs_as_stopped(tmp_path):
     runner = SlurmSweepRunner(from_flags(["FedAvg", "FedMedian"], rounds=100000), out, stream=io.StringIO(),
                               executor=local_executor)
 
-    def interrupt_once_both_run() -> None:
-        deadline = time.monotonic() + 120
-        while len(list(out.glob("*/logs/*/*/aggregator.jsonl"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    interrupt_once_runs_started(out, 2)
     comparison = runner.run()
     assert runner.interrupted
     assert {r["run_id"]: r["status"] for r in comparison["runs"]} == {"0_FedAvg": "stopped", "1_FedMedian": "stopped"}

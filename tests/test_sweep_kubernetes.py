@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from fedscale.sweep.kubernetes_sweep import KubernetesSweepRunner
 from fedscale.sweep.plan import write_plan
 from fedscale.sweep.runner import SweepRunner
 from fedscale.sweep.spec import from_flags
-from tests.jobs import driver_env, run_driver
+from tests.jobs import driver_env, interrupt_once_runs_started, run_driver
 from tests.test_kubernetes import container, validate
 from tests.test_sweep_cluster import METRICS, RUN_FILES, rounds, two_run_sweep
 from tests.test_sweep_e2e import processes_mentioning
@@ -211,14 +210,7 @@ def test_ctrl_c_deletes_the_job_and_records_the_runs_as_stopped(tmp_path):
     cluster = LocalCluster(driver_env(tmp_path))
     ours = runner(from_flags(["FedAvg", "FedMedian"], rounds=100000), out, cluster)
 
-    def interrupt_once_both_run() -> None:
-        deadline = time.monotonic() + 120
-        while len(list(out.glob("*/logs/*/*/aggregator.jsonl"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    interrupt_once_runs_started(out, 2)
     comparison = ours.run()
     assert ours.interrupted and cluster.deleted == [("Job", cluster.docs[0]["metadata"]["name"], "uid-1")]
     assert {r["run_id"]: r["status"] for r in comparison["runs"]} == {"0_FedAvg": "stopped", "1_FedMedian": "stopped"}
