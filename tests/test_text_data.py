@@ -3,6 +3,9 @@ loader on a fixture in our layout, the language-model loss and score, and a shor
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,7 @@ from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.text import (BOS_ID, RESERVED_TOKENS, SEQUENCE_LENGTH, UNK_ID, VOCABULARY_FILE, load_text,
                                        read_vocabulary, text_sequences, write_text_fixture)
 from fedscale.deploy.submit import run_to_end
-from tests.jobs import write_job
+from tests.jobs import ROOT, write_job
 
 NUM_CLIENTS, POSTS, WORDS = 5, 12, 24
 
@@ -155,3 +158,27 @@ def test_a_data_attack_on_a_text_set_is_refused(tmp_path):
     assert str(refusal.value).startswith("job_conf.attack: a data attack relabels classes")
     JobConf({"data_set": "reddit", "data_dir": str(tmp_path), "model": "lstm", "attack": "sign_flip",
              "byzantine_fraction": 0.2})
+
+
+def test_fedscales_download_is_prepared_for_the_loader_by_one_command(tmp_path: Path, text_dir: Path) -> None:
+    """FedScale's download is train/ and test/ with one file per client and a mapping that numbers
+    ALBERT blocks; the command writes vocab.txt and file mappings, keeping FedScale's mappings aside."""
+    ours = load_text(text_dir, "", "reddit")
+    (text_dir / VOCABULARY_FILE).unlink()
+    (text_dir / MAPPING_DIR / "train.csv").write_text("client_id,sample_path,label_name,label_id\n0,0,-1,-1\n")
+    counts = Counter(word for path in (text_dir / "train").iterdir() for word in path.read_text().split())
+    done = subprocess.run([sys.executable, "-m", "fedscale.dataloaders.text", str(text_dir), "--vocabulary-size", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and f"{VOCABULARY_FILE} of 3 tokens" in done.stdout, done.stderr
+    ranked = sorted(counts, key=lambda word: (-counts[word], word))
+    assert (text_dir / VOCABULARY_FILE).read_text().split() == ranked[:3]
+    assert "moved to client_data_mapping.tokenized/" in done.stdout
+    assert (text_dir / "client_data_mapping.tokenized" / "train.csv").read_text().endswith("0,0,-1,-1\n")
+    prepared = load_text(text_dir, "", "reddit")
+    assert len(prepared[2]) == NUM_CLIENTS and len(prepared[0]) == len(ours[0])
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    failed = subprocess.run([sys.executable, "-m", "fedscale.dataloaders.text", str(empty)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 2 and failed.stderr.strip().startswith(f"error: {empty / 'train'}: expected")
+    assert len(failed.stderr.strip().splitlines()) == 1

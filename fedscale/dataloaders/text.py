@@ -23,6 +23,9 @@ first. A client is all rows sharing a client_id, numbered by first appearance, a
 """
 from __future__ import annotations
 
+import argparse
+import sys
+from collections import Counter
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -182,3 +185,52 @@ def write_text_fixture(root: str | PathLike[str], num_clients: int = 6, posts_pe
             rows[split].append((client_id, f"{client_id}.txt", "-1", -1))
     write_mappings(base, rows)
     return str(base)
+
+
+FEDSCALE_MAPPINGS = MAPPING_DIR + ".tokenized"  # where FedScale's own block-numbering mappings are moved
+
+
+def prepare_fedscale_download(data_dir: str | PathLike[str], vocabulary_size: int = 30_000) -> str:
+    """Turn FedScale's download of a text set (``train/`` and ``test/``, one file per client named
+    by its id) into the layout this loader reads: ``vocab.txt``, the ``vocabulary_size`` most
+    frequent whitespace tokens of ``train/`` (ties in token order), and one mapping row per
+    non-empty file. FedScale's own ``client_data_mapping/`` (which numbers ALBERT-tokenizer blocks)
+    is kept, moved to ``client_data_mapping.tokenized/``. Returns what was done, in one line."""
+    root = Path(data_dir)
+    splits = {split: sorted(p for p in (root / split).glob("*") if p.is_file() and p.stat().st_size)
+              for split in SPLITS}
+    if not splits["train"]:
+        raise DataError.at(root / "train", "FedScale's text download: a folder of one text file per client")
+    counts: Counter[str] = Counter()
+    for path in splits["train"]:
+        counts.update(_read_text(path, "UTF-8 text").split())
+    counts.pop("", None)
+    for token in RESERVED_TOKENS:
+        counts.pop(token, None)
+    tokens = sorted(counts, key=lambda token: (-counts[token], token))[:vocabulary_size]
+    (root / VOCABULARY_FILE).write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    moved = ""
+    if (root / MAPPING_DIR).exists():
+        (root / MAPPING_DIR).rename(root / FEDSCALE_MAPPINGS)
+        moved = f"; FedScale's {MAPPING_DIR}/ moved to {FEDSCALE_MAPPINGS}/"
+    write_mappings(root, {split: [(path.stem, path.name, "-1", -1) for path in paths] for split, paths in splits.items()})
+    return (f"{root}: {VOCABULARY_FILE} of {len(tokens)} tokens, {MAPPING_DIR}/ of {len(splits['train'])} train and "
+            f"{len(splits['test'])} test files{moved}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Prepare FedScale's download of reddit, blog or stackoverflow for "
+                                                 "this loader (vocab.txt and client_data_mapping/).")
+    parser.add_argument("data_dir")
+    parser.add_argument("--vocabulary-size", type=int, default=30_000)
+    args = parser.parse_args(argv)
+    try:
+        print(prepare_fedscale_download(args.data_dir, args.vocabulary_size))
+    except (DataError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
