@@ -20,7 +20,6 @@ ps_port (29500 when 0, any port being free in its own network namespace), publis
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import posixpath
 import subprocess
@@ -32,8 +31,8 @@ from typing import Any, ClassVar
 from fedscale.cloud import commons
 from fedscale.cloud.config.deployment import CONTAINER_ROOT, HOST_NETWORK
 from fedscale.cloud.config_parser import KEYS, ConfigError, JobSpec
-from fedscale.deploy.launcher import wait_all
-from fedscale.deploy.local import Template, child_setup, is_local_host
+from fedscale.deploy.launcher import listening_in_own_network, remote_hosts, wait_all
+from fedscale.deploy.local import Template, child_setup
 from fedscale.deploy.zygote import PROGRAMS
 
 IMAGE_ENV = "FEDSCALE_IMAGE"
@@ -41,7 +40,6 @@ DEFAULT_IMAGE = "fedscale"
 BUILD_HINT = "build it with .ci/containers, or: docker build -f docker/Dockerfile -t fedscale ."
 PASSED_ENV = ("FEDSCALE_", "OTEL_")
 AGGREGATOR_PASSED_ENV = ("WANDB_",)
-DEFAULT_CONTAINER_PORT = KEYS["ps_port"].default
 DOCKER_TIMEOUT = 30.0
 UNNAMED_NETWORKS = ("bridge", "none")
 
@@ -102,10 +100,11 @@ class DockerLauncher:
         """Refuse a job with a remote host, files its containers would not see, or a network that
         cannot carry it; check the daemon answers and the image is here. On a user network the job
         returned binds 0.0.0.0 on a known port (the module docstring)."""
-        for key, host in (("ps_ip", job.ps_ip), *(("worker_ips", w.host) for w in job.workers)):
-            if not is_local_host(host):
-                raise ConfigError(f"{job.source}: {key}: host {host!r} is remote; containers run on this machine's "
-                                  f"docker (remote hosts need launcher ssh or kubernetes)")
+        remote = remote_hosts(job)
+        if remote:
+            key, host = remote[0]
+            raise ConfigError(f"{job.source}: {key}: host {host!r} is remote; containers run on this machine's "
+                              f"docker (remote hosts need launcher ssh or kubernetes)")
         _check_files(job)
         version = docker("version", "--format", "{{.Server.Version}}")
         if version.returncode != 0:
@@ -126,9 +125,7 @@ class DockerLauncher:
         if docker("network", "inspect", network).returncode != 0:
             raise ConfigError(f"{job.source}: container_network: no Docker network named {network!r} "
                               f"(create it: docker network create {network})")
-        port = job.ps_port or DEFAULT_CONTAINER_PORT
-        return dataclasses.replace(job, ps_ip="0.0.0.0", ps_port=port,
-                                   conf=job.conf.replace(ps_ip="0.0.0.0", ps_port=port))
+        return listening_in_own_network(job)
 
     def command(self, container: str, program: str, *args: str) -> list[str]:
         """The ``docker run`` command line of ``program`` (aggregator or executor) with ``args``, as

@@ -30,7 +30,6 @@ A sweep runs on a cluster as one Indexed Job of sweep cells (``render_sweep``), 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import math
@@ -52,7 +51,7 @@ import yaml
 from fedscale.cloud import commons
 from fedscale.cloud.config.deployment import CONTAINER_ROOT
 from fedscale.cloud.config_parser import KEYS, ConfigError, JobSpec, load_job
-from fedscale.deploy.launcher import wait_all
+from fedscale.deploy.launcher import listening_in_own_network, wait_all
 from fedscale.deploy.local import is_local_host
 from fedscale.deploy.zygote import PROGRAMS
 
@@ -61,7 +60,6 @@ MANIFESTS, SECRET_MANIFESTS = "kubernetes.yaml", "kubernetes-secret.yaml"
 IMAGE_ENV, DATA_CLAIM_ENV = "FEDSCALE_IMAGE", "FEDSCALE_DATA_CLAIM"
 DEFAULT_IMAGE = "fedscale:latest"
 SECRET_PREFIX = "FEDSCALE_"
-ANY_ADDRESS = "0.0.0.0"
 DEFAULT_PORT: int = KEYS["ps_port"].default
 MEMORY_REQUEST, MEMORY_LIMIT = "1Gi", "4Gi"
 NAME_LABEL, JOB_LABEL, ROLE_LABEL = "app.kubernetes.io/name", "fedscale/job", "fedscale/role"
@@ -124,14 +122,6 @@ class JobObjects:
         return f"{self.run}-executors"
 
 
-def cluster_job(job: JobSpec) -> JobSpec:
-    """``job`` as its pods run it: the aggregator listens on every interface of its pod, on a fixed
-    port (ps_port 0, any free port, becomes the default port: every port of a pod is free)."""
-    port = job.ps_port or DEFAULT_PORT
-    return dataclasses.replace(job, ps_ip=ANY_ADDRESS, ps_port=port,
-                               conf=job.conf.replace(ps_ip=ANY_ADDRESS, ps_port=port))
-
-
 def _labels(run: str, role: str) -> dict[str, str]:
     return {NAME_LABEL: "fedscale", JOB_LABEL: run, ROLE_LABEL: role}
 
@@ -174,7 +164,7 @@ def render_job(job: JobSpec, run_name: str, image: str = DEFAULT_IMAGE, namespac
     docstring). ``env`` is the environment of the job's processes, of which the ``FEDSCALE_*``
     variables reach the pods, through the Secret only; ``aggregator_env`` reaches the aggregator
     alone, the same way. ``data_claim`` (a PersistentVolumeClaim) replaces ``data_path``."""
-    job = cluster_job(job)
+    job = listening_in_own_network(job)
     names = JobObjects(run_name)
     shared = {key: value for key, value in (env or {}).items() if key.startswith(SECRET_PREFIX)}
     own = dict(aggregator_env or {})
@@ -654,7 +644,7 @@ class KubernetesLauncher:
     def prepare(cls, job: JobSpec, note: Callable[[str], None]) -> JobSpec:
         """Refuse, in one line, a job with no cluster to run on or a cluster that does not answer;
         say what of the job file a cluster does not use. Returns the job as its pods run it
-        (``cluster_job``)."""
+        (``listening_in_own_network``)."""
         if not has_kubeconfig() and not in_cluster():
             raise ConfigError(f"{job.source}: launcher kubernetes: no cluster to run on (no kubeconfig at "
                               f"{kubeconfig()}); `python -m fedscale.deploy.kubernetes {job.source}` writes the "
@@ -671,7 +661,7 @@ class KubernetesLauncher:
             note(f"setup_commands are not run on a cluster: the image {job_image()} must hold what they install")
         if job.ps_port == 0:
             note(f"ps_port 0: the aggregator listens on port {DEFAULT_PORT} of its pod")
-        return cluster_job(job)
+        return listening_in_own_network(job)
 
     def _create(self, name: str) -> None:
         doc = self.docs[name]
@@ -797,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from fedscale.deploy.submit import job_env, make_run_dir
     try:
-        job, run_dir = make_run_dir(cluster_job(load_job(args.job)))
+        job, run_dir = make_run_dir(listening_in_own_network(load_job(args.job)))
         token = job.conf.identity.wandb_token
         name = run_name(job.conf.identity.job_name, job.conf.identity.time_stamp)
         docs = render_job(job, name, args.image or job_image(), args.namespace,

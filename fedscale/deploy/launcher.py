@@ -13,6 +13,7 @@ process start times so a reused pid is never signalled.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import subprocess
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from fedscale.cloud.config_parser import ConfigError, JobSpec
+from fedscale.cloud.config_parser import KEYS, ConfigError, JobSpec
 
 if TYPE_CHECKING:
     from fedscale.deploy.local import Template
@@ -129,15 +130,31 @@ def job_mode(job: JobSpec, override: str = "") -> str:
     """The launcher a job runs with: ``override`` (``--launcher``), else the job's own choice."""
     if override and override not in IMPLEMENTATIONS:
         raise ConfigError(f"--launcher: expected one of {', '.join(IMPLEMENTATIONS)}, got {override!r}")
+    return override or job.deployment.mode(any(key == "worker_ips" for key, _ in remote_hosts(job)))
+
+
+ANY_ADDRESS = "0.0.0.0"
+
+
+def remote_hosts(job: JobSpec) -> list[tuple[str, str]]:
+    """The job's hosts other than this machine, with the key naming each (ps_ip, worker_ips)."""
     from fedscale.deploy.local import is_local_host
-    return override or job.deployment.mode(any(not is_local_host(w.host) for w in job.workers))
+    hosts = [("ps_ip", job.ps_ip), *(("worker_ips", worker.host) for worker in job.workers)]
+    return [(key, host) for key, host in hosts if not is_local_host(host)]
 
 
 def leaves_machine(job: JobSpec, kind: str) -> bool:
     """Whether the job's gRPC traffic leaves this machine (a remote host, or a cluster's network),
     so that it must be encrypted."""
-    from fedscale.deploy.local import is_local_host
-    return kind == "kubernetes" or not all(is_local_host(host) for host in (job.ps_ip, *(w.host for w in job.workers)))
+    return kind == "kubernetes" or bool(remote_hosts(job))
+
+
+def listening_in_own_network(job: JobSpec) -> JobSpec:
+    """``job`` with its aggregator on every interface of a network of its own (a container's, a
+    pod's), on a fixed port: ps_port 0 becomes the default port, every port there being free."""
+    port = job.ps_port or KEYS["ps_port"].default
+    return dataclasses.replace(job, ps_ip=ANY_ADDRESS, ps_port=port,
+                               conf=job.conf.replace(ps_ip=ANY_ADDRESS, ps_port=port))
 
 
 def stop_recorded(record: dict[str, Any]) -> None:

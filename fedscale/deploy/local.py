@@ -23,7 +23,7 @@ from typing import IO, Any, ClassVar
 
 from fedscale.cloud import commons
 from fedscale.cloud.config_parser import ConfigError, JobSpec
-from fedscale.deploy.launcher import LaunchError, wait_all
+from fedscale.deploy.launcher import LaunchError, remote_hosts, wait_all
 from fedscale.deploy.registry import process_start
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
@@ -198,13 +198,12 @@ class LocalLauncher:
     @classmethod
     def prepare(cls, job: JobSpec, note: Callable[[str], None]) -> JobSpec:
         """Refuse a job with a host other than this machine (it needs the ssh launcher)."""
-        remote = [w.host for w in job.workers if not is_local_host(w.host)]
+        remote = remote_hosts(job)
         if remote:
-            raise ConfigError(f"{job.source}: worker_ips: host {remote[0]!r} is remote; the local launcher runs "
-                              f"executors on this machine only (set launcher: ssh, or use 127.0.0.1)")
-        if not is_local_host(job.ps_ip):
-            raise ConfigError(f"{job.source}: ps_ip: {job.ps_ip!r} is not this machine; the local launcher runs "
-                              f"the aggregator here (set launcher: ssh, or use 127.0.0.1)")
+            key, host = remote[0]
+            what = "executors" if key == "worker_ips" else "the aggregator"
+            raise ConfigError(f"{job.source}: {key}: host {host!r} is remote; the local launcher runs {what} on "
+                              f"this machine (set launcher: ssh, or use 127.0.0.1)")
         if job.setup_commands:
             note("setup_commands are not run for local executors; they use this Python environment")
         return job

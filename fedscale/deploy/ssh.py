@@ -47,7 +47,7 @@ from fedscale.deploy.remote import python_version
 
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 120.0
-START_TIMEOUT = 60.0
+ANSWER_TIMEOUT = 60.0
 DEFAULT_PORT = 22
 
 
@@ -278,7 +278,7 @@ class RemoteHost:
         channel.exec_command(remote_command(job.setup_commands, "start"))
         channel.sendall((json.dumps({"program": "executor", "args": args, "env": env}) + "\n").encode())
         channel.shutdown_write()
-        channel.settimeout(START_TIMEOUT)
+        channel.settimeout(ANSWER_TIMEOUT)
         first = b""
         try:
             while not first.endswith(b"\n"):
@@ -400,7 +400,7 @@ class SshLauncher:
         """The address the aggregator announces (JOB_BEGIN), waiting for it to start."""
         if not self._address:
             tail = EventTail(self.run_dir / commons.AGGREGATOR_LOG, log_offset)
-            deadline = time.monotonic() + START_TIMEOUT
+            deadline = time.monotonic() + self.start_timeout
             while not self._address:
                 for event in tail.poll():
                     if event["tag"] == commons.JOB_BEGIN:
