@@ -20,6 +20,7 @@ SMALL_JOB = {
     "job_name": "small", "data_set": "digits", "partition": "iid", "num_clients": 20, "model": "mlp",
     "rounds": 4, "num_participants": 6, "local_steps": 5, "batch_size": 10, "learning_rate": 0.05,
     "eval_interval": 2, "executor_timeout": 3.0, "heartbeat_interval": 0.5,
+    "in_process_executor": False,  # every executor a process, for the tests that stop, kill or inspect them
 }
 
 

@@ -39,23 +39,28 @@ def test_clients_whose_training_diverges_fail_and_the_job_goes_on(tmp_path):
     assert log[-1]["status"] == commons.STATUS_COMPLETED and log[-1]["rounds_completed"] == 2
 
 
-@pytest.mark.parametrize("process, module, owner, cls, method", [
+@pytest.mark.parametrize("process, module, owner, cls, method, in_process", [
     ("executor-1", "fedscale.cloud.execution.executor", "fedscale.cloud.execution.torch_client", "TorchClient",
-     "run_steps"),
+     "run_steps", False),
+    ("executor-1", "fedscale.cloud.aggregation.aggregator", "fedscale.cloud.execution.torch_client", "TorchClient",
+     "run_steps", True),
     ("aggregator", "fedscale.cloud.aggregation.aggregator", "fedscale.cloud.client_manager", "ClientManager",
-     "finish_round"),
+     "finish_round", False),
 ])
 def test_a_bug_ends_the_job_with_one_line_pointing_to_the_traceback(tmp_path, process, module, owner, cls,
-                                                                      method):
+                                                                      method, in_process):
+    """An executor's bug points to its own console output; one in the aggregator's process
+    (``in_process_executor``) to the aggregator's."""
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(textwrap.dedent(SHIM.format(module=module, owner=owner, cls=cls,
                                                                        method=method)))
     env = dict(driver_env(tmp_path), PYTHONPATH=os.pathsep.join([str(shim), str(ROOT)]))
-    done = subprocess.run([sys.executable, str(DRIVER), "submit", str(write_job(tmp_path, executors=1, rounds=3))],
+    job = write_job(tmp_path, executors=1, rounds=3, in_process_executor=in_process)
+    done = subprocess.run([sys.executable, str(DRIVER), "submit", str(job)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     run_dir = run_dirs(tmp_path)[-1]
-    console = run_dir / commons.console_output_name(process)
+    console = run_dir / commons.console_output_name("aggregator" if in_process else process)
     where = "" if process == "aggregator" else f" in {process}"
     reason = f"internal error{where}: ZeroDivisionError: injected (traceback in {console})"
     assert done.returncode == 1

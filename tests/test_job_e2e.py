@@ -447,13 +447,17 @@ def test_missing_job_file_and_remote_host_are_one_line_errors(tmp_path):
     assert done.returncode == 2 and "log_path" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_bad_data_fails_the_job_with_the_reason(tmp_path):
+@pytest.mark.parametrize("in_process, says", [(False, "executor-1 exited: "), (True, "job small failed: ")])
+def test_bad_data_fails_the_job_with_the_reason(tmp_path, in_process, says):
+    """Data the checks passed but an executor cannot read (here an image that is not one) ends
+    the job in one line naming the file, from an executor process or the aggregator's own."""
     data_dir = write_femnist_fixture(str(tmp_path / "femnist"), num_clients=4, samples_per_client=4, seed=1)
     next((tmp_path / "femnist" / "data").rglob("*.png")).write_bytes(b"not an image")
-    done = run_driver(tmp_path, "submit", str(write_job(tmp_path, executors=1, data_set="femnist",
-                                                        data_dir=data_dir, num_participants=2)))
+    done = run_driver(tmp_path, "submit", str(write_job(tmp_path, executors=1, data_set="femnist", data_dir=data_dir,
+                                                        num_participants=2, in_process_executor=in_process)))
     assert done.returncode == 1
-    assert "executor-1 exited" in done.stderr and ".png" in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and ".png" in lines[0], done.stderr
     assert not job_pids(run_dirs(tmp_path)[-1])
 
 

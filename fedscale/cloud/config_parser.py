@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,23 @@ class JobSpec:
     conf: JobConf
     deployment: Deployment = Deployment()
     mode: str = MODE_SYNC
+    in_process: bool = False  # executor-1 trains in the aggregator's process (see LocalLauncher.prepare)
 
     @property
     def num_executors(self) -> int:
-        """Executor processes over all hosts."""
+        """Executors over all hosts."""
         return sum(worker.procs for worker in self.workers)
+
+    @property
+    def executor_ids(self) -> list[str]:
+        """The executors' names, ``executor-1`` to ``executor-<num_executors>``."""
+        return [f"executor-{index}" for index in range(1, self.num_executors + 1)]
+
+    @property
+    def executor_processes(self) -> list[str]:
+        """The executors started as processes of their own: all but ``executor-1`` when it runs in
+        the aggregator's process (``in_process``, chosen by the local launcher), else all."""
+        return self.executor_ids[1:] if self.in_process else self.executor_ids
 
     @property
     def log_root(self) -> str:
@@ -92,6 +105,7 @@ class JobSpec:
             "conf": self.conf.public_dict(),
             "explicit": sorted(self.conf.explicit),
             "mode": self.mode,
+            "in_process": self.in_process,
         }
 
     def save(self, run_dir: Path) -> None:
@@ -126,7 +140,8 @@ class JobSpec:
             if mode not in (MODE_SYNC, MODE_ASYNC):
                 raise ConfigError(f"expected {MODE_SYNC!r} or {MODE_ASYNC!r}, got {show(mode)}", "mode")
             raw, _ = _collect_job_conf(settings)
-            return _assemble(top, raw, explicit, source, mode)
+            return dataclasses.replace(_assemble(top, raw, explicit, source, mode),
+                                       in_process=d.get("in_process") is True)
 
 
 # Top-level keys. ps_ip and ps_port share their job_conf declarations.

@@ -8,6 +8,7 @@ signal) so a killed driver leaves no orphan behind.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import select
@@ -197,7 +198,8 @@ class LocalLauncher:
 
     @classmethod
     def prepare(cls, job: JobSpec, note: Callable[[str], None]) -> JobSpec:
-        """Refuse a job with a host other than this machine (it needs the ssh launcher)."""
+        """Refuse a job with a host other than this machine (it needs the ssh launcher); its
+        ``executor-1`` runs in the aggregator's process unless ``in_process_executor`` is off."""
         remote = remote_hosts(job)
         if remote:
             key, host = remote[0]
@@ -206,7 +208,7 @@ class LocalLauncher:
                               f"this machine (set launcher: ssh, or use 127.0.0.1)")
         if job.setup_commands:
             note("setup_commands are not run for local executors; they use this Python environment")
-        return job
+        return dataclasses.replace(job, in_process=job.conf.cluster.in_process_executor)
 
     @property
     def pgid(self) -> int | None:

@@ -206,8 +206,8 @@ def _run(job: JobSpec, run_dir: Path, launcher: Launcher, out: TextIO, resume_of
     interrupted = False
     try:
         launcher.start_aggregator(*(() if resume_offset is None else ("--resume",)))
-        for index in range(job.num_executors):  # they load their data while the aggregator starts
-            launcher.start_executor(f"executor-{index + 1}", log_offset=resume_offset or 0)
+        for executor_id in job.executor_processes:  # they load their data while the aggregator starts
+            launcher.start_executor(executor_id, log_offset=resume_offset or 0)
         _register(name, run_dir, launcher)
         result = _follow(job, run_dir, launcher, progress, resume_offset or 0)
     except _Interrupted as signame:

@@ -1,7 +1,8 @@
 """The aggregator process: owns the model, the fleet and the virtual clock, and runs the rounds.
 
 Started by a launcher as ``python -m fedscale.cloud.aggregation.aggregator --run-dir DIR`` with
-the job secret in the environment. It serves the executors' sessions, waits for all of them,
+the job secret in the environment. It serves the executors' sessions (on this machine
+``executor-1``'s from a thread of its own process, see ``channels.in_process``), waits for all of them,
 then for each round: selects participants, splits them across the live executors, sends each
 executor the global model with its clients, collects the updates as they stream in, applies
 the server update, every ``eval_interval`` rounds has the executors evaluate shards of the
@@ -46,6 +47,7 @@ from fedscale.cloud.channels.tls import JobCertificates
 from fedscale.cloud.client_manager import ClientManager, RoundPlan, make_selector
 from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.config_parser import JobSpec
+from fedscale.cloud.execution.executor import start_in_process
 from fedscale.cloud.logger.events import EventLog, EventLogError
 from fedscale.cloud.logger.wandb_run import WandbRun
 from fedscale.cloud.model_vector import ModelVector
@@ -56,6 +58,7 @@ from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
 
 EXIT_FAILED = 1
+IN_PROCESS_JOIN_SECONDS = 5.0  # for the in-process executor to log its end after SHUTDOWN
 EXIT_STOPPED = 130
 MAX_REASON_CHARS = 300
 
@@ -174,7 +177,7 @@ class Aggregator:
         if event.kind == ERROR:
             executor = event.session.executor_id
             raise JobFailed(f"internal error in {executor}: {event.message[:MAX_REASON_CHARS]} "
-                            f"(traceback in {self.run_dir / commons.console_output_name(executor)})")
+                            f"(traceback in {self.run_dir / event.session.console})")
         if event.kind == LOST:
             self._admitted.discard(event.session)
             self.log.emit(commons.EXECUTOR_LOST, executor=event.session.executor_id, reason=event.message)
@@ -634,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     server = None
     status, reason, code = commons.STATUS_COMPLETED, "", 0
-    aggregator = None
+    aggregator, executor = None, None
     try:
         kind = aggregator_class(job)
         if args.resume and not kind.checkpointable:
@@ -656,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         log.emit(commons.JOB_BEGIN, address=f"{job.ps_ip}:{server.port}", port=server.port,
                  num_executors=job.num_executors, run_dir=str(run_dir), config=conf.public_dict(),
                  tls=credentials is not None, **({"resumed_from": clock.round} if resumed is not None else {}))
+        if job.in_process:
+            executor = start_in_process(job, run_dir, server, telemetry)
         aggregator = kind(job, run_dir, server, log, clock, resumed, telemetry)
         aggregator.run()
     except JobStopped as err:
@@ -674,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if aggregator is not None:
             aggregator.shutdown_executors()
+        if executor is not None:
+            executor.join(timeout=IN_PROCESS_JOIN_SECONDS)
         if server is not None:
             server.stop(grace=1.0)
     try:

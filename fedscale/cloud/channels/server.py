@@ -16,7 +16,7 @@ import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import grpc
 import numpy as np
@@ -26,7 +26,7 @@ from fedscale.cloud.channels import job_api_pb2_grpc as pb_grpc
 from fedscale.cloud.channels.assigned_tasks import AssignedTasks
 from fedscale.cloud.channels.tensor_codec import NamedArrays, PayloadReader, WireError, framed, headers
 from fedscale.cloud.channels.tls import JobCertificates
-from fedscale.cloud.commons import SECRET_ENV, SECRET_METADATA_KEY
+from fedscale.cloud.commons import SECRET_ENV, SECRET_METADATA_KEY, console_output_name
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 64 << 20),
@@ -55,12 +55,14 @@ class ServerEvent:
 
 
 class ExecutorSession:
-    """The aggregator's handle on one connected executor."""
+    """The aggregator's handle on one connected executor; ``console`` names the file its
+    process's output (an internal error's traceback) goes to."""
 
     def __init__(self, index: int, hello: pb.Hello) -> None:
         self.index = index
         self.hello = hello
         self.executor_id = hello.executor_id
+        self.console = console_output_name(hello.executor_id)
         self.alive = True
         self.last_seen = time.monotonic()
         self.assigned = AssignedTasks()
@@ -99,7 +101,7 @@ class _Servicer(pb_grpc.JobServiceServicer):
             return
         if first.WhichOneof("body") != "hello":
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be a hello")
-        session = srv._join(first.hello)
+        session = srv.join(first.hello)
         if session is None:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the job has all the executors it expects")
         yield pb.ServerMessage(welcome=pb.Welcome(
@@ -143,15 +145,17 @@ class AggregatorServer:
                           "machine's)")
         self._grpc.start()
 
-    def _join(self, hello: pb.Hello) -> ExecutorSession | None:
-        """A session for ``hello``, or None when ``max_executors`` are live. A restarted executor
-        takes the place of its earlier session, which is ended (its process is gone, or about to be)."""
+    def join(self, hello: pb.Hello,
+             session_type: Callable[[int, pb.Hello], ExecutorSession] = ExecutorSession) -> ExecutorSession | None:
+        """A session (of ``session_type``) for ``hello``, or None when ``max_executors`` are live. A
+        restarted executor takes the place of its earlier session, which is ended (its process is
+        gone, or about to be)."""
         with self._lock:
             earlier = [s for s in self.sessions if s.alive and s.executor_id == hello.executor_id]
             self.sessions = [s for s in self.sessions if s.alive]
             if len(self.sessions) - len(earlier) >= self.max_executors:
                 return None
-            session = ExecutorSession(next(self._indices), hello)
+            session = session_type(next(self._indices), hello)
             self.sessions.append(session)
         for old in earlier:
             self._lose(old, "replaced by a new connection of the same executor")
@@ -182,10 +186,8 @@ class AggregatorServer:
                 elif kind == "results":
                     session.assigned.admit(msg.results)
                     payload.start(msg.results, msg.results.tensors)
-                elif kind == "test":
-                    self.events.put(ServerEvent(TEST, session, msg.test))
-                elif kind == "error":
-                    self.events.put(ServerEvent(ERROR, session, msg.error.reason))
+                elif kind in ("test", "error"):
+                    self.deliver(session, msg)
                 payload.add_all(msg.chunks)
                 done = payload.take()
                 if done is not None:
@@ -211,6 +213,24 @@ class AggregatorServer:
                 return
             yield from item
         self._lose(session, "the executor's stream ended")
+
+    def deliver(self, session: ExecutorSession, message: pb.ExecutorMessage,
+                tensors: dict[str, np.ndarray] | None = None) -> None:
+        """Turn ``message`` of ``session``'s executor, its ``tensors`` complete, into an event: the
+        path of test results and errors, and of all an in-process executor sends (its results are
+        admitted as those read off the wire, see ``assigned_tasks``)."""
+        kind = message.WhichOneof("body")
+        if kind == "results":
+            try:
+                session.assigned.admit(message.results)
+            except WireError as err:
+                self._lose(session, f"the executor sent malformed data: {err}")
+                return
+            self.events.put(ServerEvent(RESULTS, session, message.results, tensors or {}))
+        elif kind == "test":
+            self.events.put(ServerEvent(TEST, session, message.test))
+        elif kind == "error":
+            self.events.put(ServerEvent(ERROR, session, message.error.reason))
 
     def live_sessions(self) -> list[ExecutorSession]:
         with self._lock:

@@ -101,6 +101,11 @@ class Cluster(Component):
     num_executors: int = Field(1, ge=1, description="Executor processes in total; always derived from worker_ips.")
     torch_threads: int = Field(
         1, ge=1, le=256, description="Torch threads in each executor process and in the aggregator.")
+    in_process_executor: bool = Field(
+        True, description="A job run on this machine (local launcher) trains executor-1's clients in the "
+                          "aggregator's process, with no RPC per round, and starts the other executors as processes; "
+                          "false starts executor-1 as a process too (restarted when it exits, with its own console "
+                          "output and telemetry service).")
 
     @model_validator(mode="after")
     def _heartbeat_below_timeout(self) -> Cluster:

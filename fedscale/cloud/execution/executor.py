@@ -7,7 +7,9 @@ aggregator, then serves tasks until told to shut down or until the aggregator is
 ``--address`` it is started together with the aggregator: it loads its data while the
 aggregator starts, then takes the address the aggregator announces in its event log. An
 executor of a Kubernetes Indexed Job, whose pods differ only in ``JOB_COMPLETION_INDEX``, is
-started with ``--executor-id auto``: it is ``executor-<index + 1>``.
+started with ``--executor-id auto``: it is ``executor-<index + 1>``. On this machine
+``executor-1`` is no process: the aggregator serves itself with it from a thread
+(``start_in_process``, over ``channels.in_process``).
 
 A client that fails (``ClientFailure``) is reported as a failure of that client and the task
 goes on. Any other exception while serving is a bug: its traceback goes to this process's
@@ -20,6 +22,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from functools import partial
@@ -33,6 +36,8 @@ from opentelemetry.trace import Status, StatusCode
 from fedscale.cloud import commons
 from fedscale.cloud.channels import job_api_pb2 as pb
 from fedscale.cloud.channels.client import AggregatorConnection, AggregatorLost, Unauthenticated
+from fedscale.cloud.channels.in_process import InProcessConnection
+from fedscale.cloud.channels.server import AggregatorServer
 from fedscale.cloud.channels.tensor_codec import headers
 from fedscale.cloud.channels.tls import JobCertificates
 from fedscale.cloud.config_parser import JobConf, JobSpec
@@ -55,6 +60,8 @@ EXIT_BAD_DATA = 2
 EXIT_INTERNAL_ERROR = 1
 RESULT_BUFFER_BYTES = 64 << 20
 AUTO_ID, INDEX_ENV = "auto", "JOB_COMPLETION_INDEX"
+
+Session = AggregatorConnection | InProcessConnection
 
 
 def get_client_trainer(conf: JobConf, data: FederatedData) -> TorchClient:
@@ -116,7 +123,8 @@ class Executor:
         self.data = load_federated_data(self.conf.data, self.conf.training.seed)
         self.trainer = get_client_trainer(self.conf, self.data)
 
-    def _hello(self) -> pb.Hello:
+    def hello(self) -> pb.Hello:
+        """What this executor announces when it joins: its clients' sample counts and data shape."""
         return pb.Hello(executor_id=self.executor_id,
                         client_sample_counts=self.data.client_sample_counts.tolist(),
                         test_samples=len(self.data.test),
@@ -124,12 +132,14 @@ class Executor:
                         num_classes=self.data.train.num_classes)
 
     def serve(self, address: str) -> None:
-        """Register with the aggregator at ``address``, then run tasks until SHUTDOWN (returns) or
-        the aggregator is lost (raises).
-        A bug prints its traceback, reports it to the aggregator and raises InternalError."""
-        conn = AggregatorConnection(address, self.secret, self._hello(),
-                                    connect_timeout=float(self.conf.cluster.connection_timeout),
-                                    on_lost=self._abandon, credentials=self.credentials)
+        """Register with the aggregator at ``address``, then ``run``."""
+        self.run(AggregatorConnection(address, self.secret, self.hello(),
+                                      connect_timeout=float(self.conf.cluster.connection_timeout),
+                                      on_lost=self._abandon, credentials=self.credentials))
+
+    def run(self, conn: Session) -> None:
+        """Run the tasks of the session ``conn`` until SHUTDOWN (returns) or the aggregator is lost
+        (raises). A bug prints its traceback, reports it to the aggregator and raises InternalError."""
         self.log.emit(commons.EXECUTOR_JOINED, executor=self.executor_id, index=conn.welcome.executor_index)
         try:
             self._run_tasks(conn)
@@ -143,7 +153,7 @@ class Executor:
         finally:
             conn.close()
 
-    def _run_tasks(self, conn: AggregatorConnection) -> None:
+    def _run_tasks(self, conn: Session) -> None:
         while True:
             task, tensors = conn.next_task()
             self.clock.start_round(task.round)
@@ -157,7 +167,7 @@ class Executor:
             elif task.kind == pb.TEST:
                 self._test(conn, task, vector, parent)
 
-    def _train(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor, parent: Context | None) -> None:
+    def _train(self, conn: Session, task: pb.Task, vector: torch.Tensor, parent: Context | None) -> None:
         """Train the task's clients back to back (each in its span under ``parent``, the round's),
         then send their results in one batch.
 
@@ -234,14 +244,14 @@ class Executor:
                              "fl.download_seconds": seconds[0], "fl.compute_seconds": seconds[1],
                              "fl.upload_seconds": seconds[2]})
 
-    def _send_results(self, conn: AggregatorConnection, batch: pb.TaskResults, updates: list[torch.Tensor]) -> None:
+    def _send_results(self, conn: Session, batch: pb.TaskResults, updates: list[torch.Tensor]) -> None:
         arrays = [("updates", torch.stack(updates).numpy())] if updates else []
         batch.tensors.extend(headers(arrays))
         conn.send(pb.ExecutorMessage(results=batch), arrays)
         if arrays:
             self.instruments.bytes.add(arrays[0][1].nbytes, {"direction": "sent"})
 
-    def _test(self, conn: AggregatorConnection, task: pb.Task, vector: torch.Tensor, parent: Context | None) -> None:
+    def _test(self, conn: Session, task: pb.Task, vector: torch.Tensor, parent: Context | None) -> None:
         bounds = contiguous_bounds(len(self.data.test), task.shard_count)
         shard = slice(int(bounds[task.shard_index]), int(bounds[task.shard_index + 1]))
         test = self.data.test
@@ -260,6 +270,35 @@ class Executor:
         print(f"{self.executor_id}: {reason}; exiting", file=sys.stderr, flush=True)
         self.telemetry.shutdown()
         os._exit(EXIT_AGGREGATOR_LOST)
+
+
+def start_in_process(job: JobSpec, run_dir: Path, server: AggregatorServer, telemetry: Telemetry,
+                     executor_id: str = "executor-1") -> threading.Thread:
+    """The job's ``executor_id`` in this, the aggregator's, process (``JobSpec.in_process``): built
+    now, its data loaded (a ValueError says what is wrong with it), joined to ``server``, then
+    serving it from the thread returned. It keeps its own event log, where its end is logged as
+    an executor process logs its own."""
+    clock = VirtualClock()
+    log = EventLog(run_dir / commons.executor_log_name(executor_id), job.conf.identity.job_name, clock)
+    try:
+        executor = Executor(job, executor_id, "", log, clock, telemetry)
+    except ValueError as err:
+        _fail(log, executor_id, str(err), EXIT_BAD_DATA)
+        raise
+    conn = InProcessConnection(server, executor.hello())
+
+    def serve() -> None:
+        started = time.time()
+        try:
+            executor.run(conn)
+        except (AggregatorLost, InternalError) as err:
+            log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
+            return
+        log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
+
+    thread = threading.Thread(target=serve, name=executor_id, daemon=True)
+    thread.start()
+    return thread
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:
