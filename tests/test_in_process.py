@@ -3,6 +3,7 @@ the same rounds as when it is one, and ``in_process_executor: false`` brings the
 from __future__ import annotations
 
 import io
+import signal
 
 import pytest
 
@@ -10,7 +11,8 @@ from benchmark.kill_resume import round_events
 from fedscale.cloud import commons
 from fedscale.cloud.config_parser import JobSpec, load_job
 from fedscale.deploy.local import LocalLauncher
-from tests.jobs import events, run_dirs, run_driver, write_job
+from tests.jobs import (events, job_pids, run_dirs, run_driver, start_driver, wait_for_event, wait_for_run_dir,
+                        wait_until_gone, write_job)
 
 
 @pytest.mark.parametrize("executors, in_process, processes", [
@@ -42,3 +44,16 @@ def test_executor_1_in_the_aggregator_runs_the_rounds_it_runs_as_a_process(tmp_p
     own = events(inside / commons.executor_log_name("executor-1"))
     assert [e["tag"] for e in own] == [commons.EXECUTOR_JOINED, commons.JOB_END]
     assert own[-1]["status"] == commons.STATUS_COMPLETED and own[-1]["round"] == 4
+
+
+def test_ctrl_c_stops_a_job_whose_executor_1_is_mid_training_in_the_aggregator(tmp_path):
+    slow = dict(local_steps=300, batch_size=32, rounds=40, num_participants=10, eval_interval=100)
+    driver = start_driver(tmp_path, "submit", str(write_job(tmp_path, in_process_executor=True, **slow)))
+    run_dir = wait_for_run_dir(tmp_path)
+    wait_for_event(run_dir / commons.AGGREGATOR_LOG, commons.ROUND_BEGIN, round=2)
+    titles = sorted(" ".join(command.split()[:2]) for command in job_pids(run_dir).values())
+    assert titles == ["fedscale aggregator", "fedscale executor-2", "fedscale template"]
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=10) == 130
+    wait_until_gone(run_dir, timeout=5)
+    assert events(run_dir / commons.AGGREGATOR_LOG)[-1]["status"] == commons.STATUS_STOPPED

@@ -58,7 +58,7 @@ from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
 
 EXIT_FAILED = 1
-IN_PROCESS_JOIN_SECONDS = 5.0  # for the in-process executor to log its end after SHUTDOWN
+IN_PROCESS_JOIN_SECONDS = 5.0  # for the in-process executor, idle once the job is done, to log its end
 EXIT_STOPPED = 130
 MAX_REASON_CHARS = 300
 
@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if aggregator is not None:
             aggregator.shutdown_executors()
-        if executor is not None:
+        if executor is not None and status == commons.STATUS_COMPLETED:  # a stop must not wait for its training
             executor.join(timeout=IN_PROCESS_JOIN_SECONDS)
         if server is not None:
             server.stop(grace=1.0)
