@@ -10,11 +10,11 @@ starts. Nothing read from a job file is ever executed.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

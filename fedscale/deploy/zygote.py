@@ -35,6 +35,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from fedscale.cloud.process_end import exit_now
 from fedscale.deploy.local import child_setup
 
 PROGRAMS = {"aggregator": "fedscale.cloud.aggregation.aggregator",
@@ -87,12 +88,7 @@ def _run_child(program: str, args: list[str], out: str, title: str, env: dict[st
     except BaseException:
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)
+        exit_now(code)
 
 
 def serve() -> None:

@@ -51,6 +51,7 @@ from fedscale.cloud.execution.executor import start_in_process
 from fedscale.cloud.logger.events import EventLog, EventLogError
 from fedscale.cloud.logger.wandb_run import WandbRun
 from fedscale.cloud.model_vector import ModelVector
+from fedscale.cloud.process_end import exit_now
 from fedscale.cloud.telemetry import Telemetry
 from fedscale.cloud.virtual_clock import VirtualClock
 from fedscale.dataloaders.catalog import TEXT_DATA_SETS
@@ -58,9 +59,9 @@ from fedscale.dataloaders.models import build_model
 from fedscale.dataloaders.partition import contiguous_bounds
 
 EXIT_FAILED = 1
-IN_PROCESS_JOIN_SECONDS = 5.0  # for the in-process executor, idle once the job is done, to log its end
 EXIT_STOPPED = 130
 MAX_REASON_CHARS = 300
+IN_PROCESS_JOIN_SECONDS = 5.0  # for the in-process executor, idle once the job is done, to log its end
 
 
 class JobFailed(RuntimeError):
@@ -700,4 +701,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -45,6 +45,7 @@ from fedscale.cloud.internal.trace_formats import job_fleet
 from fedscale.cloud.execution.adaptive_torch_client import AdaptiveSettings, AdaptiveTorchClient
 from fedscale.cloud.execution.torch_client import ClientFailure, TorchClient
 from fedscale.cloud.logger.events import EventLog, EventTail
+from fedscale.cloud.process_end import exit_now
 from fedscale.cloud.telemetry import Telemetry, extract
 from fedscale.cloud.time_model import build_time_model
 from fedscale.cloud.virtual_clock import VirtualClock
@@ -367,4 +368,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
