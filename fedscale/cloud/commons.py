@@ -34,6 +34,11 @@ AGGREGATOR_LOG = "aggregator.jsonl"
 JOB_FILE = "job.json"
 
 
+def executor_id(number: int) -> str:
+    """The name of a job's ``number``-th executor (from 1): ``executor-<number>``."""
+    return f"executor-{number}"
+
+
 def executor_log_name(executor_id: str) -> str:
     """File name of an executor's event log inside the run folder."""
     return f"{executor_id}.jsonl"

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from fedscale.cloud.commons import JOB_FILE, MODE_ASYNC, MODE_SYNC
+from fedscale.cloud.commons import JOB_FILE, MODE_ASYNC, MODE_SYNC, executor_id
 from fedscale.cloud.config.deployment import KEYS as DEPLOYMENT_KEYS
 from fedscale.cloud.config.deployment import Deployment, parse_deployment
 from fedscale.cloud.config.job_conf import ALL_NAMES, KEYS, JobConf, canonical_pairs, check_mode, inactive_keys
@@ -77,7 +77,7 @@ class JobSpec:
     @property
     def executor_ids(self) -> list[str]:
         """The executors' names, ``executor-1`` to ``executor-<num_executors>``."""
-        return [f"executor-{index}" for index in range(1, self.num_executors + 1)]
+        return [executor_id(number) for number in range(1, self.num_executors + 1)]
 
     @property
     def executor_processes(self) -> list[str]:

@@ -727,7 +727,7 @@ class KubernetesLauncher:
             tail = self.cluster.log_tail(pod.metadata.name)
         except ConfigError as err:
             tail = f"{err}\n".encode()
-        self._append(f"executor-{index + 1}", tail if tail.endswith(b"\n") or not tail else tail + b"\n")
+        self._append(commons.executor_id(index + 1), tail if tail.endswith(b"\n") or not tail else tail + b"\n")
 
     def processes(self) -> list[PodProcess]:
         return ([self.aggregator] if self.aggregator else []) + list(self.executors.values())

@@ -353,10 +353,8 @@ class SshLauncher:
         targets = [SshTarget.of(worker.host, job.auth) for worker in job.workers]
         with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
             self.hosts = list(pool.map(lambda target: RemoteHost(target, run_dir), targets))
-        self.placement: dict[str, RemoteHost] = {}
-        for host, worker in zip(self.hosts, job.workers):
-            for _ in range(worker.procs):
-                self.placement[f"executor-{len(self.placement) + 1}"] = host
+        self.placement: dict[str, RemoteHost] = dict(zip(
+            job.executor_ids, (host for host, worker in zip(self.hosts, job.workers) for _ in range(worker.procs))))
         self.executors: dict[str, Any] = {}
         self._address = ""
 

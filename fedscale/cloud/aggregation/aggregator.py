@@ -2,8 +2,8 @@
 
 Started by a launcher as ``python -m fedscale.cloud.aggregation.aggregator --run-dir DIR`` with
 the job secret in the environment. It serves the executors' sessions (on this machine
-``executor-1``'s from a thread of its own process, see ``channels.in_process``), waits for all of them,
-then for each round: selects participants, splits them across the live executors, sends each
+``executor-1``'s from a thread of its own process, see ``channels.in_process``), waits for
+all of them, then for each round: selects participants, splits them across the live executors, sends each
 executor the global model with its clients, collects the updates as they stream in, applies
 the server update, every ``eval_interval`` rounds has the executors evaluate shards of the
 test set, and every ``checkpoint_interval`` rounds saves a checkpoint (``checkpoint.py``) from

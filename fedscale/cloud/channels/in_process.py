@@ -4,11 +4,11 @@ An executor in a process of its own pays on every round for the model going out 
 updates coming back through gRPC, each way a serialised copy and several thread hand-offs:
 about a millisecond and a half in all, a sixth of a light round. On this machine the
 aggregator, idle while its executors train, hosts ``executor-1`` instead, which serves it from
-a thread of its process: the aggregator's ``ExecutorSession`` queues each task with its arrays for the
-executor (``InProcessSession``), and what the executor sends goes through the server's
-``deliver``, where results are admitted as those read off the wire (``assigned_tasks``). The
-arrays are shared, not copied: the aggregator replaces its global model with each step, never
-changes it in place, and an executor only reads the model it is sent.
+a thread of its process: its session (``InProcessSession``) queues each task with its arrays
+for the executor, and what the executor sends goes through the server's ``deliver``, where
+results are admitted as those read off the wire (``assigned_tasks``). The arrays are shared,
+not copied: the aggregator replaces its global model with each step, never changes it in
+place, and an executor only reads the model it is sent.
 """
 from __future__ import annotations
 

@@ -292,10 +292,12 @@ def start_in_process(job: JobSpec, run_dir: Path, server: AggregatorServer, tele
         started = time.time()
         try:
             executor.run(conn)
-        except (AggregatorLost, InternalError) as err:
-            log.emit(commons.JOB_END, status=commons.STATUS_FAILED, reason=str(err))
-            return
-        log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
+        except AggregatorLost as err:
+            _fail(log, executor_id, str(err), EXIT_AGGREGATOR_LOST)
+        except InternalError as err:
+            _fail(log, executor_id, f"internal error: {err}", EXIT_INTERNAL_ERROR)
+        else:
+            log.emit(commons.JOB_END, status=commons.STATUS_COMPLETED, reason="", wall_seconds=time.time() - started)
 
     thread = threading.Thread(target=serve, name=executor_id, daemon=True)
     thread.start()
@@ -321,7 +323,7 @@ def executor_name(given: str) -> str:
     index = os.environ.get(INDEX_ENV, "")
     if not index.isdigit():
         raise SystemExit(f"--executor-id {AUTO_ID}: expected {INDEX_ENV} to hold a whole number, got {index!r}")
-    return f"executor-{int(index) + 1}"
+    return commons.executor_id(int(index) + 1)
 
 
 def main(argv: list[str] | None = None) -> int:
